@@ -1,0 +1,145 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// config is everything the environment sets. Names follow the HTTP contract;
+// the seed's older names are accepted as aliases.
+type config struct {
+	Brokers       []string
+	DataDir       string
+	HTTPAddr      string
+	TopicPrefix   string
+	Partitions    int
+	Replication   int
+	LogLevel      string
+	LogFormat     string
+	MaxBodyBytes  int64
+	MaxBatch      int
+	Heartbeat     time.Duration
+	SendTimeout   time.Duration
+	Throttle      int
+	ShutdownGrace time.Duration
+}
+
+// loadDotEnv reads KEY=VALUE lines from path into a map; a missing file is no
+// error. Values already in the environment win over the file.
+func loadDotEnv(path string) (map[string]string, error) {
+	f, err := os.Open(path)
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	out := map[string]string{}
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		line = strings.TrimPrefix(line, "export ")
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			return nil, fmt.Errorf("%s:%d: want KEY=VALUE", path, n)
+		}
+		v = strings.TrimSpace(v)
+		if len(v) >= 2 && (v[0] == '"' || v[0] == '\'') && v[len(v)-1] == v[0] {
+			v = v[1 : len(v)-1]
+		}
+		out[strings.TrimSpace(k)] = v
+	}
+	return out, sc.Err()
+}
+
+// parseConfig reads the configuration through getenv.
+func parseConfig(getenv func(string) string) (config, error) {
+	var errs []string
+	first := func(names ...string) string {
+		for _, n := range names {
+			if v := strings.TrimSpace(getenv(n)); v != "" {
+				return v
+			}
+		}
+		return ""
+	}
+	intVar := func(name string, def int) int {
+		v := getenv(name)
+		if v == "" {
+			return def
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			errs = append(errs, fmt.Sprintf("%s=%q: want a whole number ≥ 0", name, v))
+			return def
+		}
+		return n
+	}
+	durVar := func(name string, def time.Duration) time.Duration {
+		v := getenv(name)
+		if v == "" {
+			return def
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			errs = append(errs, fmt.Sprintf("%s=%q: want a duration such as 15s", name, v))
+			return def
+		}
+		return d
+	}
+
+	c := config{
+		DataDir:       first("DATA_DIR"),
+		TopicPrefix:   first("TOPIC_PREFIX"),
+		Partitions:    intVar("TOPIC_PARTITIONS", 12),
+		Replication:   intVar("TOPIC_REPLICATION", 1),
+		LogLevel:      first("LOG_LEVEL"),
+		LogFormat:     first("LOG_FORMAT"),
+		MaxBodyBytes:  int64(intVar("MAX_BODY_BYTES", 1<<20)),
+		MaxBatch:      intVar("MAX_BATCH", 1000),
+		Heartbeat:     durVar("SSE_HEARTBEAT", 15*time.Second),
+		SendTimeout:   durVar("SEND_TIMEOUT", 10*time.Second),
+		Throttle:      intVar("ROUTER_THROTTLE_PER_SECOND", 0),
+		ShutdownGrace: durVar("SHUTDOWN_TIMEOUT", 30*time.Second),
+	}
+	if c.DataDir == "" {
+		c.DataDir = "./data"
+	}
+	if c.TopicPrefix == "" {
+		c.TopicPrefix = "rtstream"
+	}
+	for _, b := range strings.Split(first("KAFKA_BROKERS", "KAFKA_BROKER"), ",") {
+		if b = strings.TrimSpace(b); b != "" {
+			c.Brokers = append(c.Brokers, b)
+		}
+	}
+	c.HTTPAddr = first("HTTP_ADDR")
+	if c.HTTPAddr == "" {
+		c.HTTPAddr = ":8080"
+		if port := first("PORT", "WEBSOCKET_PORT"); port != "" {
+			c.HTTPAddr = net.JoinHostPort("", port)
+		}
+	}
+	if c.Partitions < 1 {
+		errs = append(errs, "TOPIC_PARTITIONS must be at least 1")
+	}
+	if c.Replication < 1 {
+		errs = append(errs, "TOPIC_REPLICATION must be at least 1")
+	}
+	if c.MaxBodyBytes < 1 || c.MaxBatch < 1 {
+		errs = append(errs, "MAX_BODY_BYTES and MAX_BATCH must be at least 1")
+	}
+	if len(errs) > 0 {
+		return c, fmt.Errorf("configuration: %s", strings.Join(errs, "; "))
+	}
+	return c, nil
+}

@@ -1,0 +1,196 @@
+// Command rtstream is the rtstream server: the HTTP API, the processing router
+// and the fan-out of results, wired to Kafka. It is the only place that reads
+// the environment or handles signals.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	wmetrics "github.com/ThreeDotsLabs/watermill/components/metrics"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/rtstream/rtstream/fanout"
+	"github.com/rtstream/rtstream/handlers"
+	"github.com/rtstream/rtstream/observability"
+	"github.com/rtstream/rtstream/pubsub"
+	"github.com/rtstream/rtstream/router"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args, os.Getenv, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "rtstream:", err)
+		os.Exit(1)
+	}
+}
+
+// run starts the server and blocks until ctx is done, then shuts down in order:
+// HTTP (stop accepting, end result feeds, finish sends) → router → results
+// follower → registry → publisher → embedded broker.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	dotenv, err := loadDotEnv(".env")
+	if err != nil {
+		return fmt.Errorf("reading .env: %w", err)
+	}
+	env := func(k string) string {
+		if v := getenv(k); v != "" {
+			return v
+		}
+		return dotenv[k]
+	}
+	cfg, err := parseConfig(env)
+	if err != nil {
+		return err
+	}
+	log, err := observability.NewLogger(stdout, cfg.LogLevel, cfg.LogFormat)
+	if err != nil {
+		return err
+	}
+
+	if len(cfg.Brokers) == 0 {
+		dir := filepath.Join(cfg.DataDir, "kafka")
+		broker, err := pubsub.StartEmbedded(dir)
+		if err != nil {
+			return err
+		}
+		defer broker.Close()
+		cfg.Brokers = []string{broker.Addr()}
+		log.Warn("KAFKA_BROKERS is not set: using the EMBEDDED single-node development broker. "+
+			"It has no replication and is not for production; set KAFKA_BROKERS to use Kafka.",
+			"addr", broker.Addr(), "data_dir", dir)
+	}
+
+	kcfg := pubsub.Config{
+		Brokers:     cfg.Brokers,
+		TopicPrefix: cfg.TopicPrefix,
+		Partitions:  int32(cfg.Partitions),
+		Replication: int16(cfg.Replication),
+	}
+	startCtx, cancelStart := context.WithTimeout(ctx, 60*time.Second)
+	defer cancelStart()
+	if err := pubsub.EnsureTopics(startCtx, kcfg); err != nil {
+		return err
+	}
+
+	pub, err := pubsub.NewPublisher(kcfg, cfg.SendTimeout)
+	if err != nil {
+		return err
+	}
+	defer pub.Close()
+
+	hub := fanout.New(0)
+	registry, err := pubsub.OpenRegistry(startCtx, kcfg, log, hub.End)
+	if err != nil {
+		return err
+	}
+	defer registry.Close()
+
+	follower, err := pubsub.FollowResults(kcfg, log, hub.Deliver)
+	if err != nil {
+		return err
+	}
+	defer follower.Close()
+
+	wlog := watermill.NewSlogLogger(log.With("component", "watermill"))
+	sub, err := pubsub.NewSubscriber(kcfg, cfg.TopicPrefix+"-router", wlog)
+	if err != nil {
+		return err
+	}
+	rt, err := router.New(router.Config{
+		Topics:            kcfg.Topics(),
+		ConsumerGroup:     cfg.TopicPrefix + "-router",
+		ThrottlePerSecond: int64(cfg.Throttle),
+	}, sub, pub, wlog)
+	if err != nil {
+		return err
+	}
+	reg := observability.NewRegistry()
+	wmetrics.NewPrometheusMetricsBuilder(reg, "rtstream", "watermill").AddPrometheusRouterMetrics(rt)
+
+	routerCtx, stopRouter := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRouter()
+	routerDone := make(chan error, 1)
+	go func() { routerDone <- rt.Run(routerCtx) }()
+	select {
+	case <-rt.Running():
+	case err := <-routerDone:
+		return fmt.Errorf("router: %w", err)
+	case <-ctx.Done():
+		return nil
+	}
+
+	api := handlers.NewServer(handlers.Deps{
+		Config: handlers.Config{
+			MaxBodyBytes: cfg.MaxBodyBytes,
+			MaxBatch:     cfg.MaxBatch,
+			Heartbeat:    cfg.Heartbeat,
+			SendTimeout:  cfg.SendTimeout,
+		},
+		Logger:    log,
+		Streams:   registry,
+		Events:    pubsub.NewEvents(kcfg, pub),
+		Subscribe: func(id string) handlers.Feed { return hub.Subscribe(id) },
+		Ready: map[string]handlers.Check{
+			"kafka": registry.Ping,
+			"router": func(context.Context) error {
+				if !rt.IsRunning() {
+					return errors.New("not running")
+				}
+				return nil
+			},
+		},
+		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
+	})
+
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
+	}
+	srv := &http.Server{
+		Handler:           api,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	// Shutdown waits for handlers; result feeds never end by themselves, so
+	// end them as soon as shutdown begins.
+	srv.RegisterOnShutdown(hub.Close)
+	serveDone := make(chan error, 1)
+	go func() { serveDone <- srv.Serve(ln) }()
+	log.Info("rtstream listening", "addr", ln.Addr().String(), "brokers", cfg.Brokers, "topic_prefix", cfg.TopicPrefix)
+
+	select {
+	case <-ctx.Done():
+	case err := <-serveDone:
+		return fmt.Errorf("http: %w", err)
+	case err := <-routerDone:
+		return fmt.Errorf("router stopped: %w", err)
+	}
+
+	log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		log.Warn("http shutdown", "err", err)
+	}
+	stopRouter()
+	if err := <-routerDone; err != nil {
+		log.Warn("router shutdown", "err", err)
+	}
+	log.Info("stopped")
+	return nil
+}

@@ -1,0 +1,128 @@
+package handlers
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/rtstream/rtstream"
+	"github.com/rtstream/rtstream/observability"
+	"github.com/rtstream/rtstream/problem"
+)
+
+// wantsEventStream reports whether the Accept header asks for SSE.
+func wantsEventStream(accept string) bool {
+	for _, part := range strings.Split(accept, ",") {
+		if mt, _, err := mime.ParseMediaType(strings.TrimSpace(part)); err == nil && mt == "text/event-stream" {
+			return true
+		}
+	}
+	return false
+}
+
+// results serves a stream's results as server-sent events: one event per
+// result, its id the result's cursor, a ": ping" comment every heartbeat, and
+// "event: end" when the stream is deleted.
+func (s *server) results(w http.ResponseWriter, r *http.Request) {
+	id, ok := pathID(w, r)
+	if !ok {
+		return
+	}
+	if !wantsEventStream(r.Header.Get("Accept")) {
+		problem.Write(w, r, problem.New(http.StatusNotAcceptable,
+			"this server version serves results as text/event-stream only: send Accept: text/event-stream"))
+		return
+	}
+	if _, err := s.Streams.Get(r.Context(), id); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	// Subscribe before answering, so that every result made after the
+	// client saw the 200 reaches it.
+	feed := s.Subscribe(id)
+	defer feed.Close()
+
+	log := observability.Logger(r.Context(), s.log)
+	rc := http.NewResponseController(w)
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+
+	bw := bufio.NewWriterSize(w, 32<<10)
+	// flush writes what is buffered under a deadline, so that a client that
+	// stopped reading cannot pin this goroutine.
+	flush := func() error {
+		if err := rc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+			return err
+		}
+		if err := bw.Flush(); err != nil {
+			return err
+		}
+		return rc.Flush()
+	}
+	if _, err := bw.WriteString(": connected\n\n"); err != nil || flush() != nil {
+		return
+	}
+	heartbeat := time.NewTicker(s.cfg.Heartbeat)
+	defer heartbeat.Stop()
+	delivered := 0
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-heartbeat.C:
+			if _, err := bw.WriteString(": ping\n\n"); err != nil || flush() != nil {
+				return
+			}
+		case <-feed.Done():
+			if err := feed.Err(); errors.Is(err, rtstream.ErrNotFound) {
+				_, _ = bw.WriteString("event: end\ndata: {\"reason\":\"stream deleted\"}\n\n")
+				_ = flush()
+			} else if err != nil {
+				log.Info("results feed ended", "stream_id", id, "reason", err, "delivered", delivered)
+			}
+			return
+		case ds := <-feed.C():
+			// Write what is pending now, then flush once.
+			for more := true; more; {
+				for _, d := range ds {
+					if err := writeResult(bw, d); err != nil {
+						return
+					}
+				}
+				delivered += len(ds)
+				select {
+				case ds = <-feed.C():
+				default:
+					more = false
+				}
+			}
+			if err := flush(); err != nil {
+				log.Info("results client not reading", "stream_id", id, "err", err, "delivered", delivered)
+				return
+			}
+		}
+	}
+}
+
+// writeResult writes one SSE event. The cursor is digits and dashes and the
+// data is JSON from encoding/json, which escapes control characters, so
+// neither can carry a line break into the frame.
+func writeResult(bw *bufio.Writer, d rtstream.Delivery) error {
+	data, err := json.Marshal(d.Result)
+	if err != nil {
+		return err
+	}
+	bw.WriteString("id: ")
+	bw.WriteString(d.Cursor.String())
+	bw.WriteString("\nevent: result\ndata: ")
+	bw.Write(data)
+	_, err = bw.WriteString("\n\n")
+	return err
+}

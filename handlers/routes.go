@@ -1,0 +1,54 @@
+package handlers
+
+import (
+	"net/http"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/rtstream/rtstream/middleware"
+	"github.com/rtstream/rtstream/problem"
+)
+
+// NewServer returns the HTTP API. Every route is listed here.
+func NewServer(deps Deps) http.Handler {
+	cfg := deps.Config
+	cfg.setDefaults()
+	log := deps.Logger
+	if log == nil {
+		log = discardLogger()
+	}
+	s := &server{Deps: deps, cfg: cfg, log: log}
+
+	r := chi.NewRouter()
+	r.Use(middleware.Log(log), middleware.Recover(log))
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		problem.Write(w, r, problem.New(http.StatusNotFound, "no such route"))
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		problem.Write(w, r, problem.New(http.StatusMethodNotAllowed, "method not allowed on this route"))
+	})
+
+	r.Get("/healthz", s.healthz)
+	r.Get("/readyz", s.readyz)
+	if deps.Metrics != nil {
+		r.Method(http.MethodGet, "/metrics", deps.Metrics)
+	}
+
+	r.Group(func(r chi.Router) {
+		r.Use(deps.Guard...)
+		r.Route("/v1/streams", func(r chi.Router) {
+			r.Post("/", s.createStream)
+			r.Get("/", s.listStreams)
+			r.Put("/{id}", s.putStream)
+			r.Get("/{id}", s.getStream)
+			r.Delete("/{id}", s.deleteStream)
+			r.Post("/{id}/events", s.sendEvents)
+			r.Get("/{id}/results", s.results)
+		})
+		// Seed-compatible routes: the same handlers, the same rules.
+		r.Post("/stream/start", s.createStream)
+		r.Post("/stream/{id}/send", s.sendEvents)
+		r.Get("/stream/{id}/results", s.results)
+	})
+	return r
+}

@@ -1,0 +1,102 @@
+// Package handlers is rtstream's HTTP API: every route, request decoding and
+// validation, problem+json errors, and the server-sent events feed. It declares
+// the small interfaces it needs and never imports the Kafka layer.
+package handlers
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/rtstream/rtstream"
+)
+
+// Streams is the stream registry.
+type Streams interface {
+	// Create stores s; when s.ID exists it returns that stream with
+	// created=false if the definitions match, or rtstream.ErrConflict.
+	Create(ctx context.Context, s rtstream.Stream) (stream rtstream.Stream, created bool, err error)
+	Get(ctx context.Context, id string) (rtstream.Stream, error)
+	List(ctx context.Context, after string, limit int) ([]rtstream.Stream, error)
+	Delete(ctx context.Context, id string) error
+}
+
+// Events accepts the events of one request, all or nothing, and returns
+// their ids once they are durable.
+type Events interface {
+	Send(ctx context.Context, streamID string, data []json.RawMessage) ([]string, error)
+}
+
+// Feed is one subscriber's live results of a stream.
+type Feed interface {
+	// C delivers the results of one record at a time, in order; the slices
+	// are shared and must not be changed.
+	C() <-chan []rtstream.Delivery
+	// Done is closed when the feed ended; Err then says why: an error
+	// wrapping rtstream.ErrNotFound when the stream was deleted.
+	Done() <-chan struct{}
+	Err() error
+	Close()
+}
+
+// Check is one readiness check; it returns nil when its part is ready.
+type Check func(ctx context.Context) error
+
+// Config holds the HTTP limits. Zero fields take the defaults.
+type Config struct {
+	// MaxBodyBytes of a request body. Default 1 MiB.
+	MaxBodyBytes int64
+	// MaxBatch events in one request. Default 1000.
+	MaxBatch int
+	// Heartbeat between SSE ": ping" comments. Default 15 s.
+	Heartbeat time.Duration
+	// WriteTimeout of one write to a streaming client; a client that does
+	// not take a write in this time is dropped. Default 10 s.
+	WriteTimeout time.Duration
+	// SendTimeout bounds how long a send waits for Kafka. Default 10 s.
+	SendTimeout time.Duration
+}
+
+func (c *Config) setDefaults() {
+	if c.MaxBodyBytes <= 0 {
+		c.MaxBodyBytes = 1 << 20
+	}
+	if c.MaxBatch <= 0 {
+		c.MaxBatch = 1000
+	}
+	if c.Heartbeat <= 0 {
+		c.Heartbeat = 15 * time.Second
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = 10 * time.Second
+	}
+	if c.SendTimeout <= 0 {
+		c.SendTimeout = 10 * time.Second
+	}
+}
+
+// Deps are what the server is built from. Streams, Events and Subscribe are
+// required.
+type Deps struct {
+	Config    Config
+	Logger    *slog.Logger
+	Streams   Streams
+	Events    Events
+	Subscribe func(streamID string) Feed
+	// Ready are the readiness checks by name, run by /readyz.
+	Ready map[string]Check
+	// Metrics, when set, is served at /metrics.
+	Metrics http.Handler
+	// Guard is the middleware every API route passes through after the
+	// request log: authentication and rate limits go here.
+	Guard []func(http.Handler) http.Handler
+}
+
+// server holds the dependencies of the handlers.
+type server struct {
+	Deps
+	cfg Config
+	log *slog.Logger
+}

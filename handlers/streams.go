@@ -1,0 +1,206 @@
+package handlers
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+	"unicode"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/go-chi/chi/v5"
+
+	"github.com/rtstream/rtstream"
+	"github.com/rtstream/rtstream/problem"
+)
+
+const maxNameLen = 200
+
+// streamBody is the body of a create request.
+type streamBody struct {
+	Name      string              `json:"name"`
+	Processor *rtstream.Processor `json:"processor"`
+}
+
+// streamView is a stream as the API shows it.
+type streamView struct {
+	rtstream.Stream
+	Links struct {
+		Events  string `json:"events"`
+		Results string `json:"results"`
+	} `json:"links"`
+}
+
+func view(st rtstream.Stream) streamView {
+	v := streamView{Stream: st}
+	v.Links.Events = "/v1/streams/" + st.ID + "/events"
+	v.Links.Results = "/v1/streams/" + st.ID + "/results"
+	return v
+}
+
+// pathID reads and validates the {id} path parameter, answering 400 when it
+// is malformed.
+func pathID(w http.ResponseWriter, r *http.Request) (string, bool) {
+	id := chi.URLParam(r, "id")
+	if !rtstream.ValidStreamID(id) {
+		badRequest(w, r, "stream id must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+			problem.FieldError{Pointer: "/id", Detail: "invalid stream id"})
+		return "", false
+	}
+	return id, true
+}
+
+// decodeStream reads an optional create body; an empty body is a passthrough
+// stream.
+func (s *server) decodeStream(w http.ResponseWriter, r *http.Request) (streamBody, bool) {
+	var body streamBody
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			problem.Write(w, r, problem.New(http.StatusRequestEntityTooLarge, "stream definition over 64 KiB"))
+		} else {
+			badRequest(w, r, "reading body: "+err.Error())
+		}
+		return body, false
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return body, true
+	}
+	if kind, ok := contentKind(r.Header.Get("Content-Type")); !ok || kind != kindJSON {
+		problem.Write(w, r, problem.New(http.StatusUnsupportedMediaType, "a stream definition is application/json"))
+		return body, false
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&body); err != nil {
+		badRequest(w, r, "invalid stream definition: "+jsonErrorDetail(data, err))
+		return body, false
+	}
+	if dec.More() {
+		badRequest(w, r, "invalid stream definition: data after the JSON object")
+		return body, false
+	}
+	if len(body.Name) > maxNameLen {
+		badRequest(w, r, fmt.Sprintf("name is longer than %d bytes", maxNameLen),
+			problem.FieldError{Pointer: "/name", Detail: "too long"})
+		return body, false
+	}
+	for _, c := range body.Name {
+		if unicode.IsControl(c) {
+			badRequest(w, r, "name contains control characters", problem.FieldError{Pointer: "/name", Detail: "control character"})
+			return body, false
+		}
+	}
+	if p := body.Processor; p != nil {
+		if p.Filter != "" || p.Map != "" {
+			// Expressions are compiled at creation once processors exist;
+			// until then, a stream that silently ignored them would lie.
+			badRequest(w, r, "processor expressions are not supported by this server version yet",
+				problem.FieldError{Pointer: "/processor", Detail: "not supported yet"})
+			return body, false
+		}
+		body.Processor = nil
+	}
+	return body, true
+}
+
+func (s *server) create(w http.ResponseWriter, r *http.Request, id string) {
+	body, ok := s.decodeStream(w, r)
+	if !ok {
+		return
+	}
+	st, created, err := s.Streams.Create(r.Context(), rtstream.Stream{
+		ID: id, Name: body.Name, CreatedAt: time.Now().UTC(), Processor: body.Processor,
+	})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+		w.Header().Set("Location", "/v1/streams/"+st.ID)
+	}
+	writeJSON(w, status, view(st))
+}
+
+func (s *server) createStream(w http.ResponseWriter, r *http.Request) {
+	s.create(w, r, watermill.NewULID())
+}
+
+func (s *server) putStream(w http.ResponseWriter, r *http.Request) {
+	id, ok := pathID(w, r)
+	if !ok {
+		return
+	}
+	s.create(w, r, id)
+}
+
+func (s *server) getStream(w http.ResponseWriter, r *http.Request) {
+	id, ok := pathID(w, r)
+	if !ok {
+		return
+	}
+	st, err := s.Streams.Get(r.Context(), id)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, view(st))
+}
+
+const (
+	defaultPage = 100
+	maxPage     = 1000
+)
+
+func (s *server) listStreams(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	limit := defaultPage
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxPage {
+			badRequest(w, r, fmt.Sprintf("limit must be a whole number from 1 to %d", maxPage),
+				problem.FieldError{Pointer: "/limit", Detail: "out of range"})
+			return
+		}
+		limit = n
+	}
+	after := q.Get("after")
+	if after != "" && !rtstream.ValidStreamID(after) {
+		badRequest(w, r, "after must be a stream id", problem.FieldError{Pointer: "/after", Detail: "invalid stream id"})
+		return
+	}
+	streams, err := s.Streams.List(r.Context(), after, limit+1)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	next := ""
+	if len(streams) > limit {
+		streams = streams[:limit]
+		next = streams[limit-1].ID
+	}
+	views := make([]streamView, len(streams))
+	for i, st := range streams {
+		views[i] = view(st)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"streams": views, "next": next})
+}
+
+func (s *server) deleteStream(w http.ResponseWriter, r *http.Request) {
+	id, ok := pathID(w, r)
+	if !ok {
+		return
+	}
+	if err := s.Streams.Delete(r.Context(), id); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}

@@ -1,0 +1,111 @@
+package pubsub
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/IBM/sarama"
+)
+
+// Defaults for Config fields left zero.
+const (
+	DefaultTopicPrefix    = "rtstream"
+	DefaultPartitions     = 12
+	DefaultReplication    = 1
+	DefaultMaxRecordBytes = 8 << 20
+	DefaultPublishTimeout = 10 * time.Second
+)
+
+// Config says where Kafka is and how rtstream's topics are laid out.
+type Config struct {
+	// Brokers are the bootstrap servers. Required.
+	Brokers []string
+	// TopicPrefix names the topics: <prefix>.events, .results, .streams, .poison.
+	// Default "rtstream".
+	TopicPrefix string
+	// Partitions of the events and results topics. Default 12.
+	Partitions int32
+	// Replication factor of every topic. Default 1.
+	Replication int16
+	// MaxRecordBytes is the largest record the producer sends and the topics
+	// accept. A whole send request travels as one record. Default 8 MiB.
+	MaxRecordBytes int
+	// ClientID identifies this instance to the brokers. Default "rtstream".
+	ClientID string
+}
+
+func (c *Config) setDefaults() {
+	if c.TopicPrefix == "" {
+		c.TopicPrefix = DefaultTopicPrefix
+	}
+	if c.Partitions == 0 {
+		c.Partitions = DefaultPartitions
+	}
+	if c.Replication == 0 {
+		c.Replication = DefaultReplication
+	}
+	if c.MaxRecordBytes == 0 {
+		c.MaxRecordBytes = DefaultMaxRecordBytes
+	}
+	if c.ClientID == "" {
+		c.ClientID = "rtstream"
+	}
+}
+
+// Validate reports a configuration that cannot work.
+func (c Config) Validate() error {
+	if len(c.Brokers) == 0 {
+		return errors.New("pubsub: no Kafka brokers")
+	}
+	if c.Partitions < 1 {
+		return fmt.Errorf("pubsub: partitions %d < 1", c.Partitions)
+	}
+	if c.Replication < 1 {
+		return fmt.Errorf("pubsub: replication %d < 1", c.Replication)
+	}
+	return nil
+}
+
+// Topics are the names of rtstream's topics.
+type Topics struct {
+	Events, Results, Streams, Poison string
+}
+
+// Topics derives the topic names from the prefix.
+func (c Config) Topics() Topics {
+	c.setDefaults()
+	p := c.TopicPrefix
+	return Topics{Events: p + ".events", Results: p + ".results", Streams: p + ".streams", Poison: p + ".poison"}
+}
+
+// SaramaConfig is the one client configuration every producer and consumer of
+// rtstream starts from. The producer settings are the no-loss ones: a record is
+// acknowledged only once every in-sync replica has it, and idempotence with one
+// open request per connection keeps retries from duplicating or reordering.
+// Consumers start from the oldest offset so that a new group skips nothing.
+func (c Config) SaramaConfig() *sarama.Config {
+	c.setDefaults()
+	sc := sarama.NewConfig()
+	// Kafka 4 rejects protocol levels below 2.1; 3.6 is what both Kafka 4 and
+	// the embedded broker speak well.
+	sc.Version = sarama.V3_6_0_0
+	sc.ClientID = c.ClientID
+	sc.Metadata.AllowAutoTopicCreation = false
+
+	sc.Producer.RequiredAcks = sarama.WaitForAll
+	sc.Producer.Idempotent = true
+	sc.Net.MaxOpenRequests = 1
+	sc.Producer.Retry.Max = 10
+	sc.Producer.Retry.Backoff = 100 * time.Millisecond
+	sc.Producer.Return.Successes = true
+	sc.Producer.Return.Errors = true
+	sc.Producer.MaxMessageBytes = c.MaxRecordBytes
+	sc.Producer.Partitioner = sarama.NewHashPartitioner
+	sc.Producer.Flush.MaxMessages = 1000
+
+	sc.Consumer.Return.Errors = true
+	sc.Consumer.Offsets.Initial = sarama.OffsetOldest
+	sc.Consumer.Fetch.Max = int32(c.MaxRecordBytes) * 2
+	return sc
+}

@@ -1,0 +1,263 @@
+package pubsub
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/IBM/sarama"
+
+	"github.com/rtstream/rtstream"
+)
+
+// Registry is the set of streams, kept in the compacted streams topic: there is
+// no other database. Every instance follows the topic into memory. Reads that
+// miss, and every write, first catch up with the topic's end, which gives
+// read-your-writes across instances: once one instance has answered 201, the
+// record is in Kafka, and any instance that looks for it reads up to it.
+type Registry struct {
+	topic    string
+	log      *slog.Logger
+	onDelete func(id string)
+
+	client   sarama.Client
+	producer sarama.SyncProducer
+	consumer sarama.Consumer
+	pc       sarama.PartitionConsumer
+	done     chan struct{}
+
+	mu      sync.Mutex
+	streams map[string]rtstream.Stream
+	next    int64         // every record below this offset has been applied
+	moved   chan struct{} // closed and replaced whenever next moves
+}
+
+// OpenRegistry loads the registry from Kafka and follows it until Close.
+// onDelete, if not nil, is called (from the follower) for every stream deleted
+// while the registry runs, on this instance or another.
+func OpenRegistry(ctx context.Context, cfg Config, log *slog.Logger, onDelete func(id string)) (*Registry, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	sc := cfg.SaramaConfig()
+	client, err := sarama.NewClient(cfg.Brokers, sc)
+	if err != nil {
+		return nil, fmt.Errorf("pubsub: registry client: %w", err)
+	}
+	r := &Registry{
+		topic:    cfg.Topics().Streams,
+		log:      log,
+		onDelete: onDelete,
+		client:   client,
+		done:     make(chan struct{}),
+		streams:  make(map[string]rtstream.Stream),
+		moved:    make(chan struct{}),
+	}
+	if r.producer, err = sarama.NewSyncProducerFromClient(client); err != nil {
+		client.Close()
+		return nil, fmt.Errorf("pubsub: registry producer: %w", err)
+	}
+	if r.consumer, err = sarama.NewConsumerFromClient(client); err != nil {
+		r.producer.Close()
+		client.Close()
+		return nil, fmt.Errorf("pubsub: registry consumer: %w", err)
+	}
+	if r.pc, err = r.consumer.ConsumePartition(r.topic, 0, sarama.OffsetOldest); err != nil {
+		r.consumer.Close()
+		r.producer.Close()
+		client.Close()
+		return nil, fmt.Errorf("pubsub: follow %s: %w", r.topic, err)
+	}
+	// Compaction may have removed the first records: start from the log start.
+	if r.next, err = client.GetOffset(r.topic, 0, sarama.OffsetOldest); err != nil {
+		r.pc.Close()
+		r.consumer.Close()
+		r.producer.Close()
+		client.Close()
+		return nil, fmt.Errorf("pubsub: registry start offset: %w", err)
+	}
+	go r.follow()
+	if err := r.Sync(ctx); err != nil {
+		r.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+func (r *Registry) follow() {
+	defer close(r.done)
+	msgs, errs := r.pc.Messages(), r.pc.Errors()
+	for msgs != nil || errs != nil {
+		select {
+		case m, ok := <-msgs:
+			if !ok {
+				msgs = nil
+				continue
+			}
+			r.apply(m)
+		case e, ok := <-errs:
+			if !ok {
+				errs = nil
+				continue
+			}
+			r.log.Warn("stream registry: consume error", "err", e.Err)
+		}
+	}
+}
+
+func (r *Registry) apply(m *sarama.ConsumerMessage) {
+	id := string(m.Key)
+	var deleted bool
+	r.mu.Lock()
+	if m.Value == nil {
+		_, deleted = r.streams[id]
+		delete(r.streams, id)
+	} else {
+		var s rtstream.Stream
+		if err := json.Unmarshal(m.Value, &s); err != nil || s.ID != id {
+			r.log.Error("stream registry: skipping unreadable record", "offset", m.Offset, "err", err)
+		} else {
+			r.streams[id] = s
+		}
+	}
+	r.next = m.Offset + 1
+	close(r.moved)
+	r.moved = make(chan struct{})
+	r.mu.Unlock()
+	if deleted && r.onDelete != nil {
+		r.onDelete(id)
+	}
+}
+
+// waitFor returns once every record below offset has been applied.
+func (r *Registry) waitFor(ctx context.Context, offset int64) error {
+	for {
+		r.mu.Lock()
+		next, moved := r.next, r.moved
+		r.mu.Unlock()
+		if next >= offset {
+			return nil
+		}
+		select {
+		case <-moved:
+		case <-r.done:
+			return fmt.Errorf("pubsub: registry closed: %w", rtstream.ErrUnavailable)
+		case <-ctx.Done():
+			return fmt.Errorf("pubsub: registry catching up: %w: %w", rtstream.ErrUnavailable, ctx.Err())
+		}
+	}
+}
+
+// Sync returns once the registry has applied every record written before the
+// call.
+func (r *Registry) Sync(ctx context.Context) error {
+	end, err := r.client.GetOffset(r.topic, 0, sarama.OffsetNewest)
+	if err != nil {
+		return fmt.Errorf("pubsub: registry end offset: %w: %w", rtstream.ErrUnavailable, err)
+	}
+	return r.waitFor(ctx, end)
+}
+
+func (r *Registry) lookup(id string) (rtstream.Stream, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s, ok := r.streams[id]
+	return s, ok
+}
+
+// Get returns the stream or rtstream.ErrNotFound.
+func (r *Registry) Get(ctx context.Context, id string) (rtstream.Stream, error) {
+	if s, ok := r.lookup(id); ok {
+		return s, nil
+	}
+	if err := r.Sync(ctx); err != nil {
+		return rtstream.Stream{}, err
+	}
+	if s, ok := r.lookup(id); ok {
+		return s, nil
+	}
+	return rtstream.Stream{}, fmt.Errorf("stream %q: %w", id, rtstream.ErrNotFound)
+}
+
+// Create stores s. When a stream with s.ID exists, it returns that stream and
+// created=false if the definitions match, or rtstream.ErrConflict.
+func (r *Registry) Create(ctx context.Context, s rtstream.Stream) (_ rtstream.Stream, created bool, _ error) {
+	if err := r.Sync(ctx); err != nil {
+		return rtstream.Stream{}, false, err
+	}
+	if old, ok := r.lookup(s.ID); ok {
+		if old.SameDefinition(s) {
+			return old, false, nil
+		}
+		return old, false, fmt.Errorf("stream %q: %w", s.ID, rtstream.ErrConflict)
+	}
+	value, err := json.Marshal(s)
+	if err != nil {
+		return rtstream.Stream{}, false, err
+	}
+	if err := r.write(ctx, s.ID, value); err != nil {
+		return rtstream.Stream{}, false, err
+	}
+	return s, true, nil
+}
+
+// Delete writes a tombstone for id, or returns rtstream.ErrNotFound.
+func (r *Registry) Delete(ctx context.Context, id string) error {
+	if _, err := r.Get(ctx, id); err != nil {
+		return err
+	}
+	return r.write(ctx, id, nil)
+}
+
+// List returns up to limit streams with ids after after, in id order.
+func (r *Registry) List(ctx context.Context, after string, limit int) ([]rtstream.Stream, error) {
+	if err := r.Sync(ctx); err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	out := make([]rtstream.Stream, 0, len(r.streams))
+	for id, s := range r.streams {
+		if id > after {
+			out = append(out, s)
+		}
+	}
+	r.mu.Unlock()
+	slices.SortFunc(out, func(a, b rtstream.Stream) int { return strings.Compare(a.ID, b.ID) })
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
+}
+
+func (r *Registry) write(ctx context.Context, id string, value []byte) error {
+	msg := &sarama.ProducerMessage{Topic: r.topic, Key: sarama.StringEncoder(id)}
+	if value != nil {
+		msg.Value = sarama.ByteEncoder(value)
+	}
+	_, offset, err := r.producer.SendMessage(msg)
+	if err != nil {
+		return fmt.Errorf("pubsub: registry write: %w: %w", rtstream.ErrUnavailable, err)
+	}
+	return r.waitFor(ctx, offset+1)
+}
+
+// Ping reports whether the registry's broker answers.
+func (r *Registry) Ping(ctx context.Context) error {
+	if err := r.client.RefreshMetadata(r.topic); err != nil {
+		return fmt.Errorf("kafka: %w", err)
+	}
+	return nil
+}
+
+// Close stops following and disconnects.
+func (r *Registry) Close() error {
+	err := errors.Join(r.pc.Close(), r.consumer.Close())
+	<-r.done
+	return errors.Join(err, r.producer.Close(), r.client.Close())
+}

@@ -1,0 +1,81 @@
+package pubsub
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/IBM/sarama"
+
+	"github.com/rtstream/rtstream"
+)
+
+// ResultsFollower consumes every partition of the results topic for this
+// instance alone: no consumer group, nothing committed, starting at the newest
+// offset. Each instance sees every result once, however many clients it
+// serves.
+type ResultsFollower struct {
+	consumer sarama.Consumer
+	pcs      []sarama.PartitionConsumer
+	wg       sync.WaitGroup
+}
+
+// FollowResults starts the follower. deliver is called for every result record,
+// in order within a partition, from one goroutine per partition.
+func FollowResults(cfg Config, log *slog.Logger, deliver func(rtstream.Position, rtstream.ResultBatch)) (*ResultsFollower, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	topic := cfg.Topics().Results
+	consumer, err := sarama.NewConsumer(cfg.Brokers, cfg.SaramaConfig())
+	if err != nil {
+		return nil, fmt.Errorf("pubsub: results consumer: %w", err)
+	}
+	parts, err := consumer.Partitions(topic)
+	if err != nil {
+		consumer.Close()
+		return nil, fmt.Errorf("pubsub: results partitions: %w", err)
+	}
+	f := &ResultsFollower{consumer: consumer}
+	for _, p := range parts {
+		pc, err := consumer.ConsumePartition(topic, p, sarama.OffsetNewest)
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("pubsub: follow %s/%d: %w", topic, p, err)
+		}
+		f.pcs = append(f.pcs, pc)
+		f.wg.Add(2)
+		go func() {
+			defer f.wg.Done()
+			for m := range pc.Messages() {
+				var b rtstream.ResultBatch
+				if err := json.Unmarshal(m.Value, &b); err != nil {
+					log.Error("results: skipping unreadable record", "partition", m.Partition, "offset", m.Offset, "err", err)
+					continue
+				}
+				deliver(rtstream.Position{Partition: m.Partition, Offset: m.Offset}, b)
+			}
+		}()
+		go func() {
+			defer f.wg.Done()
+			for e := range pc.Errors() {
+				log.Warn("results: consume error", "partition", e.Partition, "err", e.Err)
+			}
+		}()
+	}
+	return f, nil
+}
+
+// Close stops every partition consumer and waits for the deliveries under way.
+func (f *ResultsFollower) Close() error {
+	var errs []error
+	for _, pc := range f.pcs {
+		pc.AsyncClose()
+	}
+	f.wg.Wait()
+	errs = append(errs, f.consumer.Close())
+	return errors.Join(errs...)
+}

@@ -1,0 +1,139 @@
+// Package rtstream holds the domain of the rtstream service: streams, the events
+// sent to them and the results the pipeline makes from them, and the errors every
+// layer agrees on. It imports no other package of this module, so that the HTTP
+// layer and the Kafka layer can share these types without knowing each other.
+package rtstream
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Errors shared by the layers. The HTTP layer maps them to statuses with errors.Is.
+var (
+	// ErrNotFound is returned when a stream does not exist or was deleted.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict is returned when a stream exists with another definition.
+	ErrConflict = errors.New("conflict")
+	// ErrUnavailable is returned when Kafka did not acknowledge a write in time:
+	// the caller was told nothing was accepted and may retry.
+	ErrUnavailable = errors.New("unavailable")
+	// ErrInvalid is returned for input that can never succeed.
+	ErrInvalid = errors.New("invalid")
+	// ErrTooLarge is returned for a request over a size limit.
+	ErrTooLarge = errors.New("too large")
+)
+
+var streamIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+// ValidStreamID reports whether id matches the contract's stream id pattern.
+func ValidStreamID(id string) bool { return streamIDPattern.MatchString(id) }
+
+// Processor is a stream's optional processing definition. Expressions are
+// evaluated by the router; the core pipeline only carries them.
+type Processor struct {
+	Filter string `json:"filter,omitempty"`
+	Map    string `json:"map,omitempty"`
+}
+
+// Stream is a named, durable sequence of events and results.
+type Stream struct {
+	ID        string     `json:"id"`
+	Name      string     `json:"name,omitempty"`
+	CreatedAt time.Time  `json:"created_at"`
+	Processor *Processor `json:"processor,omitempty"`
+}
+
+// SameDefinition reports whether two streams were created from the same request
+// body, which is what makes PUT idempotent.
+func (s Stream) SameDefinition(o Stream) bool {
+	if s.Name != o.Name {
+		return false
+	}
+	switch {
+	case s.Processor == nil && o.Processor == nil:
+		return true
+	case s.Processor == nil || o.Processor == nil:
+		return false
+	default:
+		return *s.Processor == *o.Processor
+	}
+}
+
+// Event is one input event as it travels through Kafka.
+type Event struct {
+	ID         string          `json:"event_id"`
+	ReceivedAt time.Time       `json:"received_at"`
+	Data       json.RawMessage `json:"data"`
+}
+
+// EventBatch is the Kafka record for one send request: all its events travel in
+// one record, so Kafka acknowledges the request as a whole or not at all.
+type EventBatch struct {
+	StreamID string  `json:"stream_id"`
+	Events   []Event `json:"events"`
+}
+
+// Result is what a subscriber receives for one processed event.
+type Result struct {
+	StreamID    string          `json:"stream_id"`
+	EventID     string          `json:"event_id"`
+	ReceivedAt  time.Time       `json:"received_at"`
+	ProcessedAt time.Time       `json:"processed_at"`
+	Data        json.RawMessage `json:"data"`
+}
+
+// ResultBatch is the Kafka record the router writes for one EventBatch. Source
+// names the input record, so that a redelivered input (at-least-once) can be
+// recognised downstream and its results delivered once.
+type ResultBatch struct {
+	StreamID string   `json:"stream_id"`
+	Source   Position `json:"source"`
+	Results  []Result `json:"results"`
+}
+
+// Position is a record's place in a Kafka topic.
+type Position struct {
+	Partition int32 `json:"partition"`
+	Offset    int64 `json:"offset"`
+}
+
+// Delivery is a result as a subscriber receives it, with its cursor.
+type Delivery struct {
+	Cursor Cursor
+	Result Result
+}
+
+// Cursor is a result's place in the results topic: the record's partition and
+// offset, and the result's index within the record. Clients see it as an
+// opaque string and hand it back to resume.
+type Cursor struct {
+	Partition int32
+	Offset    int64
+	Index     int
+}
+
+// String is the wire form, "partition-offset-index".
+func (c Cursor) String() string {
+	return strconv.FormatInt(int64(c.Partition), 10) + "-" + strconv.FormatInt(c.Offset, 10) + "-" + strconv.Itoa(c.Index)
+}
+
+// ParseCursor reads the wire form of a cursor.
+func ParseCursor(s string) (Cursor, error) {
+	parts := strings.Split(s, "-")
+	if len(parts) != 3 {
+		return Cursor{}, fmt.Errorf("cursor %q: %w", s, ErrInvalid)
+	}
+	p, err1 := strconv.ParseInt(parts[0], 10, 32)
+	o, err2 := strconv.ParseInt(parts[1], 10, 64)
+	i, err3 := strconv.Atoi(parts[2])
+	if err1 != nil || err2 != nil || err3 != nil || p < 0 || o < 0 || i < 0 {
+		return Cursor{}, fmt.Errorf("cursor %q: %w", s, ErrInvalid)
+	}
+	return Cursor{Partition: int32(p), Offset: o, Index: i}, nil
+}
