@@ -1,0 +1,29 @@
+# Developer entry points. Tests need a Kafka broker; `make test` starts a local
+# single-node one (scripts/kafka.sh) and leaves it running for the next run.
+GO ?= go
+
+.PHONY: test kafka-start kafka-stop kafka-status run bench fmt vet
+
+test: kafka-start vet
+	RTSTREAM_TEST_KAFKA_BROKERS=127.0.0.1:$${KAFKA_PORT:-9092} $(GO) test -race -count=1 -timeout 30m ./...
+
+kafka-start:
+	scripts/kafka.sh start
+
+kafka-stop:
+	scripts/kafka.sh stop
+
+kafka-status:
+	scripts/kafka.sh status
+
+run:
+	$(GO) run ./cmd/rtstream
+
+bench: kafka-start
+	RTSTREAM_TEST_KAFKA_BROKERS=127.0.0.1:$${KAFKA_PORT:-9092} $(GO) run ./benchmarks/cmd/rtbench
+
+fmt:
+	$(GO) fmt ./...
+
+vet:
+	$(GO) vet ./...
