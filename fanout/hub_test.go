@@ -1,0 +1,92 @@
+package fanout_test
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/rtstream/rtstream"
+	"github.com/rtstream/rtstream/fanout"
+)
+
+func batch(stream string, src int64, n int) rtstream.ResultBatch {
+	b := rtstream.ResultBatch{StreamID: stream, Source: rtstream.Position{Partition: 1, Offset: src}}
+	for i := 0; i < n; i++ {
+		b.Results = append(b.Results, rtstream.Result{StreamID: stream, EventID: string(rune('a' + i))})
+	}
+	return b
+}
+
+func TestDeliverToStreamSubscribersOnly(t *testing.T) {
+	h := fanout.New(4)
+	a, b := h.Subscribe("a"), h.Subscribe("b")
+	h.Deliver(rtstream.Position{Partition: 2, Offset: 7}, batch("a", 1, 3))
+	select {
+	case ds := <-a.C():
+		if len(ds) != 3 || ds[2].Cursor != (rtstream.Cursor{Partition: 2, Offset: 7, Index: 2}) {
+			t.Fatalf("got %+v", ds)
+		}
+	default:
+		t.Fatal("subscriber of a got nothing")
+	}
+	select {
+	case ds := <-b.C():
+		t.Fatalf("subscriber of b got %+v", ds)
+	default:
+	}
+}
+
+func TestRedeliveredSourceIsDropped(t *testing.T) {
+	h := fanout.New(8)
+	s := h.Subscribe("a")
+	h.Deliver(rtstream.Position{Offset: 1}, batch("a", 10, 1))
+	h.Deliver(rtstream.Position{Offset: 2}, batch("a", 10, 1)) // the router processed source 10 twice
+	h.Deliver(rtstream.Position{Offset: 3}, batch("a", 9, 1))  // older still
+	h.Deliver(rtstream.Position{Offset: 4}, batch("a", 11, 1))
+	var got []int64
+	for len(s.C()) > 0 {
+		ds := <-s.C()
+		got = append(got, ds[0].Cursor.Offset)
+	}
+	if len(got) != 2 || got[0] != 1 || got[1] != 4 {
+		t.Fatalf("delivered result records %v; want [1 4]", got)
+	}
+}
+
+func TestSlowSubscriberIsDisconnectedWithoutBlocking(t *testing.T) {
+	h := fanout.New(2)
+	slow, fast := h.Subscribe("a"), h.Subscribe("a")
+	for i := int64(0); i < 5; i++ {
+		h.Deliver(rtstream.Position{Offset: i}, batch("a", i, 1))
+		<-fast.C() // the fast one keeps up
+	}
+	select {
+	case <-slow.Done():
+	default:
+		t.Fatal("slow subscriber still connected")
+	}
+	if !errors.Is(slow.Err(), fanout.ErrSlow) {
+		t.Fatalf("slow.Err() = %v; want ErrSlow", slow.Err())
+	}
+	if fast.Err() != nil {
+		t.Fatalf("fast subscriber ended: %v", fast.Err())
+	}
+}
+
+func TestEndAndClose(t *testing.T) {
+	h := fanout.New(1)
+	a, b := h.Subscribe("a"), h.Subscribe("b")
+	h.End("a")
+	<-a.Done()
+	if !errors.Is(a.Err(), rtstream.ErrNotFound) {
+		t.Fatalf("a.Err() = %v; want one wrapping ErrNotFound", a.Err())
+	}
+	h.Close()
+	<-b.Done()
+	if !errors.Is(b.Err(), fanout.ErrClosed) {
+		t.Fatalf("b.Err() = %v; want ErrClosed", b.Err())
+	}
+	if c := h.Subscribe("c"); !errors.Is(c.Err(), fanout.ErrClosed) {
+		t.Fatalf("subscribe after close: %v", c.Err())
+	}
+	a.Close() // closing twice is harmless
+}
