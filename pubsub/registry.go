@@ -171,8 +171,23 @@ func (r *Registry) lookup(id string) (rtstream.Stream, bool) {
 	return s, ok
 }
 
-// Get returns the stream or rtstream.ErrNotFound.
+// Get returns the stream or rtstream.ErrNotFound, after catching up with the
+// topic, so a create or delete acknowledged by any instance is seen.
 func (r *Registry) Get(ctx context.Context, id string) (rtstream.Stream, error) {
+	if err := r.Sync(ctx); err != nil {
+		return rtstream.Stream{}, err
+	}
+	if s, ok := r.lookup(id); ok {
+		return s, nil
+	}
+	return rtstream.Stream{}, fmt.Errorf("stream %q: %w", id, rtstream.ErrNotFound)
+}
+
+// Lookup is Get for the hot paths (sends, subscriptions): a stream known here
+// is answered from memory, and only a miss catches up with the topic. A create
+// anywhere is therefore seen at once; a delete on another instance is seen
+// once this instance's follower has read it, normally within milliseconds.
+func (r *Registry) Lookup(ctx context.Context, id string) (rtstream.Stream, error) {
 	if s, ok := r.lookup(id); ok {
 		return s, nil
 	}
