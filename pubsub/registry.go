@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -262,12 +263,24 @@ func (r *Registry) write(ctx context.Context, id string, value []byte) error {
 	return r.waitFor(ctx, offset+1)
 }
 
-// Ping reports whether the registry's broker answers.
+// Ping reports whether a broker accepts connections, within ctx. It dials
+// instead of asking Sarama for metadata, whose retries outlast any sensible
+// readiness probe when the broker is down.
 func (r *Registry) Ping(ctx context.Context) error {
-	if err := r.client.RefreshMetadata(r.topic); err != nil {
-		return fmt.Errorf("kafka: %w", err)
+	var d net.Dialer
+	var errs []error
+	for _, b := range r.client.Brokers() {
+		conn, err := d.DialContext(ctx, "tcp", b.Addr())
+		if err == nil {
+			conn.Close()
+			return nil
+		}
+		errs = append(errs, err)
 	}
-	return nil
+	if len(errs) == 0 {
+		return errors.New("kafka: no broker known")
+	}
+	return fmt.Errorf("kafka unreachable: %w", errors.Join(errs...))
 }
 
 // Close stops following and disconnects.

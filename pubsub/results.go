@@ -1,11 +1,13 @@
 package pubsub
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	"github.com/IBM/sarama"
 
@@ -20,6 +22,7 @@ type ResultsFollower struct {
 	consumer sarama.Consumer
 	pcs      []sarama.PartitionConsumer
 	wg       sync.WaitGroup
+	running  atomic.Int32 // partitions still being followed
 }
 
 // FollowResults starts the follower. deliver is called for every result record,
@@ -48,8 +51,10 @@ func FollowResults(cfg Config, log *slog.Logger, deliver func(rtstream.Position,
 		}
 		f.pcs = append(f.pcs, pc)
 		f.wg.Add(2)
+		f.running.Add(1)
 		go func() {
 			defer f.wg.Done()
+			defer f.running.Add(-1)
 			for m := range pc.Messages() {
 				var b rtstream.ResultBatch
 				if err := json.Unmarshal(m.Value, &b); err != nil {
@@ -67,6 +72,14 @@ func FollowResults(cfg Config, log *slog.Logger, deliver func(rtstream.Position,
 		}()
 	}
 	return f, nil
+}
+
+// Check reports whether every partition is still followed.
+func (f *ResultsFollower) Check(context.Context) error {
+	if n, want := int(f.running.Load()), len(f.pcs); n != want {
+		return fmt.Errorf("following %d of %d results partitions", n, want)
+	}
+	return nil
 }
 
 // Close stops every partition consumer and waits for the deliveries under way.

@@ -144,7 +144,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		Events:    pubsub.NewEvents(kcfg, pub),
 		Subscribe: func(id string) handlers.Feed { return hub.Subscribe(id) },
 		Ready: map[string]handlers.Check{
-			"kafka": registry.Ping,
+			"kafka":  registry.Ping,
+			"fanout": follower.Check,
 			"router": func(context.Context) error {
 				if !rt.IsRunning() {
 					return errors.New("not running")

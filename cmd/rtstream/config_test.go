@@ -1,0 +1,95 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestParseConfig(t *testing.T) {
+	tests := []struct {
+		name    string
+		env     map[string]string
+		check   func(t *testing.T, c config)
+		wantErr string
+	}{
+		{"defaults", nil, func(t *testing.T, c config) {
+			if len(c.Brokers) != 0 || c.HTTPAddr != ":8080" || c.TopicPrefix != "rtstream" || c.Partitions != 12 ||
+				c.MaxBodyBytes != 1<<20 || c.MaxBatch != 1000 || c.Heartbeat != 15*time.Second || c.DataDir != "./data" {
+				t.Errorf("defaults: %+v", c)
+			}
+		}, ""},
+		{"brokers list", map[string]string{"KAFKA_BROKERS": " a:1, b:2 ,"}, func(t *testing.T, c config) {
+			if !slices.Equal(c.Brokers, []string{"a:1", "b:2"}) {
+				t.Errorf("brokers %v", c.Brokers)
+			}
+		}, ""},
+		{"seed broker alias", map[string]string{"KAFKA_BROKER": "k:9092"}, func(t *testing.T, c config) {
+			if !slices.Equal(c.Brokers, []string{"k:9092"}) {
+				t.Errorf("brokers %v", c.Brokers)
+			}
+		}, ""},
+		{"PORT", map[string]string{"PORT": "9000"}, func(t *testing.T, c config) {
+			if c.HTTPAddr != ":9000" {
+				t.Errorf("addr %q", c.HTTPAddr)
+			}
+		}, ""},
+		{"seed WEBSOCKET_PORT", map[string]string{"WEBSOCKET_PORT": "9001"}, func(t *testing.T, c config) {
+			if c.HTTPAddr != ":9001" {
+				t.Errorf("addr %q", c.HTTPAddr)
+			}
+		}, ""},
+		{"HTTP_ADDR wins", map[string]string{"HTTP_ADDR": "127.0.0.1:1", "PORT": "2"}, func(t *testing.T, c config) {
+			if c.HTTPAddr != "127.0.0.1:1" {
+				t.Errorf("addr %q", c.HTTPAddr)
+			}
+		}, ""},
+		{"bad number", map[string]string{"MAX_BATCH": "many"}, nil, "MAX_BATCH"},
+		{"bad duration", map[string]string{"SSE_HEARTBEAT": "soon"}, nil, "SSE_HEARTBEAT"},
+		{"zero partitions", map[string]string{"TOPIC_PARTITIONS": "0"}, nil, "TOPIC_PARTITIONS"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := parseConfig(env(tt.env))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v; want one naming %s", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, c)
+		})
+	}
+}
+
+func TestLoadDotEnv(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, ".env")
+	if err := os.WriteFile(p, []byte("# comment\nKAFKA_BROKERS=a:1\nexport LOG_LEVEL='debug'\n\nTOPIC_PREFIX=\"x\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, err := loadDotEnv(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got["KAFKA_BROKERS"] != "a:1" || got["LOG_LEVEL"] != "debug" || got["TOPIC_PREFIX"] != "x" {
+		t.Fatalf("got %v", got)
+	}
+	if m, err := loadDotEnv(filepath.Join(dir, "missing")); err != nil || m != nil {
+		t.Fatalf("missing file: %v, %v", m, err)
+	}
+	if err := os.WriteFile(p, []byte("NOEQUALS\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loadDotEnv(p); err == nil {
+		t.Fatal("malformed line accepted")
+	}
+}
