@@ -1,0 +1,125 @@
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// TestBadInput sends malformed and refused requests: each must get its 4xx as
+// application/problem+json whose status is the HTTP status, never a 5xx, and
+// none may add an event to the stream.
+func TestBadInput(t *testing.T) {
+	t.Parallel()
+	env := kafkaEnv(realKafka(t), newPrefix("bad"))
+	env["MAX_BODY_BYTES"] = "1024"
+	env["MAX_BATCH"] = "10"
+	s := startServer(t, "bad", env)
+
+	id := "bad-input-" + randomSuffix()
+	if rep := call(t, http.MethodPut, s.Base+"/v1/streams/"+id, "application/json", []byte(`{"name":"target"}`)); rep.Status != http.StatusCreated {
+		t.Fatalf("PUT: %s, want 201", rep)
+	}
+	feed := openSSE(t, s.Base+"/v1/streams/"+id+"/results")
+	events := "/v1/streams/" + id + "/events"
+	unknown := "nope-" + randomSuffix()
+
+	tests := []struct {
+		name        string
+		method      string
+		path        string
+		contentType string
+		body        []byte
+		want        int
+		detailHas   []string
+	}{
+		{"invalid JSON", "POST", events, "application/json", []byte(`{"a": 1,,}`), 400, []string{"line 1", "column"}},
+		{"invalid JSON on line 3", "POST", events, "application/json", []byte("{\n  \"a\": 1,\n  \"b\": @\n}"), 400, []string{"line 3", "column"}},
+		{"invalid JSON in a batch", "POST", events, "application/json", []byte("[{\"a\":1},\n{\"a\":}]"), 400, []string{"line 2", "column"}},
+		{"truncated JSON", "POST", events, "application/json", []byte(`{"a": [1, 2`), 400, []string{"line"}},
+		{"two JSON values", "POST", events, "application/json", []byte(`{"a":1} {"b":2}`), 400, []string{"line"}},
+		{"invalid NDJSON line", "POST", events, "application/x-ndjson", []byte("{\"a\":1}\n{\"a\":2}\n{oops}\n"), 400, []string{"line 3"}},
+		{"text/plain", "POST", events, "text/plain", []byte(`{"a":1}`), 415, nil},
+		{"no content type", "POST", events, "", []byte(`{"a":1}`), 415, nil},
+		{"form content type", "POST", events, "application/x-www-form-urlencoded", []byte(`a=1`), 415, nil},
+		{"send to an unknown stream", "POST", "/v1/streams/" + unknown + "/events", "application/json", []byte(`{"a":1}`), 404, nil},
+		{"get an unknown stream", "GET", "/v1/streams/" + unknown, "", nil, 404, nil},
+		{"delete an unknown stream", "DELETE", "/v1/streams/" + unknown, "", nil, 404, nil},
+		{"seed send to an unknown stream", "POST", "/stream/" + unknown + "/send", "application/json", []byte(`{"a":1}`), 404, nil},
+		{"body over MAX_BODY_BYTES", "POST", events, "application/json", bigEvent(2048), 413, nil},
+		{"NDJSON body over MAX_BODY_BYTES", "POST", events, "application/x-ndjson", bytes.Repeat([]byte("{\"pad\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}\n"), 40), 413, nil},
+		{"batch over MAX_BATCH", "POST", events, "application/json", arrayOf(11), 413, nil},
+		{"NDJSON batch over MAX_BATCH", "POST", events, "application/x-ndjson", linesOf(11), 413, nil},
+		{"empty array", "POST", events, "application/json", []byte(`[]`), 400, nil},
+		{"empty array with spaces", "POST", events, "application/json", []byte(" [ \n ] "), 400, nil},
+		{"empty body", "POST", events, "application/json", nil, 400, nil},
+		{"blank body", "POST", events, "application/json", []byte(" \n\t "), 400, nil},
+		{"empty NDJSON body", "POST", events, "application/x-ndjson", nil, 400, nil},
+		{"bad stream id with space and bang", "GET", "/v1/streams/bad%20id%21", "", nil, 400, nil},
+		{"send to bad stream id", "POST", "/v1/streams/bad%20id%21/events", "application/json", []byte(`{"a":1}`), 400, nil},
+		{"PUT bad stream id", "PUT", "/v1/streams/bad%20id%21", "application/json", []byte(`{"name":"x"}`), 400, nil},
+		{"stream id starting with a dash", "PUT", "/v1/streams/-x", "application/json", []byte(`{"name":"x"}`), 400, nil},
+		{"send to a stream id starting with a dash", "POST", "/v1/streams/-x/events", "application/json", []byte(`{"a":1}`), 400, nil},
+		{"stream id of 65 characters", "GET", "/v1/streams/" + strings.Repeat("a", 65), "", nil, 400, nil},
+		{"seed send to a bad stream id", "POST", "/stream/-x/send", "application/json", []byte(`{"a":1}`), 400, nil},
+		{"PUT conflict", "PUT", "/v1/streams/" + id, "application/json", []byte(`{"name":"another definition"}`), 409, nil},
+		{"PUT invalid JSON", "PUT", "/v1/streams/x-" + randomSuffix(), "application/json", []byte(`{"name":`), 400, nil},
+		{"list with limit 0", "GET", "/v1/streams?limit=0", "", nil, 400, nil},
+		{"list with limit abc", "GET", "/v1/streams?limit=abc", "", nil, 400, nil},
+		{"unknown route", "GET", "/v1/nothing-here", "", nil, 404, nil},
+		{"unknown route under a stream", "POST", "/v1/streams/" + id + "/nothing", "application/json", []byte(`{}`), 404, nil},
+		{"unknown top-level route", "GET", "/nothing", "", nil, 404, nil},
+		{"wrong method", "PATCH", "/v1/streams/" + id, "application/json", []byte(`{}`), 405, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rep := call(t, tc.method, s.Base+tc.path, tc.contentType, tc.body)
+			if rep.Status >= 500 {
+				t.Errorf("%s %s: a server error: %s", tc.method, tc.path, rep)
+			}
+			p := checkProblem(t, tc.method+" "+tc.path, rep, tc.want)
+			for _, sub := range tc.detailHas {
+				if !strings.Contains(p.Detail, sub) {
+					t.Errorf("detail %q does not mention %q", p.Detail, sub)
+				}
+			}
+		})
+	}
+
+	// The limits themselves are allowed.
+	t.Run("limits", func(t *testing.T) {
+		other := s.Base + createStream(t, s.Base+"/v1/streams", "limits").Links.Events
+		send(t, other, "application/json", arrayOf(10), 10)
+		send(t, other, "application/x-ndjson", linesOf(10), 10)
+		send(t, other, "application/json", bigEvent(1024), 1)
+	})
+
+	// Nothing refused above reached the stream.
+	expectNoMoreResults(t, s.Base+events, feed)
+}
+
+// bigEvent is one JSON event of exactly n bytes.
+func bigEvent(n int) []byte {
+	const frame = `{"pad":""}`
+	return []byte(`{"pad":"` + strings.Repeat("x", n-len(frame)) + `"}`)
+}
+
+// arrayOf is a JSON array of n small events.
+func arrayOf(n int) []byte {
+	parts := make([]string, n)
+	for i := range parts {
+		parts[i] = fmt.Sprintf(`{"i":%d}`, i)
+	}
+	return []byte("[" + strings.Join(parts, ",") + "]")
+}
+
+// linesOf is n small NDJSON events.
+func linesOf(n int) []byte {
+	var b bytes.Buffer
+	for i := range n {
+		fmt.Fprintf(&b, "{\"i\":%d}\n", i)
+	}
+	return b.Bytes()
+}
