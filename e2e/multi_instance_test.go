@@ -83,9 +83,9 @@ func TestTwoInstances(t *testing.T) {
 	if rep.Status != http.StatusNoContent {
 		t.Fatalf("DELETE on A: %s, want 204", rep)
 	}
-	checkProblem(t, "GET on B right after the delete on A", call(t, http.MethodGet, onB, "", nil), http.StatusNotFound)
 	checkProblem(t, "send on B right after the delete on A",
 		call(t, http.MethodPost, onB+"/events", "application/json", []byte(`{}`)), http.StatusNotFound)
+	checkProblem(t, "GET on B right after the delete on A", call(t, http.MethodGet, onB, "", nil), http.StatusNotFound)
 	feedA.awaitEnd(t, 30*time.Second)
 	feedB.awaitEnd(t, 30*time.Second)
 }
