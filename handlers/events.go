@@ -23,7 +23,7 @@ func (s *server) sendEvents(w http.ResponseWriter, r *http.Request) {
 			"send application/json (one event or an array of events) or application/x-ndjson (one event per line)"))
 		return
 	}
-	if _, err := s.Streams.Lookup(r.Context(), id); err != nil {
+	if _, err := s.Streams.Get(r.Context(), id); err != nil {
 		s.fail(w, r, err)
 		return
 	}

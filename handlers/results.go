@@ -37,7 +37,7 @@ func (s *server) results(w http.ResponseWriter, r *http.Request) {
 			"this server version serves results as text/event-stream only: send Accept: text/event-stream"))
 		return
 	}
-	if _, err := s.Streams.Lookup(r.Context(), id); err != nil {
+	if _, err := s.Streams.Get(r.Context(), id); err != nil {
 		s.fail(w, r, err)
 		return
 	}

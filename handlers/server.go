@@ -20,9 +20,6 @@ type Streams interface {
 	Create(ctx context.Context, s rtstream.Stream) (stream rtstream.Stream, created bool, err error)
 	// Get answers with every create and delete acknowledged anywhere.
 	Get(ctx context.Context, id string) (rtstream.Stream, error)
-	// Lookup may answer from a cache that sees creates at once and deletes
-	// on other instances a little later; sends and subscriptions use it.
-	Lookup(ctx context.Context, id string) (rtstream.Stream, error)
 	List(ctx context.Context, after string, limit int) ([]rtstream.Stream, error)
 	Delete(ctx context.Context, id string) error
 }

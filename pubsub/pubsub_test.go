@@ -177,7 +177,7 @@ func TestRegistryReadYourWritesAcrossInstances(t *testing.T) {
 		t.Fatalf("Create on A: created=%v err=%v", created, err)
 	}
 	// B has never seen s1: the miss makes it read up to Kafka's end.
-	got, err := b.Lookup(ctx, "s1")
+	got, err := b.Get(ctx, "s1")
 	if err != nil || got.Name != "one" {
 		t.Fatalf("Get on B right after Create on A: %+v, %v", got, err)
 	}

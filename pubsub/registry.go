@@ -17,20 +17,31 @@ import (
 )
 
 // Registry is the set of streams, kept in the compacted streams topic: there is
-// no other database. Every instance follows the topic into memory. Reads that
-// miss, and every write, first catch up with the topic's end, which gives
-// read-your-writes across instances: once one instance has answered 201, the
-// record is in Kafka, and any instance that looks for it reads up to it.
+// no other database. Every instance follows the topic into memory. Every read
+// and write first catches up with the topic's end, which gives read-your-writes
+// across instances: once one instance has answered 201 or 204, the record is in
+// Kafka, and any instance asked afterwards reads up to it before answering.
+//
+// Catching up costs one ListOffsets round trip, shared: callers that arrive
+// while one is in flight wait for the next, which starts after they arrived
+// (an earlier one might predate the write they must see).
 type Registry struct {
 	topic    string
 	log      *slog.Logger
 	onDelete func(id string)
 
+	// client serves the producer and the end-offset requests; the follower
+	// has a client of its own so that its long-polling fetches never hold up
+	// a ListOffsets or a produce on the same connection.
 	client   sarama.Client
 	producer sarama.SyncProducer
 	consumer sarama.Consumer
 	pc       sarama.PartitionConsumer
 	done     chan struct{}
+
+	syncMu   sync.Mutex
+	pending  *endCall // the next end-offset request, not yet sent
+	inflight bool
 
 	mu      sync.Mutex
 	streams map[string]rtstream.Stream
@@ -64,7 +75,7 @@ func OpenRegistry(ctx context.Context, cfg Config, log *slog.Logger, onDelete fu
 		client.Close()
 		return nil, fmt.Errorf("pubsub: registry producer: %w", err)
 	}
-	if r.consumer, err = sarama.NewConsumerFromClient(client); err != nil {
+	if r.consumer, err = sarama.NewConsumer(cfg.Brokers, sc); err != nil {
 		r.producer.Close()
 		client.Close()
 		return nil, fmt.Errorf("pubsub: registry consumer: %w", err)
@@ -155,14 +166,54 @@ func (r *Registry) waitFor(ctx context.Context, offset int64) error {
 	}
 }
 
-// Sync returns once the registry has applied every record written before the
-// call.
+// endCall is one shared end-offset request.
+type endCall struct {
+	done chan struct{}
+	end  int64
+	err  error
+}
+
+// Sync returns once the registry has applied every record acknowledged
+// before the call.
 func (r *Registry) Sync(ctx context.Context) error {
-	end, err := r.client.GetOffset(r.topic, 0, sarama.OffsetNewest)
-	if err != nil {
-		return fmt.Errorf("pubsub: registry end offset: %w: %w", rtstream.ErrUnavailable, err)
+	r.syncMu.Lock()
+	c := r.pending
+	if c == nil {
+		c = &endCall{done: make(chan struct{})}
+		r.pending = c
 	}
-	return r.waitFor(ctx, end)
+	if !r.inflight {
+		r.inflight = true
+		go r.fetchEnds()
+	}
+	r.syncMu.Unlock()
+	select {
+	case <-c.done:
+	case <-ctx.Done():
+		return fmt.Errorf("pubsub: registry end offset: %w: %w", rtstream.ErrUnavailable, ctx.Err())
+	}
+	if c.err != nil {
+		return fmt.Errorf("pubsub: registry end offset: %w: %w", rtstream.ErrUnavailable, c.err)
+	}
+	return r.waitFor(ctx, c.end)
+}
+
+// fetchEnds sends pending end-offset requests one after another until none is
+// left.
+func (r *Registry) fetchEnds() {
+	for {
+		r.syncMu.Lock()
+		c := r.pending
+		r.pending = nil
+		if c == nil {
+			r.inflight = false
+			r.syncMu.Unlock()
+			return
+		}
+		r.syncMu.Unlock()
+		c.end, c.err = r.client.GetOffset(r.topic, 0, sarama.OffsetNewest)
+		close(c.done)
+	}
 }
 
 func (r *Registry) lookup(id string) (rtstream.Stream, bool) {
@@ -175,23 +226,6 @@ func (r *Registry) lookup(id string) (rtstream.Stream, bool) {
 // Get returns the stream or rtstream.ErrNotFound, after catching up with the
 // topic, so a create or delete acknowledged by any instance is seen.
 func (r *Registry) Get(ctx context.Context, id string) (rtstream.Stream, error) {
-	if err := r.Sync(ctx); err != nil {
-		return rtstream.Stream{}, err
-	}
-	if s, ok := r.lookup(id); ok {
-		return s, nil
-	}
-	return rtstream.Stream{}, fmt.Errorf("stream %q: %w", id, rtstream.ErrNotFound)
-}
-
-// Lookup is Get for the hot paths (sends, subscriptions): a stream known here
-// is answered from memory, and only a miss catches up with the topic. A create
-// anywhere is therefore seen at once; a delete on another instance is seen
-// once this instance's follower has read it, normally within milliseconds.
-func (r *Registry) Lookup(ctx context.Context, id string) (rtstream.Stream, error) {
-	if s, ok := r.lookup(id); ok {
-		return s, nil
-	}
 	if err := r.Sync(ctx); err != nil {
 		return rtstream.Stream{}, err
 	}
