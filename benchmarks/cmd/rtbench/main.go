@@ -1,0 +1,248 @@
+// Command rtbench measures rtstream against a real Kafka broker in one run:
+// the raw Sarama producer as the ceiling for batch ingest, then the server
+// (built from ./cmd/rtstream and started as a child process) under single-event
+// sends, batch sends, end-to-end send→SSE throughput and paced send→SSE
+// latency. It prints progress while it runs, a table at the end, and writes
+// every figure as JSON.
+//
+// It is a report, not a test: timings never fail the run. It exits 1 only when
+// something errored (the setup failed, or more than 1% of the requests of the
+// run were answered with a non-2xx status or failed in transport).
+//
+//	go run ./benchmarks/cmd/rtbench -duration 10s
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"runtime"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// options are the command-line flags.
+type options struct {
+	Brokers     []string
+	Duration    time.Duration
+	Concurrency int
+	Batch       int
+	Rate        int
+	Streams     int
+	JSONPath    string
+	ServerBin   string
+	Keep        bool
+	Phases      map[string]bool
+}
+
+// allPhases are the phases in the order they run.
+var allPhases = []string{"baseline", "single", "batch", "e2e", "latency"}
+
+func parseFlags(args []string) (options, error) {
+	fs := flag.NewFlagSet("rtbench", flag.ContinueOnError)
+	brokers := fs.String("brokers", os.Getenv("RTSTREAM_TEST_KAFKA_BROKERS"), "comma-separated Kafka bootstrap servers (default $RTSTREAM_TEST_KAFKA_BROKERS)")
+	o := options{}
+	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "how long each measured phase sends")
+	fs.IntVar(&o.Concurrency, "concurrency", 64, "workers of the single-event phase (and of the paced phase's sender pool)")
+	fs.IntVar(&o.Batch, "batch", 100, "events per request in the batch and end-to-end phases")
+	fs.IntVar(&o.Rate, "rate", 5000, "events per second of the latency phase, sent as batches of 10")
+	fs.IntVar(&o.Streams, "streams", 16, "streams per phase (batch phases use one worker per stream)")
+	fs.StringVar(&o.JSONPath, "json", "out/bench.json", "where to write the figures as JSON")
+	fs.StringVar(&o.ServerBin, "server-bin", "", "a prebuilt rtstream binary (default: build ./cmd/rtstream into a temp dir)")
+	fs.BoolVar(&o.Keep, "keep", false, "keep the temp dir (server binary, data and log) after the run")
+	phases := fs.String("phases", strings.Join(allPhases, ","), "comma-separated phases to run (a partial run cannot check every target)")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	for _, b := range strings.Split(*brokers, ",") {
+		if b = strings.TrimSpace(b); b != "" {
+			o.Brokers = append(o.Brokers, b)
+		}
+	}
+	o.Phases = map[string]bool{}
+	for _, p := range strings.Split(*phases, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		if !slices.Contains(allPhases, p) {
+			return o, fmt.Errorf("-phases: unknown phase %q (want some of %s)", p, strings.Join(allPhases, ","))
+		}
+		o.Phases[p] = true
+	}
+	switch {
+	case len(o.Phases) == 0:
+		return o, errors.New("-phases: no phase")
+	case len(o.Brokers) == 0:
+		return o, errors.New("no Kafka brokers: set -brokers or RTSTREAM_TEST_KAFKA_BROKERS")
+	case o.Duration <= 0:
+		return o, errors.New("-duration must be positive")
+	case o.Concurrency < 1 || o.Batch < 1 || o.Rate < 10 || o.Streams < 1:
+		return o, errors.New("-concurrency, -batch and -streams must be at least 1, -rate at least 10")
+	}
+	return o, nil
+}
+
+func main() {
+	opts, err := parseFlags(os.Args[1:])
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "rtbench:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	code := run(ctx, opts)
+	os.Exit(code)
+}
+
+// run does the whole benchmark and returns the exit code. Each phase's figures
+// land in rep even when a later phase fails, so a partial report is written.
+func run(ctx context.Context, o options) int {
+	start := time.Now()
+	rep := &Report{
+		StartedAt: start.UTC(),
+		Config: ReportConfig{
+			Brokers: o.Brokers, Duration: o.Duration.String(), Concurrency: o.Concurrency,
+			Batch: o.Batch, Rate: o.Rate, Streams: o.Streams,
+			GoVersion: runtime.Version(), NumCPU: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0),
+		},
+	}
+	progress("rtbench: brokers %s, %s per phase, %d CPUs on this machine (broker, server and this client share them)",
+		strings.Join(o.Brokers, ","), o.Duration, runtime.NumCPU())
+
+	err := phases(ctx, o, rep)
+	if err != nil {
+		rep.Fatal = err.Error()
+		progress("ERROR: %v", err)
+	}
+	rep.Elapsed = time.Since(start).Round(time.Millisecond).String()
+
+	fmt.Println()
+	printTable(os.Stdout, rep)
+	if werr := writeJSON(o.JSONPath, rep); werr != nil {
+		progress("ERROR: writing %s: %v", o.JSONPath, werr)
+		return 1
+	}
+	progress("figures written to %s (run took %s)", o.JSONPath, rep.Elapsed)
+
+	reqs, errs := rep.requestTotals()
+	switch {
+	case err != nil:
+		return 1
+	case reqs > 0 && float64(errs) > 0.01*float64(reqs):
+		progress("ERROR: %d of %d requests failed (over 1%%)", errs, reqs)
+		return 1
+	}
+	return 0
+}
+
+// phases runs the baseline, starts the server and runs the four server
+// phases in order, each on fresh streams so that one phase's results never
+// reach another phase's subscribers.
+func phases(ctx context.Context, o options, rep *Report) error {
+	kc, err := newKafkaObserver(o.Brokers)
+	if err != nil {
+		return fmt.Errorf("connect to Kafka: %w", err)
+	}
+	defer kc.Close()
+
+	brokerPid := findBroker(o.Brokers)
+	defer func() {
+		if now := findBroker(o.Brokers); now != brokerPid {
+			rep.BrokerRestarted = true
+			progress("WARNING: the broker's process changed during the run (pid %d, now %d): figures are not comparable", brokerPid, now)
+		}
+	}()
+
+	if o.Phases["baseline"] {
+		progress("[baseline] raw Sarama AsyncProducer, ~100-byte records, 100 keys, 12 partitions")
+		base, err := runBaseline(ctx, kc, o.Duration)
+		if err != nil {
+			return fmt.Errorf("baseline: %w", err)
+		}
+		rep.Baseline = base
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+	if len(o.Phases) == 1 && o.Phases["baseline"] {
+		return nil
+	}
+
+	srv, err := startServer(ctx, o)
+	if err != nil {
+		return fmt.Errorf("start server: %w", err)
+	}
+	defer func() {
+		progress("[server] stopping (SIGTERM)")
+		st := srv.Stop(20 * time.Second)
+		rep.ServerStop = st
+		if st.Warnings > 0 {
+			progress("[server] log had %d warning/error lines; first ones:\n  %s", st.Warnings, strings.Join(st.FirstWarnings, "\n  "))
+		}
+	}()
+	lt := newLoadTester(srv, o)
+	defer lt.Close()
+	defer func() {
+		rep.StreamCreate = latencySummary(sortedCopy(lt.creates))
+		if rep.StreamCreate.Count > 0 {
+			progress("[server] POST /v1/streams took p50 %s, max %s over %d creates",
+				fmtMs(rep.StreamCreate.P50), fmtMs(rep.StreamCreate.Max), rep.StreamCreate.Count)
+		}
+	}()
+	router := routerWatch{kc: kc, group: srv.Prefix + "-router", topic: srv.Prefix + ".events"}
+
+	type phase struct {
+		name string
+		run  func(context.Context) error
+	}
+	list := []phase{
+		{"single", func(ctx context.Context) (err error) { rep.Single, err = lt.singleEvents(ctx); return }},
+		{"batch", func(ctx context.Context) (err error) {
+			rep.Batch, err = lt.batchIngest(ctx)
+			if rep.Batch != nil && rep.Baseline != nil && rep.Baseline.EventsPerSec > 0 {
+				rep.Batch.Ratio = rep.Batch.EventsPerSec / rep.Baseline.EventsPerSec
+			}
+			return
+		}},
+		{"e2e", func(ctx context.Context) (err error) { rep.E2E, err = lt.endToEnd(ctx); return }},
+		{"latency", func(ctx context.Context) (err error) { rep.Latency, err = lt.latency(ctx); return }},
+	}
+	ran := 0
+	for _, p := range list {
+		if !o.Phases[p.name] {
+			continue
+		}
+		if ran++; ran > 1 {
+			// The router works through what the previous phase left in
+			// the events topic; start the next phase on an idle pipeline.
+			d := router.waitIdle(ctx, 3*time.Minute)
+			rep.RouterDrains = append(rep.RouterDrains, d)
+		}
+		cpu := startCPU(srv.Pid(), findBroker(o.Brokers))
+		err := p.run(ctx)
+		u := cpu.stop()
+		rep.CPU = append(rep.CPU, PhaseCPU{Phase: p.name, Usage: u})
+		progress("[%s] cpu: %s", p.name, u)
+		if err != nil {
+			return fmt.Errorf("%s: %w", p.name, err)
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// progress prints one timestamped progress line to stderr, so that stdout
+// carries only the table.
+func progress(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
+}

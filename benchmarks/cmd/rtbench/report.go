@@ -1,0 +1,404 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"text/tabwriter"
+	"time"
+)
+
+// Targets the table checks figures against. They are goals to report on,
+// never assertions: a MISS does not change the exit code.
+const (
+	targetBatchRatio = 0.70   // batch ingest ≥ 70% of the raw producer
+	targetE2E        = 50_000 // end-to-end ≥ 50,000 events/s
+)
+
+// Report is everything one run measured; it is written as JSON as is.
+type Report struct {
+	StartedAt    time.Time       `json:"started_at"`
+	Elapsed      string          `json:"elapsed"`
+	Config       ReportConfig    `json:"config"`
+	Baseline     *BaselineResult `json:"baseline,omitempty"`
+	Single       *SingleResult   `json:"single_event,omitempty"`
+	Batch        *BatchResult    `json:"batch_ingest,omitempty"`
+	E2E          *E2EResult      `json:"end_to_end,omitempty"`
+	Latency      *LatencyResult  `json:"latency,omitempty"`
+	Targets      []TargetResult  `json:"targets"`
+	StreamCreate LatencySummary  `json:"stream_create_ms"`
+	RouterDrains []RouterDrain   `json:"router_drains,omitempty"`
+	CPU          []PhaseCPU      `json:"cpu,omitempty"`
+	ServerStop   ServerStop      `json:"server_stop"`
+	// BrokerRestarted is set when the broker's process changed during the
+	// run: someone restarted it, and the figures are not comparable.
+	BrokerRestarted bool   `json:"broker_restarted,omitempty"`
+	Fatal           string `json:"fatal,omitempty"`
+}
+
+// ReportConfig is how the run was set up.
+type ReportConfig struct {
+	Brokers     []string `json:"brokers"`
+	Duration    string   `json:"duration"`
+	Concurrency int      `json:"concurrency"`
+	Batch       int      `json:"batch"`
+	Rate        int      `json:"rate"`
+	Streams     int      `json:"streams"`
+	GoVersion   string   `json:"go_version"`
+	NumCPU      int      `json:"num_cpu"`
+	GOMAXPROCS  int      `json:"gomaxprocs"`
+}
+
+// BaselineResult is the raw producer's run.
+type BaselineResult struct {
+	Topic        string  `json:"topic"`
+	Seconds      float64 `json:"seconds"`
+	Sent         int64   `json:"sent"`
+	Acked        int64   `json:"acked"`
+	Failed       int64   `json:"failed"`
+	FirstError   string  `json:"first_error,omitempty"`
+	EventsPerSec float64 `json:"events_per_sec"`
+}
+
+// SingleResult is phase (a).
+type SingleResult struct {
+	Workers     int            `json:"workers"`
+	Requests    int64          `json:"requests"`
+	Seconds     float64        `json:"seconds"`
+	RequestsSec float64        `json:"requests_per_sec"`
+	Latency     LatencySummary `json:"request_latency_ms"`
+	Errors      ErrorReport    `json:"errors"`
+}
+
+// BatchResult is phase (b).
+type BatchResult struct {
+	Workers      int            `json:"workers"`
+	BatchSize    int            `json:"batch_size"`
+	Requests     int64          `json:"requests"`
+	Events       int64          `json:"events"`
+	Seconds      float64        `json:"seconds"`
+	EventsPerSec float64        `json:"events_per_sec"`
+	Ratio        float64        `json:"ratio_to_baseline"`
+	Latency      LatencySummary `json:"request_latency_ms"`
+	Errors       ErrorReport    `json:"errors"`
+}
+
+// E2EResult is phase (c).
+type E2EResult struct {
+	Streams        int             `json:"streams"`
+	BatchSize      int             `json:"batch_size"`
+	Sent           int64           `json:"sent"`
+	SendSeconds    float64         `json:"send_seconds"`
+	IngestPerSec   float64         `json:"ingest_events_per_sec"`
+	Received       int64           `json:"received"`
+	Distinct       int64           `json:"distinct"`
+	Duplicates     int64           `json:"duplicates"`
+	Lost           int64           `json:"lost"`
+	Seconds        float64         `json:"seconds_first_send_to_last_result"`
+	EventsPerSec   float64         `json:"events_per_sec"`
+	DrainSeconds   float64         `json:"drain_seconds"`
+	Disconnects    int             `json:"sse_disconnects"`
+	FirstSSEError  string          `json:"first_sse_error,omitempty"`
+	SendToSSE      LatencySummary  `json:"send_to_sse_ms"`
+	PerSecond      []SecondLatency `json:"send_to_sse_per_second"`
+	RequestLatency LatencySummary  `json:"request_latency_ms"`
+	Errors         ErrorReport     `json:"errors"`
+}
+
+// LatencyResult is phase (d).
+type LatencyResult struct {
+	TargetRate     int            `json:"target_events_per_sec"`
+	BatchSize      int            `json:"batch_size"`
+	Streams        int            `json:"streams"`
+	Sent           int64          `json:"sent"`
+	SentPerSec     float64        `json:"sent_per_sec"`
+	SkippedBatches int64          `json:"skipped_batches"`
+	Received       int64          `json:"received"`
+	Lost           int64          `json:"lost"`
+	Duplicates     int64          `json:"duplicates"`
+	Disconnects    int            `json:"sse_disconnects"`
+	FirstSSEError  string         `json:"first_sse_error,omitempty"`
+	DrainSeconds   float64        `json:"drain_seconds"`
+	SendToSSE      LatencySummary `json:"send_to_sse_ms"`
+	// AfterWarmup leaves out the events sent in the first second, when
+	// the server's consumers and connections are still warming up.
+	AfterWarmup    LatencySummary  `json:"send_to_sse_after_first_second_ms"`
+	PerSecond      []SecondLatency `json:"send_to_sse_per_second"`
+	RequestLatency LatencySummary  `json:"request_latency_ms"`
+	Errors         ErrorReport     `json:"errors"`
+}
+
+// SecondLatency is the POST→SSE latency of the events sent in one second of
+// a phase, in milliseconds.
+type SecondLatency struct {
+	Second int     `json:"second"`
+	Count  int     `json:"count"`
+	P50    float64 `json:"p50"`
+	P99    float64 `json:"p99"`
+	Max    float64 `json:"max"`
+}
+
+// LatencySummary holds percentiles in milliseconds.
+type LatencySummary struct {
+	Count int     `json:"count"`
+	Mean  float64 `json:"mean"`
+	P50   float64 `json:"p50"`
+	P90   float64 `json:"p90"`
+	P99   float64 `json:"p99"`
+	Max   float64 `json:"max"`
+}
+
+// ErrorReport counts the requests that did not get the expected answer.
+type ErrorReport struct {
+	Total    int64            `json:"total"`
+	ByKind   map[string]int64 `json:"by_kind,omitempty"`
+	Examples []string         `json:"examples,omitempty"`
+}
+
+// RouterDrain is one wait for the router between phases.
+type RouterDrain struct {
+	InitialLag int64   `json:"initial_lag_records"`
+	Seconds    float64 `json:"seconds"`
+	Error      string  `json:"error,omitempty"`
+}
+
+// PhaseCPU is where the CPU went during one server phase.
+type PhaseCPU struct {
+	Phase string   `json:"phase"`
+	Usage CPUUsage `json:"usage"`
+}
+
+// CPUUsage is average cores used over a phase.
+type CPUUsage struct {
+	Seconds     float64 `json:"seconds"`
+	Cores       int     `json:"machine_cores"`
+	Server      float64 `json:"server"`
+	Broker      float64 `json:"broker"`
+	Bench       float64 `json:"rtbench"`
+	Other       float64 `json:"other"`
+	MachineBusy float64 `json:"machine_busy"`
+}
+
+// ServerStop is how the server's shutdown went.
+type ServerStop struct {
+	Seconds       float64  `json:"seconds"`
+	Killed        bool     `json:"killed"`
+	ExitError     string   `json:"exit_error,omitempty"`
+	Warnings      int      `json:"log_warnings"`
+	FirstWarnings []string `json:"first_warnings,omitempty"`
+}
+
+// TargetResult is one checked goal.
+type TargetResult struct {
+	Name   string  `json:"name"`
+	Value  float64 `json:"value"`
+	Target float64 `json:"target"`
+	Unit   string  `json:"unit"`
+	Pass   bool    `json:"pass"`
+	Margin string  `json:"margin"`
+}
+
+// latencySummary reads percentiles from durations sorted ascending, by the
+// nearest-rank method.
+func latencySummary(sorted []time.Duration) LatencySummary {
+	s := LatencySummary{Count: len(sorted)}
+	if len(sorted) == 0 {
+		return s
+	}
+	var sum time.Duration
+	for _, d := range sorted {
+		sum += d
+	}
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	s.Mean = ms(sum / time.Duration(len(sorted)))
+	s.P50 = ms(percentile(sorted, 50))
+	s.P90 = ms(percentile(sorted, 90))
+	s.P99 = ms(percentile(sorted, 99))
+	s.Max = ms(sorted[len(sorted)-1])
+	return s
+}
+
+// percentile is the nearest-rank p-th percentile of an ascending slice.
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	rank := int(p/100*float64(len(sorted)) + 0.999999999)
+	rank = min(max(rank, 1), len(sorted))
+	return sorted[rank-1]
+}
+
+// evaluate fills rep.Targets from the figures measured.
+func (rep *Report) evaluate() {
+	rep.Targets = nil
+	if rep.Batch != nil && rep.Baseline != nil && rep.Baseline.EventsPerSec > 0 {
+		r := rep.Batch.Ratio
+		t := TargetResult{Name: "batch ingest / raw producer", Value: r * 100, Target: targetBatchRatio * 100, Unit: "%", Pass: r >= targetBatchRatio}
+		t.Margin = fmt.Sprintf("%+.1f pts", (r-targetBatchRatio)*100)
+		rep.Targets = append(rep.Targets, t)
+	}
+	if rep.E2E != nil {
+		v := rep.E2E.EventsPerSec
+		t := TargetResult{Name: "end-to-end", Value: v, Target: targetE2E, Unit: "events/s", Pass: v >= targetE2E}
+		t.Margin = fmt.Sprintf("%s events/s (%+.0f%%)", signedInt(int64(v-targetE2E)), (v/targetE2E-1)*100)
+		rep.Targets = append(rep.Targets, t)
+	}
+}
+
+// requestTotals counts the server requests of the run and the failed ones.
+func (rep *Report) requestTotals() (reqs, errs int64) {
+	if s := rep.Single; s != nil {
+		reqs += s.Requests + s.Errors.Total
+		errs += s.Errors.Total
+	}
+	if b := rep.Batch; b != nil {
+		reqs += b.Requests + b.Errors.Total
+		errs += b.Errors.Total
+	}
+	if e := rep.E2E; e != nil {
+		reqs += e.Sent/int64(max(e.BatchSize, 1)) + e.Errors.Total
+		errs += e.Errors.Total
+	}
+	if l := rep.Latency; l != nil {
+		reqs += l.Sent/int64(max(l.BatchSize, 1)) + l.Errors.Total
+		errs += l.Errors.Total
+	}
+	return reqs, errs
+}
+
+// printTable writes the summary table: one row per figure, with the
+// baseline, ratio and target where the brief defines one.
+func printTable(w io.Writer, rep *Report) {
+	rep.evaluate()
+	verdict := func(name string) string {
+		for _, t := range rep.Targets {
+			if t.Name == name {
+				if t.Pass {
+					return "PASS " + t.Margin
+				}
+				return "MISS " + t.Margin
+			}
+		}
+		return "-"
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	row := func(cells ...string) {
+		for i, c := range cells {
+			if i > 0 {
+				fmt.Fprint(tw, "\t")
+			}
+			fmt.Fprint(tw, c)
+		}
+		fmt.Fprint(tw, "\t\n")
+	}
+	row("phase", "figure", "unit", "baseline", "ratio", "target", "verdict")
+	row("-----", "------", "----", "--------", "-----", "------", "-------")
+	if b := rep.Baseline; b != nil {
+		row("raw producer (Sarama, acks=all)", fmtInt(int64(b.EventsPerSec)), "events/s", "-", "-", "ceiling", "-")
+	}
+	if s := rep.Single; s != nil {
+		row("single-event POST", fmtInt(int64(s.RequestsSec)), "req/s", "-", "-", "none", "-")
+		row("  request p50", fmtMs(s.Latency.P50), "", "", "", "", "")
+		row("  request p99", fmtMs(s.Latency.P99), "", "", "", "", "")
+		row("  errors", fmtInt(s.Errors.Total), "requests", "", "", "", "")
+	}
+	if b := rep.Batch; b != nil {
+		base, ratio := "-", "-"
+		if rep.Baseline != nil && rep.Baseline.EventsPerSec > 0 {
+			base = fmtInt(int64(rep.Baseline.EventsPerSec))
+			ratio = fmt.Sprintf("%.1f%%", b.Ratio*100)
+		}
+		row(fmt.Sprintf("batch ingest (%d/POST)", b.BatchSize), fmtInt(int64(b.EventsPerSec)), "events/s", base, ratio,
+			fmt.Sprintf(">= %.0f%%", targetBatchRatio*100), verdict("batch ingest / raw producer"))
+		row("  request p50", fmtMs(b.Latency.P50), "", "", "", "", "")
+		row("  request p99", fmtMs(b.Latency.P99), "", "", "", "", "")
+		row("  errors", fmtInt(b.Errors.Total), "requests", "", "", "", "")
+	}
+	if e := rep.E2E; e != nil {
+		row("end-to-end POST->SSE", fmtInt(int64(e.EventsPerSec)), "events/s", "-", "-", ">= "+fmtInt(targetE2E), verdict("end-to-end"))
+		row("  ingest during it", fmtInt(int64(e.IngestPerSec)), "events/s", "", "", "", "")
+		row("  sent / received", fmtInt(e.Sent)+" / "+fmtInt(e.Received), "events", "", "", "", "")
+		row("  lost", fmtInt(e.Lost), "events", "", "", "", "")
+		row("  duplicates", fmtInt(e.Duplicates), "events", "", "", "", "")
+		row("  SSE disconnects", strconv.Itoa(e.Disconnects), "", "", "", "", "")
+		row("  POST->SSE p50 / p99", fmtMs(e.SendToSSE.P50)+" / "+fmtMs(e.SendToSSE.P99), "", "", "", "", "")
+		row("  errors", fmtInt(e.Errors.Total), "requests", "", "", "", "")
+	}
+	if l := rep.Latency; l != nil {
+		row(fmt.Sprintf("latency @ %s ev/s", fmtInt(int64(l.TargetRate))), fmtMs(l.SendToSSE.P50), "p50", "-", "-", "none", "-")
+		row("  POST->SSE p90", fmtMs(l.SendToSSE.P90), "", "", "", "", "")
+		row("  POST->SSE p99", fmtMs(l.SendToSSE.P99), "", "", "", "", "")
+		row("  POST->SSE max", fmtMs(l.SendToSSE.Max), "", "", "", "", "")
+		row("  after 1st s p50 / p99", fmtMs(l.AfterWarmup.P50)+" / "+fmtMs(l.AfterWarmup.P99), "", "", "", "", "")
+		row("  sent rate", fmtInt(int64(l.SentPerSec)), "events/s", "", "", "", "")
+		row("  sent / received / lost", fmtInt(l.Sent)+" / "+fmtInt(l.Received)+" / "+fmtInt(l.Lost), "events", "", "", "", "")
+		row("  POST p50 / p99", fmtMs(l.RequestLatency.P50)+" / "+fmtMs(l.RequestLatency.P99), "", "", "", "", "")
+		row("  errors", fmtInt(l.Errors.Total), "requests", "", "", "", "")
+	}
+	if c := rep.StreamCreate; c.Count > 0 {
+		row("stream create (setup)", fmtMs(c.P50), "p50", "", "", "", "")
+		row("  max", fmtMs(c.Max), "", "", "", "", "")
+	}
+	tw.Flush()
+	if len(rep.CPU) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "CPU, average cores used per phase:")
+		for _, c := range rep.CPU {
+			fmt.Fprintf(w, "  %-8s %s\n", c.Phase, c.Usage)
+		}
+	}
+	if rep.Fatal != "" {
+		fmt.Fprintf(w, "\nrun failed: %s\n", rep.Fatal)
+	}
+}
+
+// writeJSON writes rep to path, creating its directory.
+func writeJSON(path string, rep *Report) error {
+	rep.evaluate()
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+	}
+	data, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(data, '\n'), 0o644)
+}
+
+// fmtInt writes n with thousands separators.
+func fmtInt(n int64) string {
+	if n < 0 {
+		return "-" + fmtInt(-n)
+	}
+	s := strconv.FormatInt(n, 10)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
+
+func signedInt(n int64) string {
+	if n >= 0 {
+		return "+" + fmtInt(n)
+	}
+	return fmtInt(n)
+}
+
+// fmtMs writes a millisecond figure with a precision that suits it.
+func fmtMs(ms float64) string {
+	switch {
+	case ms == 0:
+		return "-"
+	case ms < 10:
+		return fmt.Sprintf("%.2f ms", ms)
+	case ms < 1000:
+		return fmt.Sprintf("%.1f ms", ms)
+	default:
+		return fmt.Sprintf("%.2f s", ms/1000)
+	}
+}

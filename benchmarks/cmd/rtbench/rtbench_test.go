@@ -1,0 +1,96 @@
+package main
+
+import (
+	"encoding/json"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// The figures are only as good as the arithmetic and the SSE parsing behind
+// them; these tests need no broker.
+
+func TestPercentileNearestRank(t *testing.T) {
+	var d []time.Duration
+	for i := 1; i <= 100; i++ {
+		d = append(d, time.Duration(i)*time.Millisecond)
+	}
+	for _, c := range []struct {
+		p    float64
+		want time.Duration
+	}{{50, 50 * time.Millisecond}, {90, 90 * time.Millisecond}, {99, 99 * time.Millisecond}, {100, 100 * time.Millisecond}, {0.1, time.Millisecond}} {
+		if got := percentile(d, c.p); got != c.want {
+			t.Errorf("p%v = %v, want %v", c.p, got, c.want)
+		}
+	}
+	if got := percentile([]time.Duration{7}, 99); got != 7 {
+		t.Errorf("one sample: %v", got)
+	}
+	s := latencySummary(d)
+	if s.Count != 100 || s.Max != 100 || s.P50 != 50 || s.Mean != 50.5 {
+		t.Errorf("summary %+v", s)
+	}
+}
+
+func TestAppendBodyIsValidJSON(t *testing.T) {
+	now := time.Unix(1795827745, 763496159)
+	one := appendBody(nil, 1234567, 1, now)
+	var ev struct{ Seq, T int64 }
+	if err := json.Unmarshal(one, &ev); err != nil || ev.Seq != 1234567 || ev.T != now.UnixNano() {
+		t.Fatalf("single event %s: %v %+v", one, err, ev)
+	}
+	if n := len(one); n < 90 || n > 110 {
+		t.Errorf("event is %d bytes, want about 100", n)
+	}
+	batch := appendBody(one[:0], 100, 10, now)
+	var evs []struct{ Seq int64 }
+	if err := json.Unmarshal(batch, &evs); err != nil || len(evs) != 10 || evs[9].Seq != 109 {
+		t.Fatalf("batch %s: %v", batch, err)
+	}
+}
+
+func TestSSEParse(t *testing.T) {
+	body := ": connected\n\n" +
+		"id: 0-1-0\nevent: result\ndata: {\"stream_id\":\"s\",\"received_at\":\"x\",\"data\":{\"seq\":5,\"t\":1000}}\n\n" +
+		": ping\n\n" +
+		"id: 0-1-1\r\nevent: result\r\ndata: {\"data\":{\"seq\":6,\"t\":2000,\"pad\":\"" + strings.Repeat("x", 300<<10) + "\"}}\r\n\r\n" +
+		"event: end\ndata: {\"reason\":\"stream deleted\"}\n\n"
+	s := &sseSub{connected: make(chan struct{})}
+	var n atomic.Int64
+	err := s.parse(strings.NewReader(body), &n)
+	if err == nil || err.Error() != "EOF" {
+		t.Fatalf("parse ended with %v, want EOF", err)
+	}
+	select {
+	case <-s.connected:
+	default:
+		t.Error("connected comment not seen")
+	}
+	if n.Load() != 2 || s.count != 2 || !slices.Equal(s.seqs, []int64{5, 6}) {
+		t.Errorf("results %d/%d seqs %v", n.Load(), s.count, s.seqs)
+	}
+	if len(s.lats) != 2 || !s.ended {
+		t.Errorf("lats %v ended %v", s.lats, s.ended)
+	}
+}
+
+func TestMissingAndDuplicates(t *testing.T) {
+	g := &sseGroup{subs: []*sseSub{{seqs: []int64{0, 1, 2, 2}, count: 4}, {seqs: []int64{10, 12}, count: 2}}}
+	sum := g.summary()
+	if sum.Received != 6 || sum.Distinct != 5 || sum.Duplicates != 1 {
+		t.Errorf("summary %+v", sum)
+	}
+	if got := sum.missing([]seqRange{{0, 3}, {10, 3}}); got != 1 {
+		t.Errorf("missing %d, want 1 (seq 11)", got)
+	}
+}
+
+func TestFmtInt(t *testing.T) {
+	for n, want := range map[int64]string{0: "0", 999: "999", 1000: "1,000", 1234567: "1,234,567", -52000: "-52,000"} {
+		if got := fmtInt(n); got != want {
+			t.Errorf("fmtInt(%d) = %q, want %q", n, got, want)
+		}
+	}
+}
