@@ -215,7 +215,7 @@ func phases(ctx context.Context, o options, rep *Report) error {
 		{"e2e", func(ctx context.Context) (err error) { rep.E2E, err = lt.endToEnd(ctx); return }},
 		{"latency", func(ctx context.Context) (err error) { rep.Latency, err = lt.latency(ctx); return }},
 	}
-	ran := 0
+	ran, prev := 0, ""
 	for _, p := range list {
 		if !o.Phases[p.name] {
 			continue
@@ -224,8 +224,10 @@ func phases(ctx context.Context, o options, rep *Report) error {
 			// The router works through what the previous phase left in
 			// the events topic; start the next phase on an idle pipeline.
 			d := router.waitIdle(ctx, 3*time.Minute)
+			d.After = prev
 			rep.RouterDrains = append(rep.RouterDrains, d)
 		}
+		prev = p.name
 		cpu := startCPU(srv.Pid(), findBroker(o.Brokers))
 		err := p.run(ctx)
 		u := cpu.stop()

@@ -158,8 +158,10 @@ type ErrorReport struct {
 	Examples []string         `json:"examples,omitempty"`
 }
 
-// RouterDrain is one wait for the router between phases.
+// RouterDrain is one wait for the router between phases: how far behind
+// ingest the router was when After ended, and how long it took to catch up.
 type RouterDrain struct {
+	After      string  `json:"after_phase"`
 	InitialLag int64   `json:"initial_lag_records"`
 	Seconds    float64 `json:"seconds"`
 	Error      string  `json:"error,omitempty"`
@@ -337,6 +339,11 @@ func printTable(w io.Writer, rep *Report) {
 		row("  sent / received / lost", fmtInt(l.Sent)+" / "+fmtInt(l.Received)+" / "+fmtInt(l.Lost), "events", "", "", "", "")
 		row("  POST p50 / p99", fmtMs(l.RequestLatency.P50)+" / "+fmtMs(l.RequestLatency.P99), "", "", "", "", "")
 		row("  errors", fmtInt(l.Errors.Total), "requests", "", "", "", "")
+	}
+	for _, d := range rep.RouterDrains {
+		if d.InitialLag > 0 {
+			row("router backlog after "+d.After, fmtInt(d.InitialLag), "records", "", "", "", fmt.Sprintf("drained in %.1f s", d.Seconds))
+		}
 	}
 	if c := rep.StreamCreate; c.Count > 0 {
 		row("stream create (setup)", fmtMs(c.P50), "p50", "", "", "", "")
