@@ -54,7 +54,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.Streams, "streams", 16, "streams per phase (batch phases use one worker per stream)")
 	fs.StringVar(&o.JSONPath, "json", "out/bench.json", "where to write the figures as JSON")
 	fs.StringVar(&o.ServerBin, "server-bin", "", "a prebuilt rtstream binary (default: build ./cmd/rtstream into a temp dir)")
-	fs.BoolVar(&o.Keep, "keep", false, "keep the temp dir (server binary, data and log) after the run")
+	fs.BoolVar(&o.Keep, "keep", false, "keep the temp dir (server binary, data and log) and the server's topics after the run")
 	phases := fs.String("phases", strings.Join(allPhases, ","), "comma-separated phases to run (a partial run cannot check every target)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -186,6 +186,14 @@ func phases(ctx context.Context, o options, rep *Report) error {
 		rep.ServerStop = st
 		if st.Warnings > 0 {
 			progress("[server] log had %d warning/error lines; first ones:\n  %s", st.Warnings, strings.Join(st.FirstWarnings, "\n  "))
+		}
+		if !o.Keep {
+			// Each run makes four topics and a consumer group; a dev
+			// broker would otherwise collect them run after run.
+			for _, suffix := range []string{".events", ".results", ".streams", ".poison"} {
+				kc.deleteTopic(srv.Prefix + suffix)
+			}
+			_ = kc.admin.DeleteConsumerGroup(srv.Prefix + "-router")
 		}
 	}()
 	lt := newLoadTester(srv, o)
