@@ -124,6 +124,14 @@ func (h *Hub) remove(s *Subscription) {
 	}
 }
 
+// Watched reports whether streamID has a subscriber here.
+func (h *Hub) Watched(streamID string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	st, ok := h.streams[streamID]
+	return ok && len(st.subs) > 0
+}
+
 // Deliver hands one results record, read at pos, to its stream's subscribers.
 // It never blocks: a subscriber whose buffer is full is ended with ErrSlow.
 func (h *Hub) Deliver(pos rtstream.Position, b rtstream.ResultBatch) {

@@ -90,3 +90,18 @@ func TestEndAndClose(t *testing.T) {
 	}
 	a.Close() // closing twice is harmless
 }
+
+func TestWatched(t *testing.T) {
+	h := fanout.New(1)
+	if h.Watched("a") {
+		t.Fatal("watched before any subscriber")
+	}
+	s := h.Subscribe("a")
+	if !h.Watched("a") || h.Watched("b") {
+		t.Fatal("Watched disagrees with the subscriptions")
+	}
+	s.Close()
+	if h.Watched("a") {
+		t.Fatal("still watched after the last subscriber left")
+	}
+}

@@ -63,6 +63,9 @@ func decodeEvents(kind bodyKind, body []byte) ([]json.RawMessage, error) {
 		if len(batch) == 0 {
 			return nil, errEmpty
 		}
+		for i := range batch {
+			batch[i] = oneLine(batch[i])
+		}
 		return batch, nil
 	}
 	if !json.Valid(trimmed) {
@@ -70,7 +73,20 @@ func decodeEvents(kind bodyKind, body []byte) ([]json.RawMessage, error) {
 		err := json.Unmarshal(trimmed, &v)
 		return nil, &decodeError{detail: "invalid JSON: " + jsonErrorDetail(trimmed, err)}
 	}
-	return []json.RawMessage{json.RawMessage(trimmed)}, nil
+	return []json.RawMessage{oneLine(trimmed)}, nil
+}
+
+// oneLine compacts valid JSON that has line breaks between its tokens: every
+// later hop copies event data as it is, and an SSE data line must be one line.
+func oneLine(data []byte) json.RawMessage {
+	if bytes.IndexAny(data, "\r\n") < 0 {
+		return data
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, data); err != nil {
+		return data // unreachable: data was checked to be valid
+	}
+	return buf.Bytes()
 }
 
 func decodeNDJSON(body []byte) ([]json.RawMessage, error) {
@@ -88,7 +104,7 @@ func decodeNDJSON(body []byte) ([]json.RawMessage, error) {
 				fields: []problem.FieldError{{Pointer: fmt.Sprintf("/%d", len(events)), Detail: fmt.Sprintf("line %d is not valid JSON", n+1)}},
 			}
 		}
-		events = append(events, json.RawMessage(line))
+		events = append(events, oneLine(line))
 	}
 	if len(events) == 0 {
 		return nil, errEmpty

@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -18,6 +19,8 @@ func TestDecodeEvents(t *testing.T) {
 		{"one object", kindJSON, `{"a":1}`, []string{`{"a":1}`}, ""},
 		{"one scalar", kindJSON, ` 42 `, []string{`42`}, ""},
 		{"batch", kindJSON, `[1, {"b":2}, "x"]`, []string{`1`, `{"b":2}`, `"x"`}, ""},
+		{"line breaks compacted", kindJSON, "{\n \"a\":\r\n [1,\n2]}", []string{`{"a":[1,2]}`}, ""},
+		{"batch line breaks compacted", kindJSON, "[{\n\"a\": 1}, 2]", []string{`{"a":1}`, `2`}, ""},
 		{"empty batch", kindJSON, `[]`, nil, "no event"},
 		{"empty body", kindJSON, "  \n", nil, "no event"},
 		{"broken", kindJSON, "{\n\"a\": }", nil, "line 2"},
@@ -92,8 +95,8 @@ func FuzzDecodeEvents(f *testing.F) {
 			t.Fatal("no error and no events")
 		}
 		for i, e := range events {
-			if !json.Valid(e) {
-				t.Fatalf("event %d is not valid JSON: %q", i, e)
+			if !json.Valid(e) || bytes.ContainsAny(e, "\r\n") {
+				t.Fatalf("event %d is not valid one-line JSON: %q", i, e)
 			}
 		}
 	})

@@ -2,7 +2,6 @@ package handlers
 
 import (
 	"bufio"
-	"encoding/json"
 	"errors"
 	"mime"
 	"net/http"
@@ -72,6 +71,7 @@ func (s *server) results(w http.ResponseWriter, r *http.Request) {
 	heartbeat := time.NewTicker(s.cfg.Heartbeat)
 	defer heartbeat.Stop()
 	delivered := 0
+	var frame []byte
 	for {
 		select {
 		case <-r.Context().Done():
@@ -91,8 +91,9 @@ func (s *server) results(w http.ResponseWriter, r *http.Request) {
 		case ds := <-feed.C():
 			// Write what is pending now, then flush once.
 			for more := true; more; {
-				for _, d := range ds {
-					if err := writeResult(bw, d); err != nil {
+				for i := range ds {
+					var err error
+					if frame, err = writeResult(bw, frame, &ds[i]); err != nil {
 						return
 					}
 				}
@@ -111,18 +112,15 @@ func (s *server) results(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// writeResult writes one SSE event. The cursor is digits and dashes and the
-// data is JSON from encoding/json, which escapes control characters, so
-// neither can carry a line break into the frame.
-func writeResult(bw *bufio.Writer, d rtstream.Delivery) error {
-	data, err := json.Marshal(d.Result)
-	if err != nil {
-		return err
-	}
-	bw.WriteString("id: ")
-	bw.WriteString(d.Cursor.String())
-	bw.WriteString("\nevent: result\ndata: ")
-	bw.Write(data)
-	_, err = bw.WriteString("\n\n")
-	return err
+// writeResult writes one SSE event. The cursor is digits and dashes, and the
+// data is one line of JSON (control characters escaped, event data compacted
+// on the way in), so neither can carry a line break into the frame.
+func writeResult(bw *bufio.Writer, buf []byte, d *rtstream.Delivery) ([]byte, error) {
+	buf = append(buf[:0], "id: "...)
+	buf = append(buf, d.Cursor.String()...)
+	buf = append(buf, "\nevent: result\ndata: "...)
+	buf = d.Result.AppendJSON(buf)
+	buf = append(buf, "\n\n"...)
+	_, err := bw.Write(buf)
+	return buf, err
 }

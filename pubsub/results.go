@@ -25,9 +25,18 @@ type ResultsFollower struct {
 	running  atomic.Int32 // partitions still being followed
 }
 
-// FollowResults starts the follower. deliver is called for every result record,
-// in order within a partition, from one goroutine per partition.
-func FollowResults(cfg Config, log *slog.Logger, deliver func(rtstream.Position, rtstream.ResultBatch)) (*ResultsFollower, error) {
+// Fanout is where the follower hands results records.
+type Fanout interface {
+	// Watched reports whether anyone here subscribes to the stream; records
+	// of other streams are skipped without being decoded.
+	Watched(streamID string) bool
+	// Deliver is called for every watched record, in order within a
+	// partition, from one goroutine per partition.
+	Deliver(rtstream.Position, rtstream.ResultBatch)
+}
+
+// FollowResults starts the follower.
+func FollowResults(cfg Config, log *slog.Logger, to Fanout) (*ResultsFollower, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -56,12 +65,16 @@ func FollowResults(cfg Config, log *slog.Logger, deliver func(rtstream.Position,
 			defer f.wg.Done()
 			defer f.running.Add(-1)
 			for m := range pc.Messages() {
+				// The key is the stream id.
+				if len(m.Key) > 0 && !to.Watched(string(m.Key)) {
+					continue
+				}
 				var b rtstream.ResultBatch
 				if err := json.Unmarshal(m.Value, &b); err != nil {
 					log.Error("results: skipping unreadable record", "partition", m.Partition, "offset", m.Offset, "err", err)
 					continue
 				}
-				deliver(rtstream.Position{Partition: m.Partition, Offset: m.Offset}, b)
+				to.Deliver(rtstream.Position{Partition: m.Partition, Offset: m.Offset}, b)
 			}
 		}()
 		go func() {

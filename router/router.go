@@ -134,11 +134,7 @@ func Process(msg *message.Message) ([]*message.Message, error) {
 			Data:        ev.Data,
 		}
 	}
-	payload, err := json.Marshal(out)
-	if err != nil {
-		return nil, fmt.Errorf("%w: encode results: %w", ErrPermanent, err)
-	}
-	res := message.NewMessage(watermill.NewULID(), payload)
+	res := message.NewMessage(watermill.NewULID(), out.AppendJSON(make([]byte, 0, 2*len(msg.Payload))))
 	res.Metadata.Set(pubsub.KeyMetadata, in.StreamID)
 	res.SetContext(context.WithoutCancel(msg.Context()))
 	return []*message.Message{res}, nil

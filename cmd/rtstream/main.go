@@ -85,11 +85,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 
+	// The API and the router publish through producers of their own, so
+	// that neither waits behind the other's in-flight request.
 	pub, err := pubsub.NewPublisher(kcfg, cfg.SendTimeout)
 	if err != nil {
 		return err
 	}
 	defer pub.Close()
+	routerPub, err := pubsub.NewPublisher(kcfg, 0)
+	if err != nil {
+		return err
+	}
+	defer routerPub.Close()
 
 	hub := fanout.New(0)
 	registry, err := pubsub.OpenRegistry(startCtx, kcfg, log, hub.End)
@@ -98,7 +105,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	defer registry.Close()
 
-	follower, err := pubsub.FollowResults(kcfg, log, hub.Deliver)
+	follower, err := pubsub.FollowResults(kcfg, log, hub)
 	if err != nil {
 		return err
 	}
@@ -113,7 +120,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		Topics:            kcfg.Topics(),
 		ConsumerGroup:     cfg.TopicPrefix + "-router",
 		ThrottlePerSecond: int64(cfg.Throttle),
-	}, sub, pub, wlog)
+	}, sub, routerPub, wlog)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,58 @@
+package rtstream_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/rtstream/rtstream"
+)
+
+// The hand-written encoders must agree with encoding/json byte for byte.
+func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
+	at := time.Date(2026, 11, 28, 1, 2, 3, 4005, time.UTC)
+	for _, s := range []string{"s", "a.b-c_d", "quote\"back\\slash", "ctl\x01\n\t\r\b\f\x7f", "<script>&", "é\u2028\u2029", "bad\xffutf8"} {
+		for _, data := range []string{`{"a":1}`, `[1,"x",null]`, `"str\n"`, `3.5e10`, `true`} {
+			r := rtstream.Result{StreamID: s, EventID: s + "e", ReceivedAt: at, ProcessedAt: at.Add(time.Millisecond), Data: json.RawMessage(data)}
+			want, _ := json.Marshal(r)
+			if got := r.AppendJSON(nil); !bytes.Equal(got, want) {
+				t.Errorf("Result %q/%s:\n got %s\nwant %s", s, data, got, want)
+			}
+			eb := rtstream.EventBatch{StreamID: s, Events: []rtstream.Event{{ID: "1", ReceivedAt: at, Data: json.RawMessage(data)}, {ID: "2", ReceivedAt: at}}}
+			want, _ = json.Marshal(eb)
+			if got := eb.AppendJSON(nil); !bytes.Equal(got, want) {
+				t.Errorf("EventBatch %q/%s:\n got %s\nwant %s", s, data, got, want)
+			}
+			rb := rtstream.ResultBatch{StreamID: s, Source: rtstream.Position{Partition: 3, Offset: 99}, Results: []rtstream.Result{r, r}}
+			want, _ = json.Marshal(rb)
+			if got := rb.AppendJSON(nil); !bytes.Equal(got, want) {
+				t.Errorf("ResultBatch %q/%s:\n got %s\nwant %s", s, data, got, want)
+			}
+		}
+	}
+}
+
+func FuzzResultAppendJSON(f *testing.F) {
+	f.Add("s", "e", `{"a":1}`)
+	f.Add("\x00\u2028", "<>", `[]`)
+	f.Fuzz(func(t *testing.T, stream, event, data string) {
+		var compact bytes.Buffer
+		if json.Compact(&compact, []byte(data)) != nil {
+			t.Skip() // the API only lets valid JSON through, compacted
+		}
+		r := rtstream.Result{StreamID: stream, EventID: event, Data: compact.Bytes()}
+		got := r.AppendJSON(nil)
+		if bytes.ContainsAny(got, "\r\n") {
+			t.Fatalf("line break in %q", got)
+		}
+		var back rtstream.Result
+		if err := json.Unmarshal(got, &back); err != nil {
+			t.Fatalf("%q does not decode: %v", got, err)
+		}
+		want, _ := json.Marshal(r)
+		if !bytes.Equal(got, want) {
+			t.Fatalf("got %s want %s", got, want)
+		}
+	})
+}
