@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,9 +30,11 @@ var ErrPublisherClosed = errors.New("pubsub: publisher closed")
 // pending into one request per broker; Publish still returns only when Kafka
 // has acknowledged (acks=all) every record it was given, or with an error.
 type Publisher struct {
-	producer sarama.AsyncProducer
-	marshal  kafka.Marshaler
-	timeout  time.Duration
+	// producers each have their own connection and in-flight request; a
+	// key always goes to the same one, which keeps its records in order.
+	producers []sarama.AsyncProducer
+	marshal   kafka.Marshaler
+	timeout   time.Duration
 
 	mu     sync.RWMutex // guards closed against sends into a closed input
 	closed bool
@@ -55,10 +58,12 @@ func (c *call) finish(err error) {
 	}
 }
 
-// NewPublisher connects an async producer with cfg's no-loss settings.
-// publishTimeout bounds how long Publish waits for acknowledgements
-// (default 10 s).
-func NewPublisher(cfg Config, publishTimeout time.Duration) (*Publisher, error) {
+// NewPublisher connects producers async producers (default 1) with cfg's
+// no-loss settings. Sarama allows an idempotent producer one request in flight
+// per broker, so a publisher that many goroutines wait on (the router: one
+// per partition) gets more throughput from more producers. publishTimeout
+// bounds how long Publish waits for acknowledgements (default 10 s).
+func NewPublisher(cfg Config, publishTimeout time.Duration, producers int) (*Publisher, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -66,31 +71,47 @@ func NewPublisher(cfg Config, publishTimeout time.Duration) (*Publisher, error) 
 	if publishTimeout <= 0 {
 		publishTimeout = DefaultPublishTimeout
 	}
-	producer, err := sarama.NewAsyncProducer(cfg.Brokers, cfg.SaramaConfig())
-	if err != nil {
-		return nil, fmt.Errorf("pubsub: start producer: %w", err)
+	if producers <= 0 {
+		producers = 1
 	}
 	p := &Publisher{
-		producer: producer,
 		marshal: kafka.NewWithPartitioningMarshaler(func(_ string, m *message.Message) (string, error) {
 			return m.Metadata.Get(KeyMetadata), nil
 		}),
 		timeout: publishTimeout,
 	}
-	p.drain.Add(2)
-	go func() {
-		defer p.drain.Done()
-		for m := range producer.Successes() {
-			m.Metadata.(*call).finish(nil)
+	for range producers {
+		producer, err := sarama.NewAsyncProducer(cfg.Brokers, cfg.SaramaConfig())
+		if err != nil {
+			p.Close()
+			return nil, fmt.Errorf("pubsub: start producer: %w", err)
 		}
-	}()
-	go func() {
-		defer p.drain.Done()
-		for e := range producer.Errors() {
-			e.Msg.Metadata.(*call).finish(e.Err)
-		}
-	}()
+		p.producers = append(p.producers, producer)
+		p.drain.Add(2)
+		go func() {
+			defer p.drain.Done()
+			for m := range producer.Successes() {
+				m.Metadata.(*call).finish(nil)
+			}
+		}()
+		go func() {
+			defer p.drain.Done()
+			for e := range producer.Errors() {
+				e.Msg.Metadata.(*call).finish(e.Err)
+			}
+		}()
+	}
 	return p, nil
+}
+
+// producerFor picks the producer of a key.
+func (p *Publisher) producerFor(key string) sarama.AsyncProducer {
+	if len(p.producers) == 1 {
+		return p.producers[0]
+	}
+	h := fnv.New32a()
+	h.Write([]byte(key))
+	return p.producers[h.Sum32()%uint32(len(p.producers))]
 }
 
 // Publish sends msgs to topic and waits until Kafka acknowledged all of them.
@@ -123,7 +144,7 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	}
 	for i, r := range records {
 		select {
-		case p.producer.Input() <- r:
+		case p.producerFor(msgs[i].Metadata.Get(KeyMetadata)).Input() <- r:
 		case <-ctx.Done():
 			// The records not handed over will never be acknowledged.
 			for range records[i:] {
@@ -156,7 +177,9 @@ func (p *Publisher) Close() error {
 	}
 	p.closed = true
 	p.mu.Unlock()
-	p.producer.AsyncClose()
+	for _, producer := range p.producers {
+		producer.AsyncClose()
+	}
 	p.drain.Wait()
 	return nil
 }

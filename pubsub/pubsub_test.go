@@ -87,7 +87,7 @@ func TestEnsureTopicsCreatesTheLayoutOnce(t *testing.T) {
 
 func TestPublisherAcknowledgesEveryRecordInOrderPerKey(t *testing.T) {
 	cfg := testConfig(t)
-	pub, err := pubsub.NewPublisher(cfg, 0)
+	pub, err := pubsub.NewPublisher(cfg, 0, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -238,7 +238,7 @@ func TestRegistryReadYourWritesAcrossInstances(t *testing.T) {
 
 func TestEventsSendOneRecordPerRequest(t *testing.T) {
 	cfg := testConfig(t)
-	pub, err := pubsub.NewPublisher(cfg, 0)
+	pub, err := pubsub.NewPublisher(cfg, 0, 2)
 	if err != nil {
 		t.Fatal(err)
 	}

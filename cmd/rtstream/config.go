@@ -27,6 +27,9 @@ type config struct {
 	SendTimeout   time.Duration
 	Throttle      int
 	ShutdownGrace time.Duration
+	PprofAddr     string
+	// RouterProducers is how many producers the router publishes through.
+	RouterProducers int
 }
 
 // loadDotEnv reads KEY=VALUE lines from path into a map; a missing file is no
@@ -98,18 +101,20 @@ func parseConfig(getenv func(string) string) (config, error) {
 	}
 
 	c := config{
-		DataDir:       first("DATA_DIR"),
-		TopicPrefix:   first("TOPIC_PREFIX"),
-		Partitions:    intVar("TOPIC_PARTITIONS", 12),
-		Replication:   intVar("TOPIC_REPLICATION", 1),
-		LogLevel:      first("LOG_LEVEL"),
-		LogFormat:     first("LOG_FORMAT"),
-		MaxBodyBytes:  int64(intVar("MAX_BODY_BYTES", 1<<20)),
-		MaxBatch:      intVar("MAX_BATCH", 1000),
-		Heartbeat:     durVar("SSE_HEARTBEAT", 15*time.Second),
-		SendTimeout:   durVar("SEND_TIMEOUT", 10*time.Second),
-		Throttle:      intVar("ROUTER_THROTTLE_PER_SECOND", 0),
-		ShutdownGrace: durVar("SHUTDOWN_TIMEOUT", 30*time.Second),
+		DataDir:         first("DATA_DIR"),
+		TopicPrefix:     first("TOPIC_PREFIX"),
+		Partitions:      intVar("TOPIC_PARTITIONS", 12),
+		Replication:     intVar("TOPIC_REPLICATION", 1),
+		LogLevel:        first("LOG_LEVEL"),
+		LogFormat:       first("LOG_FORMAT"),
+		MaxBodyBytes:    int64(intVar("MAX_BODY_BYTES", 1<<20)),
+		MaxBatch:        intVar("MAX_BATCH", 1000),
+		Heartbeat:       durVar("SSE_HEARTBEAT", 15*time.Second),
+		SendTimeout:     durVar("SEND_TIMEOUT", 10*time.Second),
+		Throttle:        intVar("ROUTER_THROTTLE_PER_SECOND", 0),
+		ShutdownGrace:   durVar("SHUTDOWN_TIMEOUT", 30*time.Second),
+		PprofAddr:       first("PPROF_ADDR"),
+		RouterProducers: intVar("ROUTER_PRODUCERS", 4),
 	}
 	if c.DataDir == "" {
 		c.DataDir = "./data"

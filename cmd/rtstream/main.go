@@ -87,12 +87,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 
 	// The API and the router publish through producers of their own, so
 	// that neither waits behind the other's in-flight request.
-	pub, err := pubsub.NewPublisher(kcfg, cfg.SendTimeout)
+	pub, err := pubsub.NewPublisher(kcfg, cfg.SendTimeout, 1)
 	if err != nil {
 		return err
 	}
 	defer pub.Close()
-	routerPub, err := pubsub.NewPublisher(kcfg, 0)
+	routerPub, err := pubsub.NewPublisher(kcfg, 0, cfg.RouterProducers)
 	if err != nil {
 		return err
 	}
@@ -177,6 +177,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	// Shutdown waits for handlers; result feeds never end by themselves, so
 	// end them as soon as shutdown begins.
 	srv.RegisterOnShutdown(hub.Close)
+	if cfg.PprofAddr != "" {
+		stopPprof, err := servePprof(cfg.PprofAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stopPprof()
+	}
 	serveDone := make(chan error, 1)
 	go func() { serveDone <- srv.Serve(ln) }()
 	log.Info("rtstream listening", "addr", ln.Addr().String(), "brokers", cfg.Brokers, "topic_prefix", cfg.TopicPrefix)
