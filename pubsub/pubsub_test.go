@@ -41,7 +41,24 @@ func testConfig(t *testing.T) pubsub.Config {
 	if err := pubsub.EnsureTopics(ctx, cfg); err != nil {
 		t.Fatalf("EnsureTopics: %v", err)
 	}
+	t.Cleanup(func() { deleteTopics(t, cfg) })
 	return cfg
+}
+
+// deleteTopics removes a test's topics so the shared broker does not fill up.
+func deleteTopics(t *testing.T, cfg pubsub.Config) {
+	admin, err := sarama.NewClusterAdmin(cfg.Brokers, cfg.SaramaConfig())
+	if err != nil {
+		t.Logf("cleanup: %v", err)
+		return
+	}
+	defer admin.Close()
+	tp := cfg.Topics()
+	for _, name := range []string{tp.Events, tp.Results, tp.Streams, tp.Poison} {
+		if err := admin.DeleteTopic(name); err != nil {
+			t.Logf("cleanup: delete %s: %v", name, err)
+		}
+	}
 }
 
 func TestEnsureTopicsCreatesTheLayoutOnce(t *testing.T) {
