@@ -20,7 +20,8 @@ func NewServer(deps Deps) http.Handler {
 	s := &server{Deps: deps, cfg: cfg, log: log}
 
 	r := chi.NewRouter()
-	r.Use(middleware.Log(log), middleware.Recover(log))
+	r.Use(deps.Outer...)
+	r.Use(middleware.Log(log, deps.ClientIP), middleware.Recover(log))
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, problem.New(http.StatusNotFound, "no such route"))
 	})

@@ -90,6 +90,11 @@ type Deps struct {
 	Ready map[string]Check
 	// Metrics, when set, is served at /metrics.
 	Metrics http.Handler
+	// Outer middleware runs before anything else, on every route (the
+	// client-IP resolution, security headers, CORS).
+	Outer []func(http.Handler) http.Handler
+	// ClientIP, when set, names the client in the access log.
+	ClientIP func(*http.Request) string
 	// Guard is the middleware every API route passes through after the
 	// request log: authentication and rate limits go here.
 	Guard []func(http.Handler) http.Handler

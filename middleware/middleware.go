@@ -4,6 +4,7 @@
 package middleware
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"log/slog"
@@ -72,10 +73,21 @@ func (w *statusWriter) Flush() {
 // Unwrap lets http.ResponseController reach the connection.
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
+type keyIDKey struct{}
+
+// keyIDSlot is where Auth, deeper in the chain, leaves the principal's id for
+// the access log line written here.
+func keyIDSlot(ctx context.Context) *string {
+	p, _ := ctx.Value(keyIDKey{}).(*string)
+	return p
+}
+
 // Log gives every request an id (the caller's X-Request-ID when it is sane),
 // returns it, puts a logger carrying it into the context, and logs one line
-// when the request ends.
-func Log(base *slog.Logger) func(http.Handler) http.Handler {
+// when the request ends: method, route pattern (never the raw URL, whose query
+// may hold an api_key), status, bytes, duration, client IP and key id.
+// clientIP, when set, says who the client is (behind trusted proxies).
+func Log(base *slog.Logger, clientIP func(*http.Request) string) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
@@ -86,15 +98,22 @@ func Log(base *slog.Logger) func(http.Handler) http.Handler {
 			w.Header().Set(RequestIDHeader, id)
 			l := base.With("request_id", id)
 			sw := &statusWriter{ResponseWriter: w}
-			next.ServeHTTP(sw, r.WithContext(observability.WithLogger(r.Context(), l)))
+			keyID := new(string)
+			ctx := context.WithValue(observability.WithLogger(r.Context(), l), keyIDKey{}, keyID)
+			next.ServeHTTP(sw, r.WithContext(ctx))
 			route := chi.RouteContext(r.Context()).RoutePattern()
+			client := r.RemoteAddr
+			if clientIP != nil {
+				client = clientIP(r)
+			}
 			l.LogAttrs(r.Context(), slog.LevelInfo, "request",
 				slog.String("method", r.Method),
 				slog.String("route", route),
 				slog.Int("status", sw.status),
 				slog.Int64("bytes", sw.bytes),
 				slog.Duration("duration", time.Since(start)),
-				slog.String("remote", r.RemoteAddr),
+				slog.String("client_ip", client),
+				slog.String("key_id", *keyID),
 			)
 		})
 	}

@@ -1,0 +1,203 @@
+package middleware
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/rtstream/rtstream/problem"
+)
+
+// Principal is who a request was authenticated as.
+type Principal struct {
+	// ID names the credential without revealing it: "key-" and the first
+	// 12 hex digits of the key's SHA-256, or "jwt:" and the token's subject.
+	ID string
+	// Streams limits the streams the principal may use; nil means all.
+	Streams []string
+}
+
+// MayUse reports whether the principal may send to or read streamID.
+func (p Principal) MayUse(streamID string) bool {
+	return p.Streams == nil || slices.Contains(p.Streams, streamID)
+}
+
+type principalKey struct{}
+
+// PrincipalFrom returns the request's principal, if it was authenticated.
+func PrincipalFrom(ctx context.Context) (Principal, bool) {
+	p, ok := ctx.Value(principalKey{}).(Principal)
+	return p, ok
+}
+
+// ErrUnauthenticated is returned for a missing, unknown or invalid credential.
+// Every such case gets the same answer, so a caller learns nothing about keys.
+var ErrUnauthenticated = errors.New("missing or invalid credentials")
+
+// TokenVerifier checks bearer tokens that are not API keys (JWTs).
+type TokenVerifier interface {
+	// Looks reports whether a bearer credential is meant for this verifier.
+	Looks(token string) bool
+	Verify(ctx context.Context, token string) (Principal, error)
+}
+
+// Auth authenticates API requests with API keys and, when configured, JWTs.
+type Auth struct {
+	digests  [][sha256.Size]byte
+	ids      []string
+	tokens   TokenVerifier
+	disabled bool
+	failures func(reason string)
+}
+
+// AuthConfig configures Auth.
+type AuthConfig struct {
+	// Keys are the accepted API keys.
+	Keys []string
+	// Tokens, when set, verifies bearer JWTs beside the keys.
+	Tokens TokenVerifier
+	// Disabled lets every request through as an anonymous principal; only
+	// an explicit AUTH_DISABLED=true sets it.
+	Disabled bool
+	// Failures, when set, is told the reason of every rejected request
+	// (missing, invalid, forbidden) for metrics.
+	Failures func(reason string)
+}
+
+// NewAuth builds the authenticator. Keys are kept as SHA-256 digests: compared
+// in constant time at a fixed length, so neither timing nor length says
+// anything about a key.
+func NewAuth(cfg AuthConfig) (*Auth, error) {
+	a := &Auth{tokens: cfg.Tokens, disabled: cfg.Disabled, failures: cfg.Failures}
+	for _, k := range cfg.Keys {
+		if k == "" {
+			continue
+		}
+		a.digests = append(a.digests, sha256.Sum256([]byte(k)))
+		a.ids = append(a.ids, KeyID(k))
+	}
+	if !a.disabled && len(a.digests) == 0 && a.tokens == nil {
+		return nil, errors.New("auth: no API key and no token verifier; set API_KEYS or AUTH_DISABLED=true")
+	}
+	if a.failures == nil {
+		a.failures = func(string) {}
+	}
+	return a, nil
+}
+
+// KeyID is the loggable name of an API key.
+func KeyID(key string) string {
+	d := sha256.Sum256([]byte(key))
+	return "key-" + hex.EncodeToString(d[:6])
+}
+
+// GenerateKey makes a random API key for a server started without one.
+func GenerateKey() string {
+	var b [24]byte
+	_, _ = rand.Read(b[:])
+	return "rts_" + hex.EncodeToString(b[:])
+}
+
+// queryKeyRoute is where ?api_key= is accepted: the results routes, because
+// browsers' EventSource cannot set headers.
+var queryKeyRoute = regexp.MustCompile(`^/(?:v1/streams|stream)/[^/]+/results$`)
+
+// streamRoute finds the stream id a route is about.
+var streamRoute = regexp.MustCompile(`^/(?:v1/streams|stream)/([^/]+)(?:/|$)`)
+
+// lookupKey returns the id of a configured key, or "" when it is not one. It
+// compares against every key, so its time does not depend on which matched.
+func (a *Auth) lookupKey(key string) string {
+	d := sha256.Sum256([]byte(key))
+	found := -1
+	for i := range a.digests {
+		if subtle.ConstantTimeCompare(d[:], a.digests[i][:]) == 1 {
+			found = i
+		}
+	}
+	if found < 0 {
+		return ""
+	}
+	return a.ids[found]
+}
+
+// credential takes the request's credential from X-API-Key, Authorization:
+// Bearer, or (results routes only) the api_key query parameter.
+func credential(r *http.Request) (string, bool) {
+	if k := r.Header.Get("X-API-Key"); k != "" {
+		return k, true
+	}
+	if h := r.Header.Get("Authorization"); h != "" {
+		scheme, token, ok := strings.Cut(h, " ")
+		if ok && strings.EqualFold(scheme, "Bearer") && strings.TrimSpace(token) != "" {
+			return strings.TrimSpace(token), true
+		}
+		return "", false
+	}
+	if k := r.URL.Query().Get("api_key"); k != "" && r.Method == http.MethodGet && queryKeyRoute.MatchString(r.URL.Path) {
+		return k, true
+	}
+	return "", false
+}
+
+// Authenticate returns the principal of r or ErrUnauthenticated.
+func (a *Auth) Authenticate(r *http.Request) (Principal, error) {
+	cred, ok := credential(r)
+	if !ok {
+		return Principal{}, ErrUnauthenticated
+	}
+	if a.tokens != nil && a.tokens.Looks(cred) {
+		p, err := a.tokens.Verify(r.Context(), cred)
+		if err != nil {
+			return Principal{}, errors.Join(ErrUnauthenticated, err)
+		}
+		return p, nil
+	}
+	if id := a.lookupKey(cred); id != "" {
+		return Principal{ID: id}, nil
+	}
+	return Principal{}, ErrUnauthenticated
+}
+
+// Middleware answers 401 to requests without a valid credential and 403 to
+// principals that may not use the route's stream; it puts the principal in
+// the context for the others.
+func (a *Auth) Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if a.disabled {
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, Principal{ID: "anonymous"})))
+			return
+		}
+		p, err := a.Authenticate(r)
+		if err != nil {
+			reason := "invalid"
+			if _, ok := credential(r); !ok {
+				reason = "missing"
+			}
+			a.failures(reason)
+			w.Header().Set("WWW-Authenticate", `Bearer realm="rtstream"`)
+			problem.Write(w, r, problem.New(http.StatusUnauthorized,
+				"a valid API key is required: X-API-Key or Authorization: Bearer (results routes also take ?api_key=)"))
+			return
+		}
+		if p.Streams != nil {
+			m := streamRoute.FindStringSubmatch(r.URL.Path)
+			if m == nil || !p.MayUse(m[1]) {
+				a.failures("forbidden")
+				problem.Write(w, r, problem.New(http.StatusForbidden, "this token may not use this stream"))
+				return
+			}
+		}
+		if id := keyIDSlot(r.Context()); id != nil {
+			*id = p.ID
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
+	})
+}
