@@ -40,12 +40,27 @@ func (s *server) results(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	release, ok := s.conns.acquire(w, r)
+	if !ok {
+		return
+	}
+	defer release()
 	// Subscribe before answering, so that every result made after the
 	// client saw the 200 reaches it.
 	feed := s.Subscribe(id)
 	defer feed.Close()
 
 	log := observability.Logger(r.Context(), s.log)
+	opened := time.Now()
+	delivered := 0
+	log.Info("results stream open", "stream_id", id)
+	defer func() {
+		reason := "client gone"
+		if err := feed.Err(); err != nil {
+			reason = err.Error()
+		}
+		log.Info("results stream closed", "stream_id", id, "duration", time.Since(opened), "delivered", delivered, "reason", reason)
+	}()
 	rc := http.NewResponseController(w)
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
@@ -70,7 +85,6 @@ func (s *server) results(w http.ResponseWriter, r *http.Request) {
 	}
 	heartbeat := time.NewTicker(s.cfg.Heartbeat)
 	defer heartbeat.Stop()
-	delivered := 0
 	var frame []byte
 	for {
 		select {
@@ -81,11 +95,9 @@ func (s *server) results(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		case <-feed.Done():
-			if err := feed.Err(); errors.Is(err, rtstream.ErrNotFound) {
+			if errors.Is(feed.Err(), rtstream.ErrNotFound) {
 				_, _ = bw.WriteString("event: end\ndata: {\"reason\":\"stream deleted\"}\n\n")
 				_ = flush()
-			} else if err != nil {
-				log.Info("results feed ended", "stream_id", id, "reason", err, "delivered", delivered)
 			}
 			return
 		case ds := <-feed.C():
@@ -105,7 +117,6 @@ func (s *server) results(w http.ResponseWriter, r *http.Request) {
 				}
 			}
 			if err := flush(); err != nil {
-				log.Info("results client not reading", "stream_id", id, "err", err, "delivered", delivered)
 				return
 			}
 		}

@@ -17,7 +17,7 @@ func NewServer(deps Deps) http.Handler {
 	if log == nil {
 		log = discardLogger()
 	}
-	s := &server{Deps: deps, cfg: cfg, log: log}
+	s := &server{Deps: deps, cfg: cfg, log: log, conns: newConnLimits(cfg.MaxStreams, cfg.MaxStreamsPerKey)}
 
 	r := chi.NewRouter()
 	r.Use(deps.Outer...)
@@ -37,18 +37,21 @@ func NewServer(deps Deps) http.Handler {
 
 	r.Group(func(r chi.Router) {
 		r.Use(deps.Guard...)
-		r.Route("/v1/streams", func(r chi.Router) {
-			r.Post("/", s.createStream)
-			r.Get("/", s.listStreams)
-			r.Put("/{id}", s.putStream)
-			r.Get("/{id}", s.getStream)
-			r.Delete("/{id}", s.deleteStream)
-			r.Post("/{id}/events", s.sendEvents)
-			r.Get("/{id}/results", s.results)
+		r.Group(func(r chi.Router) {
+			// Routes that read a body answer quickly: bound their reads.
+			r.Use(middleware.ReadDeadline(cfg.ReadTimeout))
+			r.Post("/v1/streams", s.createStream)
+			r.Get("/v1/streams", s.listStreams)
+			r.Put("/v1/streams/{id}", s.putStream)
+			r.Get("/v1/streams/{id}", s.getStream)
+			r.Delete("/v1/streams/{id}", s.deleteStream)
+			r.Post("/v1/streams/{id}/events", s.sendEvents)
+			// Seed-compatible routes: the same handlers, the same rules.
+			r.Post("/stream/start", s.createStream)
+			r.Post("/stream/{id}/send", s.sendEvents)
 		})
-		// Seed-compatible routes: the same handlers, the same rules.
-		r.Post("/stream/start", s.createStream)
-		r.Post("/stream/{id}/send", s.sendEvents)
+		// Streaming routes: no read deadline, a write deadline per flush.
+		r.Get("/v1/streams/{id}/results", s.results)
 		r.Get("/stream/{id}/results", s.results)
 	})
 	return r

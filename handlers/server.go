@@ -58,6 +58,15 @@ type Config struct {
 	WriteTimeout time.Duration
 	// SendTimeout bounds how long a send waits for Kafka. Default 10 s.
 	SendTimeout time.Duration
+	// ReadTimeout bounds reading a request on the non-streaming routes.
+	// Default 30 s.
+	ReadTimeout time.Duration
+	// MaxStreams caps open result streams (SSE) on this instance: 503 over
+	// it. Default 10000.
+	MaxStreams int
+	// MaxStreamsPerKey caps one principal's open result streams: 429 over
+	// it. Default 100.
+	MaxStreamsPerKey int
 }
 
 func (c *Config) setDefaults() {
@@ -75,6 +84,15 @@ func (c *Config) setDefaults() {
 	}
 	if c.SendTimeout <= 0 {
 		c.SendTimeout = 10 * time.Second
+	}
+	if c.ReadTimeout <= 0 {
+		c.ReadTimeout = 30 * time.Second
+	}
+	if c.MaxStreams <= 0 {
+		c.MaxStreams = 10000
+	}
+	if c.MaxStreamsPerKey <= 0 {
+		c.MaxStreamsPerKey = 100
 	}
 }
 
@@ -103,6 +121,7 @@ type Deps struct {
 // server holds the dependencies of the handlers.
 type server struct {
 	Deps
-	cfg Config
-	log *slog.Logger
+	cfg   Config
+	log   *slog.Logger
+	conns *connLimits
 }

@@ -30,6 +30,21 @@ type config struct {
 	PprofAddr     string
 	// RouterProducers is how many producers the router publishes through.
 	RouterProducers int
+
+	APIKeys      []string
+	AuthDisabled bool
+	JWKSURL      string
+	JWTPublicKey string
+	JWTAudience  string
+	JWTIssuer    string
+	MetricsAuth  bool
+	CORSOrigins  string
+
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	IdleTimeout       time.Duration
+	MaxStreams        int
+	MaxStreamsPerKey  int
 }
 
 // loadDotEnv reads KEY=VALUE lines from path into a map; a missing file is no
@@ -116,6 +131,34 @@ func parseConfig(getenv func(string) string) (config, error) {
 		PprofAddr:       first("PPROF_ADDR"),
 		RouterProducers: intVar("ROUTER_PRODUCERS", 4),
 	}
+	boolVar := func(name string) bool {
+		switch strings.ToLower(strings.TrimSpace(getenv(name))) {
+		case "", "0", "false", "no", "off":
+			return false
+		case "1", "true", "yes", "on":
+			return true
+		default:
+			errs = append(errs, fmt.Sprintf("%s=%q: want true or false", name, getenv(name)))
+			return false
+		}
+	}
+	for _, k := range strings.Split(first("API_KEYS", "API_KEY"), ",") {
+		if k = strings.TrimSpace(k); k != "" {
+			c.APIKeys = append(c.APIKeys, k)
+		}
+	}
+	c.AuthDisabled = boolVar("AUTH_DISABLED")
+	c.JWKSURL = first("JWT_JWKS_URL")
+	c.JWTPublicKey = getenv("JWT_PUBLIC_KEY")
+	c.JWTAudience = first("JWT_AUDIENCE")
+	c.JWTIssuer = first("JWT_ISSUER")
+	c.MetricsAuth = boolVar("METRICS_AUTH")
+	c.CORSOrigins = first("CORS_ORIGINS")
+	c.ReadHeaderTimeout = durVar("READ_HEADER_TIMEOUT", 5*time.Second)
+	c.ReadTimeout = durVar("READ_TIMEOUT", 30*time.Second)
+	c.IdleTimeout = durVar("IDLE_TIMEOUT", 120*time.Second)
+	c.MaxStreams = intVar("MAX_SSE_CONNECTIONS", 10000)
+	c.MaxStreamsPerKey = intVar("MAX_SSE_PER_KEY", 100)
 	if c.DataDir == "" {
 		c.DataDir = "./data"
 	}

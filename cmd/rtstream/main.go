@@ -23,6 +23,7 @@ import (
 
 	"github.com/rtstream/rtstream/fanout"
 	"github.com/rtstream/rtstream/handlers"
+	"github.com/rtstream/rtstream/middleware"
 	"github.com/rtstream/rtstream/observability"
 	"github.com/rtstream/rtstream/pubsub"
 	"github.com/rtstream/rtstream/router"
@@ -139,13 +140,31 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return nil
 	}
 
+	auth, err := newAuth(ctx, cfg, stdout)
+	if err != nil {
+		return err
+	}
+	origins, err := middleware.ParseOrigins(cfg.CORSOrigins)
+	if err != nil {
+		return err
+	}
+	var metricsHandler http.Handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
+	if cfg.MetricsAuth {
+		metricsHandler = auth.Middleware(metricsHandler)
+	}
+
 	api := handlers.NewServer(handlers.Deps{
 		Config: handlers.Config{
-			MaxBodyBytes: cfg.MaxBodyBytes,
-			MaxBatch:     cfg.MaxBatch,
-			Heartbeat:    cfg.Heartbeat,
-			SendTimeout:  cfg.SendTimeout,
+			MaxBodyBytes:     cfg.MaxBodyBytes,
+			MaxBatch:         cfg.MaxBatch,
+			Heartbeat:        cfg.Heartbeat,
+			SendTimeout:      cfg.SendTimeout,
+			ReadTimeout:      cfg.ReadTimeout,
+			MaxStreams:       cfg.MaxStreams,
+			MaxStreamsPerKey: cfg.MaxStreamsPerKey,
 		},
+		Outer:     []func(http.Handler) http.Handler{middleware.SecureHeaders, middleware.CORS(origins)},
+		Guard:     []func(http.Handler) http.Handler{auth.Middleware},
 		Logger:    log,
 		Streams:   registry,
 		Events:    pubsub.NewEvents(kcfg, pub),
@@ -160,7 +179,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 				return nil
 			},
 		},
-		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
+		Metrics: metricsHandler,
 	})
 
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
@@ -168,9 +187,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
 	}
 	srv := &http.Server{
-		Handler:           api,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
+		Handler: api,
+		// No ReadTimeout or WriteTimeout: either would cut result streams.
+		// Non-streaming routes bound their reads themselves, streaming ones
+		// bound each write.
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
