@@ -85,6 +85,9 @@ func roundTripPayloads() (single, batch, lines []byte, want []json.RawMessage) {
 			ev = fmt.Sprintf(`"batch string %d"`, i)
 		case i%10 == 7:
 			ev = fmt.Sprintf(`[%d, "x", {"y": []}]`, i)
+		case i%10 == 9:
+			// Line breaks inside an event: an SSE data line must still be one line.
+			ev = fmt.Sprintf("{\n  \"n\": %d,\r\n  \"lines\": [\n    \"a\\nb\"\n  ]\n}", i)
 		default:
 			ev = fmt.Sprintf(`{ "kind": "batch", "n": %d, "big": 12345678901234567890 }`, i)
 		}
@@ -106,6 +109,11 @@ func roundTripPayloads() (single, batch, lines []byte, want []json.RawMessage) {
 			ev = fmt.Sprintf(`"ndjson string %d"`, i)
 		case i == 42:
 			ev = `{"deep":{"x":[{"y":42}]}}`
+		case i == 77:
+			// A CRLF line ending.
+			l.WriteString(`{"crlf":true}` + "\r\n")
+			want = append(want, json.RawMessage(`{"crlf":true}`))
+			continue
 		default:
 			ev = fmt.Sprintf(`{"kind":"ndjson","n":%d}`, i)
 		}
