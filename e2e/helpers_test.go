@@ -345,8 +345,14 @@ type reply struct {
 
 func (r reply) String() string { return fmt.Sprintf("%d %s", r.Status, bytes.TrimSpace(r.Body)) }
 
-// tryCall makes one request and reads the whole answer.
+// tryCall makes one request with the test API key and reads the whole answer.
 func tryCall(ctx context.Context, method, url, contentType string, body []byte) (reply, error) {
+	return request(ctx, method, url, contentType, body, nil)
+}
+
+// request is tryCall with extra headers; an empty value removes a header,
+// such as the default X-API-Key.
+func request(ctx context.Context, method, url, contentType string, body []byte, hdr http.Header) (reply, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -359,6 +365,14 @@ func tryCall(ctx context.Context, method, url, contentType string, body []byte) 
 		req.Header.Set("Content-Type", contentType)
 	}
 	req.Header.Set("X-API-Key", apiKey)
+	for k, vs := range hdr {
+		req.Header.Del(k)
+		for _, v := range vs {
+			if v != "" {
+				req.Header.Add(k, v)
+			}
+		}
+	}
 	resp, err := httpClient.Do(req)
 	if err != nil {
 		return reply{}, err
