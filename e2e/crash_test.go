@@ -42,6 +42,8 @@ func TestCrashLosesNoAcknowledgedEvent(t *testing.T) {
 		feeds[g] = openSSE(t, b.Base+"/v1/streams/"+streams[g]+"/results")
 	}
 
+	var wg sync.WaitGroup
+	defer wg.Wait() // after cancel below, also when the test stops early
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	var (
@@ -51,7 +53,6 @@ func TestCrashLosesNoAcknowledgedEvent(t *testing.T) {
 		total    atomic.Int64
 		killNow  = make(chan struct{})
 		killOnce sync.Once
-		wg       sync.WaitGroup
 	)
 	for g := range senders {
 		outcomes[g] = map[string]int{}
