@@ -166,16 +166,6 @@ func startServer(t *testing.T, name string, vars map[string]string) *server {
 		if !fixedAddr && attempt < 3 && strings.Contains(s.lastStartLog(), "address already in use") {
 			continue
 		}
-		// Server bug, reported: right after it created the topics of a new
-		// prefix, the server may exit at start-up because a partition's
-		// leader is not serving yet (NOT_LEADER_OR_FOLLOWER) instead of
-		// retrying. Start it again, loudly, so that the other tests still
-		// run; remove this once the server retries by itself.
-		if attempt < 3 && strings.Contains(s.lastStartLog(), "not the leader for some partition") {
-			t.Logf("KNOWN SERVER BUG: server %s exited at start-up on fresh topics (NOT_LEADER_OR_FOLLOWER); starting it again:\n%s",
-				s.name, s.lastStartLog())
-			continue
-		}
 		t.Fatalf("server %s did not become ready: %v", s.name, err)
 	}
 }

@@ -98,9 +98,13 @@ func decodeNDJSON(body []byte) ([]json.RawMessage, error) {
 		}
 		if !json.Valid(line) {
 			var v json.RawMessage
-			err := json.Unmarshal(line, &v)
+			msg, _, col, ok := jsonErrorPos(line, json.Unmarshal(line, &v))
+			where := fmt.Sprintf("line %d", n+1)
+			if ok {
+				where += fmt.Sprintf(", column %d", col)
+			}
 			return nil, &decodeError{
-				detail: fmt.Sprintf("invalid JSON on line %d: %s", n+1, jsonErrorDetail(line, err)),
+				detail: fmt.Sprintf("invalid JSON on %s: %s", where, msg),
 				fields: []problem.FieldError{{Pointer: fmt.Sprintf("/%d", len(events)), Detail: fmt.Sprintf("line %d is not valid JSON", n+1)}},
 			}
 		}
@@ -112,24 +116,38 @@ func decodeNDJSON(body []byte) ([]json.RawMessage, error) {
 	return events, nil
 }
 
-// jsonErrorDetail says where in data a JSON error is, as line and column.
+// jsonErrorDetail says where in data a JSON error is, as line and column of
+// the offending byte.
 func jsonErrorDetail(data []byte, err error) string {
+	msg, line, col, ok := jsonErrorPos(data, err)
+	if !ok {
+		return msg
+	}
+	return fmt.Sprintf("%s (line %d, column %d)", msg, line, col)
+}
+
+// jsonErrorPos finds the line and column (from 1) of a JSON error.
+// encoding/json's offsets count the bytes read, the offending one included.
+func jsonErrorPos(data []byte, err error) (msg string, line, col int, ok bool) {
 	var syn *json.SyntaxError
 	var typ *json.UnmarshalTypeError
-	var off int64 = -1
+	var off int64
 	switch {
 	case errors.As(err, &syn):
 		off = syn.Offset
 	case errors.As(err, &typ):
 		off = typ.Offset
+	default:
+		return err.Error(), 0, 0, false
 	}
-	if off < 0 {
-		return err.Error()
+	at := int(off) - 1 // index of the offending byte
+	if at < 0 {
+		at = 0
 	}
-	if off > int64(len(data)) {
-		off = int64(len(data))
+	if at > len(data) {
+		at = len(data)
 	}
-	line := 1 + bytes.Count(data[:off], []byte("\n"))
-	col := off - int64(bytes.LastIndexByte(data[:off], '\n'))
-	return fmt.Sprintf("%s (line %d, column %d, offset %d)", err.Error(), line, col, off)
+	line = 1 + bytes.Count(data[:at], []byte("\n"))
+	col = at - bytes.LastIndexByte(data[:at], '\n')
+	return err.Error(), line, col, true
 }

@@ -23,11 +23,14 @@ func TestDecodeEvents(t *testing.T) {
 		{"batch line breaks compacted", kindJSON, "[{\n\"a\": 1}, 2]", []string{`{"a":1}`, `2`}, ""},
 		{"empty batch", kindJSON, `[]`, nil, "no event"},
 		{"empty body", kindJSON, "  \n", nil, "no event"},
-		{"broken", kindJSON, "{\n\"a\": }", nil, "line 2"},
+		{"broken", kindJSON, "{\n\"a\": }", nil, "line 2, column 6"},
+		{"double comma", kindJSON, `{"a": 1,,}`, nil, "line 1, column 9"},
+		{"bad literal at line end", kindJSON, "{\n  \"a\": 1,\n  \"b\": tru\n}", nil, "line 3, column 11"},
 		{"trailing data", kindJSON, `{"a":1} {"b":2}`, nil, "invalid JSON"},
 		{"broken batch", kindJSON, `[1, 2,]`, nil, "invalid JSON"},
 		{"ndjson", kindNDJSON, "{\"a\":1}\n\n{\"a\":2}\r\n3\n", []string{`{"a":1}`, `{"a":2}`, `3`}, ""},
-		{"ndjson broken line", kindNDJSON, "1\n{oops}\n", nil, "line 2"},
+		{"ndjson broken line", kindNDJSON, "1\n{oops}\n", nil, "line 2, column 2"},
+		{"ndjson double comma", kindNDJSON, "{\"a\":1}\n{\"a\":1,,}\n", nil, "line 2, column 8"},
 		{"ndjson empty", kindNDJSON, "\n\n", nil, "no event"},
 	}
 	for _, tt := range tests {

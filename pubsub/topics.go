@@ -51,8 +51,8 @@ func EnsureTopics(ctx context.Context, cfg Config) error {
 	return waitForLeaders(ctx, cfg, t)
 }
 
-// waitForLeaders returns once every partition of every topic has a leader, so
-// the first produce after start-up does not fail on missing metadata.
+// waitForLeaders returns once every partition of every topic has a leader that
+// serves it, so that the first produce or consume after start-up does not fail.
 func waitForLeaders(ctx context.Context, cfg Config, t Topics) error {
 	client, err := sarama.NewClient(cfg.Brokers, cfg.SaramaConfig())
 	if err != nil {
@@ -82,7 +82,9 @@ func allLeaders(client sarama.Client, topics ...string) error {
 			return err
 		}
 		for _, p := range parts {
-			if _, err := client.Leader(topic, p); err != nil {
+			// A leader in the metadata is not enough on a freshly created
+			// topic: ask it for an offset, which only a serving leader answers.
+			if _, err := client.GetOffset(topic, p, sarama.OffsetNewest); err != nil {
 				return fmt.Errorf("%s/%d: %w", topic, p, err)
 			}
 		}
