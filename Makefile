@@ -2,10 +2,18 @@
 # single-node one (scripts/kafka.sh) and leaves it running for the next run.
 GO ?= go
 
-.PHONY: test kafka-start kafka-stop kafka-status run bench fmt vet
+.PHONY: test kafka-start kafka-stop kafka-status redis-start redis-stop run bench fmt vet
 
-test: kafka-start vet
-	RTSTREAM_TEST_KAFKA_BROKERS=127.0.0.1:$${KAFKA_PORT:-9092} $(GO) test -race -count=1 -timeout 30m ./...
+test: kafka-start redis-start vet
+	RTSTREAM_TEST_KAFKA_BROKERS=127.0.0.1:$${KAFKA_PORT:-9092} \
+	RTSTREAM_TEST_REDIS_URL=redis://127.0.0.1:$${REDIS_PORT:-6379}/0 \
+	$(GO) test -race -count=1 -timeout 30m ./...
+
+redis-start:
+	scripts/redis.sh start
+
+redis-stop:
+	scripts/redis.sh stop
 
 kafka-start:
 	scripts/kafka.sh start

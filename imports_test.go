@@ -17,6 +17,7 @@ func TestImportGraph(t *testing.T) {
 		"observability": {},
 		"problem":       {},
 		"middleware":    {"observability", "problem"},
+		"ratelimit":     {"problem"},
 		"handlers":      {"", "middleware", "observability", "problem"},
 		"fanout":        {""},
 		"pubsub":        {"", "observability"},

@@ -45,6 +45,11 @@ type config struct {
 	IdleTimeout       time.Duration
 	MaxStreams        int
 	MaxStreamsPerKey  int
+
+	RateLimitRPS   float64
+	RateLimitBurst int
+	RedisURL       string
+	TrustedProxies string
 }
 
 // loadDotEnv reads KEY=VALUE lines from path into a map; a missing file is no
@@ -157,6 +162,18 @@ func parseConfig(getenv func(string) string) (config, error) {
 	c.ReadHeaderTimeout = durVar("READ_HEADER_TIMEOUT", 5*time.Second)
 	c.ReadTimeout = durVar("READ_TIMEOUT", 30*time.Second)
 	c.IdleTimeout = durVar("IDLE_TIMEOUT", 120*time.Second)
+	c.RateLimitRPS = 100
+	if v := getenv("RATE_LIMIT_RPS"); v != "" {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || f <= 0 {
+			errs = append(errs, fmt.Sprintf("RATE_LIMIT_RPS=%q: want a number > 0", v))
+		} else {
+			c.RateLimitRPS = f
+		}
+	}
+	c.RateLimitBurst = intVar("RATE_LIMIT_BURST", 200)
+	c.RedisURL = first("REDIS_URL")
+	c.TrustedProxies = first("TRUSTED_PROXIES")
 	c.MaxStreams = intVar("MAX_SSE_CONNECTIONS", 10000)
 	c.MaxStreamsPerKey = intVar("MAX_SSE_PER_KEY", 100)
 	if c.DataDir == "" {

@@ -26,6 +26,7 @@ import (
 	"github.com/rtstream/rtstream/middleware"
 	"github.com/rtstream/rtstream/observability"
 	"github.com/rtstream/rtstream/pubsub"
+	"github.com/rtstream/rtstream/ratelimit"
 	"github.com/rtstream/rtstream/router"
 )
 
@@ -148,6 +149,26 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
+	trusted, err := ratelimit.ParseTrustedProxies(cfg.TrustedProxies)
+	if err != nil {
+		return fmt.Errorf("TRUSTED_PROXIES: %w", err)
+	}
+	limiter, err := ratelimit.New(ratelimit.Config{
+		RPS:        cfg.RateLimitRPS,
+		Burst:      cfg.RateLimitBurst,
+		RedisURL:   cfg.RedisURL,
+		Registerer: reg,
+		Logger:     log,
+	})
+	if err != nil {
+		return err
+	}
+	defer limiter.Close(context.Background())
+	keyID := func(r *http.Request) (string, bool) {
+		p, ok := middleware.PrincipalFrom(r.Context())
+		return p.ID, ok
+	}
+
 	var metricsHandler http.Handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
 	if cfg.MetricsAuth {
 		metricsHandler = auth.Middleware(metricsHandler)
@@ -163,8 +184,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			MaxStreams:       cfg.MaxStreams,
 			MaxStreamsPerKey: cfg.MaxStreamsPerKey,
 		},
-		Outer:     []func(http.Handler) http.Handler{middleware.SecureHeaders, middleware.CORS(origins)},
-		Guard:     []func(http.Handler) http.Handler{auth.Middleware},
+		// The client IP is resolved first: the access log and the IP limit
+		// both use it. The IP limit runs before auth (it protects auth), the
+		// key limit after it.
+		Outer:     []func(http.Handler) http.Handler{ratelimit.ResolveClientIP(trusted), middleware.SecureHeaders, middleware.CORS(origins)},
+		ClientIP:  func(r *http.Request) string { return ratelimit.ClientIP(r.Context()) },
+		Guard:     []func(http.Handler) http.Handler{limiter.IP(), auth.Middleware, limiter.Key(keyID)},
 		Logger:    log,
 		Streams:   registry,
 		Events:    pubsub.NewEvents(kcfg, pub),
