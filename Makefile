@@ -2,12 +2,24 @@
 # single-node one (scripts/kafka.sh) and leaves it running for the next run.
 GO ?= go
 
-.PHONY: test kafka-start kafka-stop kafka-status redis-start redis-stop run bench fmt vet
+.PHONY: test fuzz kafka-start kafka-stop kafka-status redis-start redis-stop run bench fmt vet
 
 test: kafka-start redis-start vet
 	RTSTREAM_TEST_KAFKA_BROKERS=127.0.0.1:$${KAFKA_PORT:-9092} \
 	RTSTREAM_TEST_REDIS_URL=redis://127.0.0.1:$${REDIS_PORT:-6379}/0 \
 	$(GO) test -race -count=1 -timeout 30m ./...
+
+# Bounded fuzzing of every decoder and parser facing input (CI runs it).
+FUZZTIME ?= 8s
+FUZZ_TARGETS = .:FuzzResultAppendJSON ./handlers:FuzzDecodeEvents ./middleware:FuzzAuthenticate \
+	./middleware:FuzzJWTVerify ./ratelimit:FuzzResolveClientIP
+
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz $$name ($$pkg, $(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) $$pkg; \
+	done
 
 redis-start:
 	scripts/redis.sh start
