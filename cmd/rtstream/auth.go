@@ -11,14 +11,28 @@ import (
 	"os"
 	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
 	"github.com/rtstream/rtstream/middleware"
 )
 
 // newAuth builds the authenticator from the configuration. With no key, no
 // token verifier and no explicit AUTH_DISABLED, it generates a key and prints
 // it once, to stdout, outside the structured log.
-func newAuth(ctx context.Context, cfg config, stdout io.Writer) (*middleware.Auth, error) {
-	ac := middleware.AuthConfig{Keys: cfg.APIKeys, Disabled: cfg.AuthDisabled}
+func newAuth(ctx context.Context, cfg config, stdout io.Writer, reg prometheus.Registerer) (*middleware.Auth, error) {
+	failures := promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
+		Name: "rtstream_auth_failures_total",
+		Help: "Requests refused by authentication, by reason (missing, invalid, forbidden).",
+	}, []string{"reason"})
+	for _, reason := range []string{"missing", "invalid", "forbidden"} {
+		failures.WithLabelValues(reason) // export zeros, so rates work from the start
+	}
+	ac := middleware.AuthConfig{
+		Keys:     cfg.APIKeys,
+		Disabled: cfg.AuthDisabled,
+		Failures: func(reason string) { failures.WithLabelValues(reason).Inc() },
+	}
 	if cfg.JWKSURL != "" || cfg.JWTPublicKey != "" {
 		jc := middleware.JWTConfig{JWKSURL: cfg.JWKSURL, Audience: cfg.JWTAudience, Issuer: cfg.JWTIssuer}
 		if cfg.JWTPublicKey != "" {

@@ -141,7 +141,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return nil
 	}
 
-	auth, err := newAuth(ctx, cfg, stdout)
+	auth, err := newAuth(ctx, cfg, stdout, reg)
 	if err != nil {
 		return err
 	}
