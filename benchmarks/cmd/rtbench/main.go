@@ -40,8 +40,12 @@ type options struct {
 	Phases      map[string]bool
 }
 
-// allPhases are the phases in the order they run.
-var allPhases = []string{"baseline", "single", "batch", "e2e", "latency"}
+// allPhases are the phases in the order they run. serverPhases share one
+// server; the middleware phase starts two of its own.
+var (
+	allPhases    = []string{"baseline", "single", "batch", "e2e", "latency", "middleware"}
+	serverPhases = []string{"single", "batch", "e2e", "latency"}
+)
 
 func parseFlags(args []string) (options, error) {
 	fs := flag.NewFlagSet("rtbench", flag.ContinueOnError)
@@ -143,9 +147,9 @@ func run(ctx context.Context, o options) int {
 	return 0
 }
 
-// phases runs the baseline, starts the server and runs the four server
-// phases in order, each on fresh streams so that one phase's results never
-// reach another phase's subscribers.
+// phases runs the baseline, then the four server phases on one server, each
+// on fresh streams so that one phase's results never reach another phase's
+// subscribers, then the middleware phase on two servers of its own.
 func phases(ctx context.Context, o options, rep *Report) error {
 	kc, err := newKafkaObserver(o.Brokers)
 	if err != nil {
@@ -172,30 +176,54 @@ func phases(ctx context.Context, o options, rep *Report) error {
 			return err
 		}
 	}
-	if len(o.Phases) == 1 && o.Phases["baseline"] {
+	onServer := slices.ContainsFunc(serverPhases, func(p string) bool { return o.Phases[p] })
+	if !onServer && !o.Phases["middleware"] {
 		return nil
 	}
-
-	srv, err := startServer(ctx, o)
+	bin, cleanup, err := buildServer(ctx, o)
 	if err != nil {
 		return fmt.Errorf("start server: %w", err)
 	}
-	defer func() {
-		progress("[server] stopping (SIGTERM)")
-		st := srv.Stop(20 * time.Second)
-		rep.ServerStop = st
-		if st.Warnings > 0 {
-			progress("[server] log had %d warning/error lines; first ones:\n  %s", st.Warnings, strings.Join(st.FirstWarnings, "\n  "))
+	defer cleanup()
+	if onServer {
+		if err := runServerPhases(ctx, o, bin, kc, rep); err != nil {
+			return err
 		}
-		if !o.Keep {
-			// Each run makes four topics and a consumer group; a dev
-			// broker would otherwise collect them run after run.
-			for _, suffix := range []string{".events", ".results", ".streams", ".poison"} {
-				kc.deleteTopic(srv.Prefix + suffix)
-			}
-			_ = kc.admin.DeleteConsumerGroup(srv.Prefix + "-router")
+	}
+	if o.Phases["middleware"] {
+		if err := runMiddleware(ctx, o, bin, kc, rep); err != nil {
+			return fmt.Errorf("middleware: %w", err)
 		}
-	}()
+	}
+	return nil
+}
+
+// stopServer stops srv and, unless -keep, deletes its topics and consumer
+// group: each server makes four topics and a group, and a dev broker would
+// otherwise collect them run after run.
+func stopServer(srv *server, kc *kafkaObserver, o options) ServerStop {
+	progress("[%s] stopping (SIGTERM)", srv.Name)
+	st := srv.Stop(20 * time.Second)
+	if st.Warnings > 0 {
+		progress("[%s] log had %d warning/error lines; first ones:\n  %s", srv.Name, st.Warnings, strings.Join(st.FirstWarnings, "\n  "))
+	}
+	if !o.Keep {
+		for _, suffix := range []string{".events", ".results", ".streams", ".poison"} {
+			kc.deleteTopic(srv.Prefix + suffix)
+		}
+		_ = kc.admin.DeleteConsumerGroup(srv.Prefix + "-router")
+	}
+	return st
+}
+
+// runServerPhases starts the server (API key, no access log) and runs the
+// chosen ones of the single, batch, e2e and latency phases on it, in order.
+func runServerPhases(ctx context.Context, o options, bin string, kc *kafkaObserver, rep *Report) error {
+	srv, err := startServer(ctx, o, bin, serverVariant{auth: true, logLevel: "warn"})
+	if err != nil {
+		return fmt.Errorf("start server: %w", err)
+	}
+	defer func() { rep.ServerStop = stopServer(srv, kc, o) }()
 	lt := newLoadTester(srv, o)
 	defer lt.Close()
 	defer func() {

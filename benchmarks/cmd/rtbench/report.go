@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 )
@@ -16,23 +17,27 @@ import (
 const (
 	targetBatchRatio = 0.70   // batch ingest ≥ 70% of the raw producer
 	targetE2E        = 50_000 // end-to-end ≥ 50,000 events/s
+	// auth + rate limiting + access log cost ≤ 10% of single-event
+	// throughput: OFF req/s ÷ ON req/s − 1
+	targetMiddlewareCost = 0.10
 )
 
 // Report is everything one run measured; it is written as JSON as is.
 type Report struct {
-	StartedAt    time.Time       `json:"started_at"`
-	Elapsed      string          `json:"elapsed"`
-	Config       ReportConfig    `json:"config"`
-	Baseline     *BaselineResult `json:"baseline,omitempty"`
-	Single       *SingleResult   `json:"single_event,omitempty"`
-	Batch        *BatchResult    `json:"batch_ingest,omitempty"`
-	E2E          *E2EResult      `json:"end_to_end,omitempty"`
-	Latency      *LatencyResult  `json:"latency,omitempty"`
-	Targets      []TargetResult  `json:"targets"`
-	StreamCreate LatencySummary  `json:"stream_create_ms"`
-	RouterDrains []RouterDrain   `json:"router_drains,omitempty"`
-	CPU          []PhaseCPU      `json:"cpu,omitempty"`
-	ServerStop   ServerStop      `json:"server_stop"`
+	StartedAt    time.Time         `json:"started_at"`
+	Elapsed      string            `json:"elapsed"`
+	Config       ReportConfig      `json:"config"`
+	Baseline     *BaselineResult   `json:"baseline,omitempty"`
+	Single       *SingleResult     `json:"single_event,omitempty"`
+	Batch        *BatchResult      `json:"batch_ingest,omitempty"`
+	E2E          *E2EResult        `json:"end_to_end,omitempty"`
+	Latency      *LatencyResult    `json:"latency,omitempty"`
+	Middleware   *MiddlewareResult `json:"middleware,omitempty"`
+	Targets      []TargetResult    `json:"targets"`
+	StreamCreate LatencySummary    `json:"stream_create_ms"`
+	RouterDrains []RouterDrain     `json:"router_drains,omitempty"`
+	CPU          []PhaseCPU        `json:"cpu,omitempty"`
+	ServerStop   ServerStop        `json:"server_stop"`
 	// BrokerRestarted is set when the broker's process changed during the
 	// run: someone restarted it, and the figures are not comparable.
 	BrokerRestarted bool   `json:"broker_restarted,omitempty"`
@@ -131,6 +136,48 @@ type LatencyResult struct {
 	Errors         ErrorReport     `json:"errors"`
 }
 
+// MiddlewareResult is the middleware phase: single-event POSTs to a server
+// with auth and the access log on, and to one with both off.
+type MiddlewareResult struct {
+	Workers      int               `json:"workers"`
+	RoundSeconds float64           `json:"round_seconds"`
+	Rounds       []MiddlewareRound `json:"rounds"`
+	On           MiddlewareSide    `json:"on"`
+	Off          MiddlewareSide    `json:"off"`
+	// Cost is OFF req/s ÷ ON req/s − 1: the throughput the middleware
+	// costs, the figure the target is about.
+	Cost float64 `json:"cost"`
+	// CPUCost is ON ÷ OFF server CPU per request − 1: the middleware's own
+	// work, which a broker-bound throughput figure can hide.
+	CPUCost float64 `json:"server_cpu_cost"`
+	// OnUnauthenticatedStatus is ON's answer to a POST without a key (401
+	// shows that auth really runs there).
+	OnUnauthenticatedStatus int `json:"on_unauthenticated_status"`
+}
+
+// MiddlewareRound is one round of the middleware phase, in the order run.
+type MiddlewareRound struct {
+	Middleware  bool    `json:"middleware_on"`
+	Requests    int64   `json:"requests"`
+	Seconds     float64 `json:"seconds"`
+	RequestsSec float64 `json:"requests_per_sec"`
+	Errors      int64   `json:"errors"`
+}
+
+// MiddlewareSide is the rounds of one server added up.
+type MiddlewareSide struct {
+	Requests    int64          `json:"requests"`
+	Seconds     float64        `json:"seconds"`
+	RequestsSec float64        `json:"requests_per_sec"`
+	Latency     LatencySummary `json:"request_latency_ms"`
+	Errors      ErrorReport    `json:"errors"`
+	// ServerCPUPerRequest is the server's CPU time over its rounds per
+	// acknowledged request, in microseconds.
+	ServerCPUPerRequest float64    `json:"server_cpu_us_per_request"`
+	CPU                 CPUUsage   `json:"cpu"`
+	Stop                ServerStop `json:"server_stop"`
+}
+
 // SecondLatency is the POST→SSE latency of the events sent in one second of
 // a phase, in milliseconds.
 type SecondLatency struct {
@@ -191,6 +238,8 @@ type ServerStop struct {
 	ExitError     string   `json:"exit_error,omitempty"`
 	Warnings      int      `json:"log_warnings"`
 	FirstWarnings []string `json:"first_warnings,omitempty"`
+	// AccessLogLines is how many access log lines the server wrote.
+	AccessLogLines int `json:"access_log_lines"`
 }
 
 // TargetResult is one checked goal.
@@ -248,6 +297,11 @@ func (rep *Report) evaluate() {
 		t.Margin = fmt.Sprintf("%s events/s (%+.0f%%)", signedInt(int64(v-targetE2E)), (v/targetE2E-1)*100)
 		rep.Targets = append(rep.Targets, t)
 	}
+	if m := rep.Middleware; m != nil && m.On.RequestsSec > 0 {
+		t := TargetResult{Name: "middleware cost", Value: m.Cost * 100, Target: targetMiddlewareCost * 100, Unit: "%", Pass: m.Cost <= targetMiddlewareCost}
+		t.Margin = fmt.Sprintf("%+.1f pts", (m.Cost-targetMiddlewareCost)*100)
+		rep.Targets = append(rep.Targets, t)
+	}
 }
 
 // requestTotals counts the server requests of the run and the failed ones.
@@ -267,6 +321,12 @@ func (rep *Report) requestTotals() (reqs, errs int64) {
 	if l := rep.Latency; l != nil {
 		reqs += l.Sent/int64(max(l.BatchSize, 1)) + l.Errors.Total
 		errs += l.Errors.Total
+	}
+	if m := rep.Middleware; m != nil {
+		for _, s := range []MiddlewareSide{m.On, m.Off} {
+			reqs += s.Requests + s.Errors.Total
+			errs += s.Errors.Total
+		}
 	}
 	return reqs, errs
 }
@@ -339,6 +399,31 @@ func printTable(w io.Writer, rep *Report) {
 		row("  sent / received / lost", fmtInt(l.Sent)+" / "+fmtInt(l.Received)+" / "+fmtInt(l.Lost), "events", "", "", "", "")
 		row("  POST p50 / p99", fmtMs(l.RequestLatency.P50)+" / "+fmtMs(l.RequestLatency.P99), "", "", "", "", "")
 		row("  errors", fmtInt(l.Errors.Total), "requests", "", "", "", "")
+	}
+	if m := rep.Middleware; m != nil && m.On.Requests+m.Off.Requests > 0 {
+		row("single POST, middleware OFF", fmtInt(int64(m.Off.RequestsSec)), "req/s", "-", "-", "", "")
+		row("  request p50 / p99", fmtMs(m.Off.Latency.P50)+" / "+fmtMs(m.Off.Latency.P99), "", "", "", "", "")
+		row("  server CPU per request", fmt.Sprintf("%.0f µs", m.Off.ServerCPUPerRequest), "", "", "", "", "")
+		row("  errors", fmtInt(m.Off.Errors.Total), "requests", "", "", "", "")
+		ratio := "-"
+		if m.Off.RequestsSec > 0 {
+			ratio = fmt.Sprintf("%.1f%%", m.On.RequestsSec/m.Off.RequestsSec*100)
+		}
+		row("single POST, middleware ON", fmtInt(int64(m.On.RequestsSec)), "req/s", fmtInt(int64(m.Off.RequestsSec)), ratio, "", "")
+		row("  request p50 / p99", fmtMs(m.On.Latency.P50)+" / "+fmtMs(m.On.Latency.P99), "", "", "", "", "")
+		row("  server CPU per request", fmt.Sprintf("%.0f µs", m.On.ServerCPUPerRequest), "", "", "", "", fmt.Sprintf("%+.1f%% vs OFF", m.CPUCost*100))
+		row("  access log lines", fmtInt(int64(m.On.Stop.AccessLogLines)), "", "", "", "", "")
+		row("  errors", fmtInt(m.On.Errors.Total), "requests", "", "", "", "")
+		var rounds []string
+		for _, r := range m.Rounds {
+			label := "OFF "
+			if r.Middleware {
+				label = "ON "
+			}
+			rounds = append(rounds, label+fmtInt(int64(r.RequestsSec)))
+		}
+		row("  rounds, in order", strings.Join(rounds, ", "), "req/s", "", "", "", "")
+		row("middleware cost (OFF/ON - 1)", fmt.Sprintf("%+.1f%%", m.Cost*100), "", "", "", fmt.Sprintf("<= %.0f%%", targetMiddlewareCost*100), verdict("middleware cost"))
 	}
 	for _, d := range rep.RouterDrains {
 		if d.InitialLag > 0 {

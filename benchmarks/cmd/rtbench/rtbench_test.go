@@ -94,3 +94,30 @@ func TestFmtInt(t *testing.T) {
 		}
 	}
 }
+
+func TestMiddlewareVerdict(t *testing.T) {
+	for _, c := range []struct {
+		on, off float64
+		pass    bool
+	}{{1000, 1099, true}, {1000, 1101, false}, {1200, 1000, true}} {
+		m := &MiddlewareResult{On: MiddlewareSide{RequestsSec: c.on}, Off: MiddlewareSide{RequestsSec: c.off}}
+		m.Cost = m.Off.RequestsSec/m.On.RequestsSec - 1
+		rep := &Report{Middleware: m}
+		rep.evaluate()
+		if len(rep.Targets) != 1 || rep.Targets[0].Pass != c.pass {
+			t.Errorf("ON %v OFF %v: targets %+v, want pass=%v", c.on, c.off, rep.Targets, c.pass)
+		}
+	}
+}
+
+func TestMergeCPUAndErrors(t *testing.T) {
+	u := CPUUsage{Seconds: 1, Server: 1}.merge(CPUUsage{Seconds: 3, Server: 0.5, Cores: 2})
+	if u.Seconds != 4 || u.Server != 0.625 || u.Cores != 2 {
+		t.Errorf("merged cpu %+v", u)
+	}
+	e := ErrorReport{}.merge(ErrorReport{Total: 2, ByKind: map[string]int64{"503": 2}, Examples: []string{"a", "b"}})
+	e = e.merge(ErrorReport{Total: 3, ByKind: map[string]int64{"503": 1, "transport": 2}, Examples: []string{"c", "d"}})
+	if e.Total != 5 || e.ByKind["503"] != 3 || e.ByKind["transport"] != 2 || len(e.Examples) != 3 {
+		t.Errorf("merged errors %+v", e)
+	}
+}

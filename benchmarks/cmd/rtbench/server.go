@@ -22,8 +22,9 @@ import (
 // built from this tree, so the benchmark measures exactly what would ship and
 // its CPU time can be told apart from the client's.
 type server struct {
+	Name   string // "server", or the variant's label
 	URL    string
-	APIKey string
+	APIKey string // sent as X-API-Key; empty when the server runs without auth
 	Prefix string
 
 	cmd     *exec.Cmd
@@ -34,35 +35,65 @@ type server struct {
 	exited  chan error
 }
 
-// startServer builds ./cmd/rtstream (unless -server-bin names a binary),
-// starts it against the brokers on a free loopback port with fresh topics,
-// and waits until GET /readyz answers 200.
-func startServer(ctx context.Context, o options) (*server, error) {
+// serverVariant says how one server process is configured. Every server of a
+// run gets the same environment except for these settings.
+type serverVariant struct {
+	// name labels the progress lines and ends the topic prefix; empty for
+	// the server of the single/batch/e2e/latency phases.
+	name string
+	// auth sets API_KEYS and sends the key; without it AUTH_DISABLED=true.
+	auth bool
+	// logLevel is LOG_LEVEL: "warn" has no access log, "info" writes one
+	// line per request (as JSON, to the server's log file).
+	logLevel string
+}
+
+// buildServer returns the rtstream binary to run: -server-bin, or
+// ./cmd/rtstream built once into a temp dir that cleanup removes (unless
+// -keep).
+func buildServer(ctx context.Context, o options) (bin string, cleanup func(), err error) {
+	if o.ServerBin != "" {
+		return o.ServerBin, func() {}, nil
+	}
+	root, err := moduleRoot()
+	if err != nil {
+		return "", nil, err
+	}
+	dir, err := os.MkdirTemp("", "rtbench-bin-*")
+	if err != nil {
+		return "", nil, err
+	}
+	cleanup = func() {
+		if o.Keep {
+			progress("[server] kept %s", dir)
+		} else {
+			os.RemoveAll(dir)
+		}
+	}
+	bin = filepath.Join(dir, "rtstream")
+	progress("[server] building ./cmd/rtstream")
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/rtstream")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		cleanup()
+		return "", nil, fmt.Errorf("go build ./cmd/rtstream: %w\n%s", err, out)
+	}
+	return bin, cleanup, nil
+}
+
+// startServer starts bin against the brokers on a free loopback port with
+// fresh topics, configured as v says, and waits until GET /readyz answers 200.
+func startServer(ctx context.Context, o options, bin string, v serverVariant) (*server, error) {
 	tmp, err := os.MkdirTemp("", "rtbench-*")
 	if err != nil {
 		return nil, err
 	}
-	s := &server{tmp: tmp, keep: o.Keep, logPath: filepath.Join(tmp, "server.log"), exited: make(chan error, 1)}
+	s := &server{Name: "server", tmp: tmp, keep: o.Keep, logPath: filepath.Join(tmp, "server.log"), exited: make(chan error, 1)}
 	fail := func(err error) (*server, error) {
 		if !o.Keep {
 			os.RemoveAll(tmp)
 		}
 		return nil, err
-	}
-
-	bin := o.ServerBin
-	if bin == "" {
-		root, err := moduleRoot()
-		if err != nil {
-			return fail(err)
-		}
-		bin = filepath.Join(tmp, "rtstream")
-		progress("[server] building ./cmd/rtstream")
-		build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/rtstream")
-		build.Dir = root
-		if out, err := build.CombinedOutput(); err != nil {
-			return fail(fmt.Errorf("go build ./cmd/rtstream: %w\n%s", err, out))
-		}
 	}
 
 	port, err := freePort()
@@ -72,7 +103,10 @@ func startServer(ctx context.Context, o options) (*server, error) {
 	addr := net.JoinHostPort("127.0.0.1", port)
 	s.URL = "http://" + addr
 	s.Prefix = fmt.Sprintf("bench-%d", time.Now().Unix())
-	s.APIKey = randomHex(16)
+	if v.name != "" {
+		s.Name = "server " + v.name
+		s.Prefix += "-" + v.name
+	}
 	work := filepath.Join(tmp, "work")
 	if err := os.MkdirAll(work, 0o755); err != nil {
 		return fail(err)
@@ -81,29 +115,38 @@ func startServer(ctx context.Context, o options) (*server, error) {
 		return fail(err)
 	}
 
-	s.cmd = exec.Command(bin)
-	s.cmd.Dir = work
-	s.cmd.Stdout = s.logFile
-	s.cmd.Stderr = s.logFile
-	s.cmd.Env = append(os.Environ(),
+	env := append(os.Environ(),
 		"KAFKA_BROKERS="+strings.Join(o.Brokers, ","),
 		"HTTP_ADDR="+addr,
 		"TOPIC_PREFIX="+s.Prefix,
-		"LOG_LEVEL=warn",
+		"LOG_LEVEL="+v.logLevel,
+		"LOG_FORMAT=json",
 		"DATA_DIR="+filepath.Join(tmp, "data"),
-		// The contract's API key and per-client rate limit would otherwise
-		// make every request of a one-client load test a 401 or a 429.
-		"API_KEYS="+s.APIKey,
+		// The contract's per-client rate limit would otherwise make most
+		// requests of a one-client load test a 429. It cannot be switched
+		// off: at this limit the limiter runs on every request but never
+		// refuses one.
 		"RATE_LIMIT_RPS=1000000",
 		"RATE_LIMIT_BURST=1000000",
 		"SHUTDOWN_TIMEOUT=15s",
 	)
+	if v.auth {
+		s.APIKey = randomHex(16)
+		env = append(env, "API_KEYS="+s.APIKey, "AUTH_DISABLED=false")
+	} else {
+		env = append(env, "AUTH_DISABLED=true")
+	}
+	s.cmd = exec.Command(bin)
+	s.cmd.Dir = work
+	s.cmd.Stdout = s.logFile
+	s.cmd.Stderr = s.logFile
+	s.cmd.Env = env // for a name set twice, the last value wins
 	if err := s.cmd.Start(); err != nil {
 		s.logFile.Close()
 		return fail(fmt.Errorf("start %s: %w", bin, err))
 	}
 	go func() { s.exited <- s.cmd.Wait() }()
-	progress("[server] pid %d on %s, topic prefix %s, log %s", s.cmd.Process.Pid, s.URL, s.Prefix, s.logPath)
+	progress("[%s] pid %d on %s, topic prefix %s, log %s", s.Name, s.cmd.Process.Pid, s.URL, s.Prefix, s.logPath)
 
 	if err := s.waitReady(ctx, 90*time.Second); err != nil {
 		s.Stop(5 * time.Second)
@@ -124,7 +167,7 @@ func (s *server) waitReady(ctx context.Context, max time.Duration) error {
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				progress("[server] ready after %.1fs", time.Since(start).Seconds())
+				progress("[%s] ready after %.1fs", s.Name, time.Since(start).Seconds())
 				return nil
 			}
 			last = resp.Status
@@ -161,13 +204,13 @@ func (s *server) Stop(grace time.Duration) ServerStop {
 		st.Killed = true
 		_ = s.cmd.Process.Kill()
 		st.ExitError = errString(<-s.exited)
-		progress("[server] did not stop within %s of SIGTERM; killed", grace)
+		progress("[%s] did not stop within %s of SIGTERM; killed", s.Name, grace)
 	}
 	st.Seconds = time.Since(start).Seconds()
 	s.logFile.Close()
-	st.Warnings, st.FirstWarnings = s.scanLog(5)
+	st.Warnings, st.FirstWarnings, st.AccessLogLines = s.scanLog(5)
 	if s.keep {
-		progress("[server] kept %s", s.tmp)
+		progress("[%s] kept %s", s.Name, s.tmp)
 	} else {
 		os.RemoveAll(s.tmp)
 	}
@@ -175,16 +218,14 @@ func (s *server) Stop(grace time.Duration) ServerStop {
 }
 
 // scanLog counts the log lines at warn or error and returns the first
-// distinct messages. LOG_LEVEL=warn means every line is one, bar start-up
-// noise that is not JSON.
-func (s *server) scanLog(keep int) (int, []string) {
+// distinct messages; it also counts the access log's lines (INFO "request"),
+// which only a server at LOG_LEVEL=info writes.
+func (s *server) scanLog(keep int) (n int, first []string, requests int) {
 	f, err := os.Open(s.logPath)
 	if err != nil {
-		return 0, nil
+		return 0, nil, 0
 	}
 	defer f.Close()
-	n := 0
-	var first []string
 	seen := map[string]bool{}
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
@@ -196,6 +237,9 @@ func (s *server) scanLog(keep int) (int, []string) {
 		}
 		if json.Unmarshal(sc.Bytes(), &line) != nil {
 			continue
+		}
+		if line.Level == "INFO" && line.Msg == "request" {
+			requests++
 		}
 		if line.Level != "WARN" && line.Level != "ERROR" {
 			continue
@@ -210,7 +254,7 @@ func (s *server) scanLog(keep int) (int, []string) {
 			first = append(first, text)
 		}
 	}
-	return n, first
+	return n, first, requests
 }
 
 func (s *server) logTail(lines int) string {

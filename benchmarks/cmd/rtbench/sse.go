@@ -93,7 +93,7 @@ func (g *sseGroup) readErr(ctx context.Context, lt *loadTester, s *sseSub) error
 		return err
 	}
 	req.Header.Set("Accept", "text/event-stream")
-	req.Header.Set("X-API-Key", lt.srv.APIKey)
+	lt.auth(req)
 	resp, err := lt.sse.Do(req)
 	if err != nil {
 		return err
