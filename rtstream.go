@@ -27,6 +27,8 @@ var (
 	ErrInvalid = errors.New("invalid")
 	// ErrTooLarge is returned for a request over a size limit.
 	ErrTooLarge = errors.New("too large")
+	// ErrTooSlow ends a subscription that did not keep up with its stream.
+	ErrTooSlow = errors.New("subscriber too slow")
 )
 
 var streamIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)

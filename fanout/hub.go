@@ -15,7 +15,7 @@ import (
 // Reasons a subscription ends, from Subscription.Err.
 var (
 	// ErrSlow is returned when the subscriber's buffer was full.
-	ErrSlow = errors.New("fanout: subscriber too slow")
+	ErrSlow = fmt.Errorf("fanout: %w", rtstream.ErrTooSlow)
 	// ErrEnded is returned when the stream was deleted.
 	ErrEnded = fmt.Errorf("fanout: stream deleted: %w", rtstream.ErrNotFound)
 	// ErrClosed is returned when the hub shut down.
@@ -28,6 +28,7 @@ const DefaultBuffer = 256
 // Hub is the per-instance fan-out of results to subscribers.
 type Hub struct {
 	buffer int
+	onSlow func()
 
 	mu      sync.Mutex
 	closed  bool
@@ -43,12 +44,16 @@ type stream struct {
 }
 
 // New makes a hub whose subscribers buffer up to buffer records (default
-// DefaultBuffer).
-func New(buffer int) *Hub {
+// DefaultBuffer). onSlow, if not nil, is called for every subscriber ended
+// with ErrSlow.
+func New(buffer int, onSlow func()) *Hub {
 	if buffer <= 0 {
 		buffer = DefaultBuffer
 	}
-	return &Hub{buffer: buffer, streams: make(map[string]*stream)}
+	if onSlow == nil {
+		onSlow = func() {}
+	}
+	return &Hub{buffer: buffer, onSlow: onSlow, streams: make(map[string]*stream)}
 }
 
 // Subscription is one subscriber's feed of a stream's results.
@@ -158,6 +163,7 @@ func (h *Hub) Deliver(pos rtstream.Position, b rtstream.ResultBatch) {
 		default:
 			delete(st.subs, s)
 			s.end(ErrSlow)
+			h.onSlow()
 		}
 	}
 }

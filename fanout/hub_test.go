@@ -17,7 +17,7 @@ func batch(stream string, src int64, n int) rtstream.ResultBatch {
 }
 
 func TestDeliverToStreamSubscribersOnly(t *testing.T) {
-	h := fanout.New(4)
+	h := fanout.New(4, nil)
 	a, b := h.Subscribe("a"), h.Subscribe("b")
 	h.Deliver(rtstream.Position{Partition: 2, Offset: 7}, batch("a", 1, 3))
 	select {
@@ -36,7 +36,7 @@ func TestDeliverToStreamSubscribersOnly(t *testing.T) {
 }
 
 func TestRedeliveredSourceIsDropped(t *testing.T) {
-	h := fanout.New(8)
+	h := fanout.New(8, nil)
 	s := h.Subscribe("a")
 	h.Deliver(rtstream.Position{Offset: 1}, batch("a", 10, 1))
 	h.Deliver(rtstream.Position{Offset: 2}, batch("a", 10, 1)) // the router processed source 10 twice
@@ -53,7 +53,8 @@ func TestRedeliveredSourceIsDropped(t *testing.T) {
 }
 
 func TestSlowSubscriberIsDisconnectedWithoutBlocking(t *testing.T) {
-	h := fanout.New(2)
+	slowCount := 0
+	h := fanout.New(2, func() { slowCount++ })
 	slow, fast := h.Subscribe("a"), h.Subscribe("a")
 	for i := int64(0); i < 5; i++ {
 		h.Deliver(rtstream.Position{Offset: i}, batch("a", i, 1))
@@ -70,10 +71,13 @@ func TestSlowSubscriberIsDisconnectedWithoutBlocking(t *testing.T) {
 	if fast.Err() != nil {
 		t.Fatalf("fast subscriber ended: %v", fast.Err())
 	}
+	if slowCount != 1 {
+		t.Fatalf("onSlow called %d times; want 1", slowCount)
+	}
 }
 
 func TestEndAndClose(t *testing.T) {
-	h := fanout.New(1)
+	h := fanout.New(1, nil)
 	a, b := h.Subscribe("a"), h.Subscribe("b")
 	h.End("a")
 	<-a.Done()
@@ -92,7 +96,7 @@ func TestEndAndClose(t *testing.T) {
 }
 
 func TestWatched(t *testing.T) {
-	h := fanout.New(1)
+	h := fanout.New(1, nil)
 	if h.Watched("a") {
 		t.Fatal("watched before any subscriber")
 	}

@@ -60,5 +60,6 @@ func (s *server) sendEvents(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	s.Metrics.EventsAccepted(len(ids))
 	writeJSON(w, http.StatusAccepted, map[string]any{"accepted": len(ids), "event_ids": ids})
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"mime"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -50,6 +51,7 @@ func (s *server) results(w http.ResponseWriter, r *http.Request) {
 	feed := s.Subscribe(id)
 	defer feed.Close()
 
+	defer s.Metrics.Subscribed("sse")()
 	log := observability.Logger(r.Context(), s.log)
 	opened := time.Now()
 	delivered := 0
@@ -95,19 +97,27 @@ func (s *server) results(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		case <-feed.Done():
-			if errors.Is(feed.Err(), rtstream.ErrNotFound) {
+			switch err := feed.Err(); {
+			case errors.Is(err, rtstream.ErrNotFound):
 				_, _ = bw.WriteString("event: end\ndata: {\"reason\":\"stream deleted\"}\n\n")
 				_ = flush()
+			case errors.Is(err, rtstream.ErrTooSlow):
+				// Cut the connection rather than end the response: the
+				// client must not mistake this for the stream's end, and
+				// the kernel's buffers for it are freed at once.
+				panic(http.ErrAbortHandler)
 			}
 			return
 		case ds := <-feed.C():
 			// Write what is pending now, then flush once.
+			now := time.Now()
 			for more := true; more; {
 				for i := range ds {
 					var err error
 					if frame, err = writeResult(bw, frame, &ds[i]); err != nil {
 						return
 					}
+					s.Metrics.Delivered(now, ds[i].Result.ReceivedAt)
 				}
 				delivered += len(ds)
 				select {
@@ -117,6 +127,10 @@ func (s *server) results(w http.ResponseWriter, r *http.Request) {
 				}
 			}
 			if err := flush(); err != nil {
+				if errors.Is(err, os.ErrDeadlineExceeded) {
+					s.Metrics.SlowDisconnect()
+					panic(http.ErrAbortHandler)
+				}
 				return
 			}
 		}

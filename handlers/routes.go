@@ -21,7 +21,7 @@ func NewServer(deps Deps) http.Handler {
 
 	r := chi.NewRouter()
 	r.Use(deps.Outer...)
-	r.Use(middleware.Log(log, deps.ClientIP), middleware.Recover(log))
+	r.Use(middleware.Log(log, deps.ClientIP), middleware.Instrument(deps.Metrics), middleware.Recover(log))
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, problem.New(http.StatusNotFound, "no such route"))
 	})
@@ -31,8 +31,8 @@ func NewServer(deps Deps) http.Handler {
 
 	r.Get("/healthz", s.healthz)
 	r.Get("/readyz", s.readyz)
-	if deps.Metrics != nil {
-		r.Method(http.MethodGet, "/metrics", deps.Metrics)
+	if deps.MetricsHandler != nil {
+		r.Method(http.MethodGet, "/metrics", deps.MetricsHandler)
 	}
 
 	r.Group(func(r chi.Router) {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/rtstream/rtstream"
+	"github.com/rtstream/rtstream/observability"
 )
 
 // Streams is the stream registry.
@@ -106,8 +107,10 @@ type Deps struct {
 	Subscribe func(streamID string) Feed
 	// Ready are the readiness checks by name, run by /readyz.
 	Ready map[string]Check
-	// Metrics, when set, is served at /metrics.
-	Metrics http.Handler
+	// MetricsHandler, when set, is served at /metrics.
+	MetricsHandler http.Handler
+	// Metrics records what the handlers do; nil records nothing.
+	Metrics *observability.Metrics
 	// Outer middleware runs before anything else, on every route (the
 	// client-IP resolution, security headers, CORS).
 	Outer []func(http.Handler) http.Handler

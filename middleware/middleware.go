@@ -100,21 +100,32 @@ func Log(base *slog.Logger, clientIP func(*http.Request) string) func(http.Handl
 			sw := &statusWriter{ResponseWriter: w}
 			keyID := new(string)
 			ctx := context.WithValue(observability.WithLogger(r.Context(), l), keyIDKey{}, keyID)
+			// Deferred: a handler that aborts its connection (a slow
+			// stream) panics through here and is still logged.
+			defer func() {
+				route := chi.RouteContext(r.Context()).RoutePattern()
+				client := r.RemoteAddr
+				if clientIP != nil {
+					client = clientIP(r)
+				}
+				status := sw.status
+				if v := recover(); v != nil {
+					defer panic(v)
+					if status == 0 {
+						status = http.StatusInternalServerError
+					}
+				}
+				l.LogAttrs(r.Context(), slog.LevelInfo, "request",
+					slog.String("method", r.Method),
+					slog.String("route", route),
+					slog.Int("status", status),
+					slog.Int64("bytes", sw.bytes),
+					slog.Duration("duration", time.Since(start)),
+					slog.String("client_ip", client),
+					slog.String("key_id", *keyID),
+				)
+			}()
 			next.ServeHTTP(sw, r.WithContext(ctx))
-			route := chi.RouteContext(r.Context()).RoutePattern()
-			client := r.RemoteAddr
-			if clientIP != nil {
-				client = clientIP(r)
-			}
-			l.LogAttrs(r.Context(), slog.LevelInfo, "request",
-				slog.String("method", r.Method),
-				slog.String("route", route),
-				slog.Int("status", sw.status),
-				slog.Int64("bytes", sw.bytes),
-				slog.Duration("duration", time.Since(start)),
-				slog.String("client_ip", client),
-				slog.String("key_id", *keyID),
-			)
 		})
 	}
 }
@@ -136,6 +147,27 @@ func Recover(base *slog.Logger) func(http.Handler) http.Handler {
 				problem.Write(w, r, problem.New(http.StatusInternalServerError, "internal error"))
 			}()
 			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// Instrument counts requests and their durations by route pattern, method
+// and status class, and the requests in flight.
+func Instrument(m *observability.Metrics) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			start := time.Now()
+			done := m.HTTPStart()
+			defer done()
+			sw := &statusWriter{ResponseWriter: w}
+			defer func() {
+				status := sw.status
+				if status == 0 {
+					status = http.StatusOK
+				}
+				m.HTTPDone(chi.RouteContext(r.Context()).RoutePattern(), r.Method, status, time.Since(start))
+			}()
+			next.ServeHTTP(sw, r)
 		})
 	}
 }

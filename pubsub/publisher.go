@@ -12,6 +12,8 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/rtstream/rtstream/observability"
 )
 
 // KeyMetadata is the message metadata field whose value becomes the Kafka key.
@@ -35,6 +37,7 @@ type Publisher struct {
 	producers []sarama.AsyncProducer
 	marshal   kafka.Marshaler
 	timeout   time.Duration
+	metrics   *observability.Metrics
 
 	mu     sync.RWMutex // guards closed against sends into a closed input
 	closed bool
@@ -63,7 +66,7 @@ func (c *call) finish(err error) {
 // per broker, so a publisher that many goroutines wait on (the router: one
 // per partition) gets more throughput from more producers. publishTimeout
 // bounds how long Publish waits for acknowledgements (default 10 s).
-func NewPublisher(cfg Config, publishTimeout time.Duration, producers int) (*Publisher, error) {
+func NewPublisher(cfg Config, publishTimeout time.Duration, producers int, m *observability.Metrics) (*Publisher, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -79,6 +82,7 @@ func NewPublisher(cfg Config, publishTimeout time.Duration, producers int) (*Pub
 			return m.Metadata.Get(KeyMetadata), nil
 		}),
 		timeout: publishTimeout,
+		metrics: m,
 	}
 	for range producers {
 		producer, err := sarama.NewAsyncProducer(cfg.Brokers, cfg.SaramaConfig())
@@ -121,6 +125,13 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
+	start := time.Now()
+	err := p.publish(topic, msgs)
+	p.metrics.Published(topic, len(msgs), time.Since(start), err)
+	return err
+}
+
+func (p *Publisher) publish(topic string, msgs []*message.Message) error {
 	ctx := msgs[0].Context()
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()

@@ -104,7 +104,7 @@ func TestEnsureTopicsCreatesTheLayoutOnce(t *testing.T) {
 
 func TestPublisherAcknowledgesEveryRecordInOrderPerKey(t *testing.T) {
 	cfg := testConfig(t)
-	pub, err := pubsub.NewPublisher(cfg, 0, 2)
+	pub, err := pubsub.NewPublisher(cfg, 0, 2, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,7 +255,7 @@ func TestRegistryReadYourWritesAcrossInstances(t *testing.T) {
 
 func TestEventsSendOneRecordPerRequest(t *testing.T) {
 	cfg := testConfig(t)
-	pub, err := pubsub.NewPublisher(cfg, 0, 2)
+	pub, err := pubsub.NewPublisher(cfg, 0, 2, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,7 +22,9 @@ type ResultsFollower struct {
 	consumer sarama.Consumer
 	pcs      []sarama.PartitionConsumer
 	wg       sync.WaitGroup
-	running  atomic.Int32 // partitions still being followed
+	running  atomic.Int32   // partitions still being followed
+	next     []atomic.Int64 // per partition index: the next offset to read
+	parts    []int32
 }
 
 // Fanout is where the follower hands results records.
@@ -51,8 +53,8 @@ func FollowResults(cfg Config, log *slog.Logger, to Fanout) (*ResultsFollower, e
 		consumer.Close()
 		return nil, fmt.Errorf("pubsub: results partitions: %w", err)
 	}
-	f := &ResultsFollower{consumer: consumer}
-	for _, p := range parts {
+	f := &ResultsFollower{consumer: consumer, parts: parts, next: make([]atomic.Int64, len(parts))}
+	for i, p := range parts {
 		pc, err := consumer.ConsumePartition(topic, p, sarama.OffsetNewest)
 		if err != nil {
 			f.Close()
@@ -65,6 +67,7 @@ func FollowResults(cfg Config, log *slog.Logger, to Fanout) (*ResultsFollower, e
 			defer f.wg.Done()
 			defer f.running.Add(-1)
 			for m := range pc.Messages() {
+				f.next[i].Store(m.Offset + 1)
 				// The key is the stream id.
 				if len(m.Key) > 0 && !to.Watched(string(m.Key)) {
 					continue
@@ -85,6 +88,21 @@ func FollowResults(cfg Config, log *slog.Logger, to Fanout) (*ResultsFollower, e
 		}()
 	}
 	return f, nil
+}
+
+// Lag is, per partition, how many records the follower has yet to read, as
+// of the last fetch.
+func (f *ResultsFollower) Lag() map[int32]int64 {
+	out := make(map[int32]int64, len(f.pcs))
+	for i, pc := range f.pcs {
+		next := f.next[i].Load()
+		hwm := pc.HighWaterMarkOffset()
+		if next == 0 || hwm < next {
+			next = hwm // nothing read since the start, which was the end
+		}
+		out[f.parts[i]] = hwm - next
+	}
+	return out
 }
 
 // Check reports whether every partition is still followed.

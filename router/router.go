@@ -15,6 +15,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 
 	"github.com/rtstream/rtstream"
+	"github.com/rtstream/rtstream/observability"
 	"github.com/rtstream/rtstream/pubsub"
 )
 
@@ -23,6 +24,9 @@ import (
 // to the poison topic at once; every other error is retried, and a message that
 // still fails is redelivered rather than dropped.
 var ErrPermanent = errors.New("permanent failure")
+
+// errUnreadable is a record that is not an events record.
+var errUnreadable = fmt.Errorf("%w: unreadable event record", ErrPermanent)
 
 // Config configures the router. Topics are required.
 type Config struct {
@@ -38,6 +42,9 @@ type Config struct {
 	ThrottlePerSecond int64
 	// CloseTimeout bounds how long Close waits for handlers. Default 30 s.
 	CloseTimeout time.Duration
+	// Metrics records processing times and poisoned records; nil records
+	// nothing.
+	Metrics *observability.Metrics
 }
 
 func (c *Config) setDefaults() {
@@ -81,7 +88,13 @@ func New(cfg Config, sub message.Subscriber, pub message.Publisher, logger water
 	if cfg.ThrottlePerSecond > 0 {
 		r.AddMiddleware(middleware.NewThrottle(cfg.ThrottlePerSecond, time.Second).Middleware)
 	}
-	poison, err := middleware.PoisonQueueWithFilter(pub, cfg.Topics.Poison, IsPermanent)
+	poison, err := middleware.PoisonQueueWithFilter(pub, cfg.Topics.Poison, func(err error) bool {
+		if !IsPermanent(err) {
+			return false
+		}
+		cfg.Metrics.Poisoned(poisonReason(err))
+		return true
+	})
 	if err != nil {
 		return nil, fmt.Errorf("router: poison queue: %w", err)
 	}
@@ -97,8 +110,26 @@ func New(cfg Config, sub message.Subscriber, pub message.Publisher, logger water
 		}.Middleware,
 		middleware.Recoverer,
 	)
-	r.AddHandler(HandlerName, cfg.Topics.Events, sub, cfg.Topics.Results, pub, Process)
+	m := cfg.Metrics
+	r.AddHandler(HandlerName, cfg.Topics.Events, sub, cfg.Topics.Results, pub, func(msg *message.Message) ([]*message.Message, error) {
+		start := time.Now()
+		out, err := Process(msg)
+		m.Processed(time.Since(start))
+		return out, err
+	})
 	return r, nil
+}
+
+// poisonReason classifies a permanent failure into the metric's few values.
+func poisonReason(err error) string {
+	var panicked middleware.RecoveredPanicError
+	switch {
+	case errors.As(err, &panicked):
+		return "panic"
+	case errors.Is(err, errUnreadable):
+		return "unreadable"
+	}
+	return "other"
 }
 
 // IsPermanent reports whether err will recur on every retry.
@@ -114,10 +145,10 @@ func IsPermanent(err error) bool {
 func Process(msg *message.Message) ([]*message.Message, error) {
 	var in rtstream.EventBatch
 	if err := json.Unmarshal(msg.Payload, &in); err != nil {
-		return nil, fmt.Errorf("%w: unreadable event record: %w", ErrPermanent, err)
+		return nil, fmt.Errorf("%w: %w", errUnreadable, err)
 	}
 	if !rtstream.ValidStreamID(in.StreamID) {
-		return nil, fmt.Errorf("%w: event record without a valid stream id", ErrPermanent)
+		return nil, fmt.Errorf("%w: no valid stream id", errUnreadable)
 	}
 	out := rtstream.ResultBatch{
 		StreamID: in.StreamID,

@@ -66,7 +66,7 @@ func TestRouterOnKafka(t *testing.T) {
 	if err := pubsub.EnsureTopics(ctx, cfg); err != nil {
 		t.Fatal(err)
 	}
-	pub, err := pubsub.NewPublisher(cfg, 0, 2)
+	pub, err := pubsub.NewPublisher(cfg, 0, 2, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,7 +38,10 @@ type config struct {
 	JWTAudience  string
 	JWTIssuer    string
 	MetricsAuth  bool
-	CORSOrigins  string
+	// MetricsDisabled turns rtstream's own instrumentation off (the runtime
+	// metrics stay): the benchmark measures what collection costs with it.
+	MetricsDisabled bool
+	CORSOrigins     string
 
 	ReadHeaderTimeout time.Duration
 	ReadTimeout       time.Duration
@@ -158,6 +161,7 @@ func parseConfig(getenv func(string) string) (config, error) {
 	c.JWTAudience = first("JWT_AUDIENCE")
 	c.JWTIssuer = first("JWT_ISSUER")
 	c.MetricsAuth = boolVar("METRICS_AUTH")
+	c.MetricsDisabled = boolVar("METRICS_DISABLED")
 	c.CORSOrigins = first("CORS_ORIGINS")
 	c.ReadHeaderTimeout = durVar("READ_HEADER_TIMEOUT", 5*time.Second)
 	c.ReadTimeout = durVar("READ_TIMEOUT", 30*time.Second)

@@ -14,11 +14,13 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	wmetrics "github.com/ThreeDotsLabs/watermill/components/metrics"
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/rtstream/rtstream/fanout"
@@ -81,6 +83,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		Partitions:  int32(cfg.Partitions),
 		Replication: int16(cfg.Replication),
 	}
+	reg := observability.NewRegistry()
+	var metrics *observability.Metrics
+	if !cfg.MetricsDisabled {
+		metrics = observability.NewMetrics(reg)
+	}
+
 	startCtx, cancelStart := context.WithTimeout(ctx, 60*time.Second)
 	defer cancelStart()
 	if err := pubsub.EnsureTopics(startCtx, kcfg); err != nil {
@@ -89,18 +97,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 
 	// The API and the router publish through producers of their own, so
 	// that neither waits behind the other's in-flight request.
-	pub, err := pubsub.NewPublisher(kcfg, cfg.SendTimeout, 1)
+	pub, err := pubsub.NewPublisher(kcfg, cfg.SendTimeout, 1, metrics)
 	if err != nil {
 		return err
 	}
 	defer pub.Close()
-	routerPub, err := pubsub.NewPublisher(kcfg, 0, cfg.RouterProducers)
+	routerPub, err := pubsub.NewPublisher(kcfg, 0, cfg.RouterProducers, metrics)
 	if err != nil {
 		return err
 	}
 	defer routerPub.Close()
 
-	hub := fanout.New(0)
+	hub := fanout.New(0, func() { metrics.SlowDisconnect() })
 	registry, err := pubsub.OpenRegistry(startCtx, kcfg, log, hub.End)
 	if err != nil {
 		return err
@@ -114,20 +122,35 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	defer follower.Close()
 
 	wlog := watermill.NewSlogLogger(log.With("component", "watermill"))
-	sub, err := pubsub.NewSubscriber(kcfg, cfg.TopicPrefix+"-router", wlog)
-	if err != nil {
+	group := cfg.TopicPrefix + "-router"
+	var sub message.Subscriber
+	if sub, err = pubsub.NewSubscriber(kcfg, group, wlog); err != nil {
 		return err
+	}
+	var routerOut message.Publisher = routerPub
+	var wm *wmetrics.PrometheusMetricsBuilder
+	if metrics != nil {
+		b := wmetrics.NewPrometheusMetricsBuilder(reg, "rtstream", "watermill")
+		wm = &b
+		if sub, err = wm.DecorateSubscriber(sub); err != nil {
+			return err
+		}
+		if routerOut, err = wm.DecoratePublisher(routerOut); err != nil {
+			return err
+		}
 	}
 	rt, err := router.New(router.Config{
 		Topics:            kcfg.Topics(),
-		ConsumerGroup:     cfg.TopicPrefix + "-router",
+		ConsumerGroup:     group,
 		ThrottlePerSecond: int64(cfg.Throttle),
-	}, sub, routerPub, wlog)
+		Metrics:           metrics,
+	}, sub, routerOut, wlog)
 	if err != nil {
 		return err
 	}
-	reg := observability.NewRegistry()
-	wmetrics.NewPrometheusMetricsBuilder(reg, "rtstream", "watermill").AddPrometheusRouterMetrics(rt)
+	if wm != nil {
+		wm.AddPrometheusRouterMetrics(rt)
+	}
 
 	routerCtx, stopRouter := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopRouter()
@@ -139,6 +162,37 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return fmt.Errorf("router: %w", err)
 	case <-ctx.Done():
 		return nil
+	}
+
+	ready := map[string]handlers.Check{
+		"kafka":  registry.Ping,
+		"fanout": follower.Check,
+		"router": func(context.Context) error {
+			if !rt.IsRunning() {
+				return errors.New("not running")
+			}
+			return nil
+		},
+	}
+	// Background gauges (readiness, router, consumer lag) until shutdown.
+	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
+	var background sync.WaitGroup
+	defer func() {
+		stopBackground()
+		background.Wait()
+	}()
+	if metrics != nil {
+		background.Add(2)
+		go func() {
+			defer background.Done()
+			watchReadiness(bgCtx, ready, rt.IsRunning, metrics, 5*time.Second)
+		}()
+		go func() {
+			defer background.Done()
+			if err := pubsub.MonitorLag(bgCtx, kcfg, group, follower, metrics, log, 5*time.Second); err != nil {
+				log.Warn("consumer lag monitor stopped", "err", err)
+			}
+		}()
 	}
 
 	auth, err := newAuth(ctx, cfg, stdout, reg)
@@ -187,24 +241,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		// The client IP is resolved first: the access log and the IP limit
 		// both use it. The IP limit runs before auth (it protects auth), the
 		// key limit after it.
-		Outer:     []func(http.Handler) http.Handler{ratelimit.ResolveClientIP(trusted), middleware.SecureHeaders, middleware.CORS(origins)},
-		ClientIP:  func(r *http.Request) string { return ratelimit.ClientIP(r.Context()) },
-		Guard:     []func(http.Handler) http.Handler{limiter.IP(), auth.Middleware, limiter.Key(keyID)},
-		Logger:    log,
-		Streams:   registry,
-		Events:    pubsub.NewEvents(kcfg, pub),
-		Subscribe: func(id string) handlers.Feed { return hub.Subscribe(id) },
-		Ready: map[string]handlers.Check{
-			"kafka":  registry.Ping,
-			"fanout": follower.Check,
-			"router": func(context.Context) error {
-				if !rt.IsRunning() {
-					return errors.New("not running")
-				}
-				return nil
-			},
-		},
-		Metrics: metricsHandler,
+		Outer:          []func(http.Handler) http.Handler{ratelimit.ResolveClientIP(trusted), middleware.SecureHeaders, middleware.CORS(origins)},
+		ClientIP:       func(r *http.Request) string { return ratelimit.ClientIP(r.Context()) },
+		Guard:          []func(http.Handler) http.Handler{limiter.IP(), auth.Middleware, limiter.Key(keyID)},
+		Logger:         log,
+		Streams:        registry,
+		Events:         pubsub.NewEvents(kcfg, pub),
+		Subscribe:      func(id string) handlers.Feed { return hub.Subscribe(id) },
+		Ready:          ready,
+		MetricsHandler: metricsHandler,
+		Metrics:        metrics,
 	})
 
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
@@ -255,4 +301,28 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// watchReadiness keeps the readiness and router gauges current for alerts,
+// which must not depend on someone polling /readyz.
+func watchReadiness(ctx context.Context, checks map[string]handlers.Check, routerRunning func() bool, m *observability.Metrics, every time.Duration) {
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		ok := true
+		for _, check := range checks {
+			cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			if check(cctx) != nil {
+				ok = false
+			}
+			cancel()
+		}
+		m.Ready(ok)
+		m.RouterRunning(routerRunning())
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }

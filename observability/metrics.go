@@ -1,0 +1,229 @@
+package observability
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+// Metrics are rtstream's own metrics. Labels are bounded sets only (route
+// pattern, method, status class, topic, partition, reason): never a stream id,
+// key or client address. A nil *Metrics records nothing, which is how the
+// benchmark measures the cost of collection.
+type Metrics struct {
+	httpRequests   *prometheus.CounterVec
+	httpDuration   *prometheus.HistogramVec
+	httpInFlight   prometheus.Gauge
+	publishRecords *prometheus.CounterVec
+	publishErrors  *prometheus.CounterVec
+	publishTime    *prometheus.HistogramVec
+	eventsAccepted prometheus.Counter
+	poison         *prometheus.CounterVec
+	processing     prometheus.Histogram
+	lag            *prometheus.GaugeVec
+	routerRunning  prometheus.Gauge
+	subscribers    *prometheus.GaugeVec
+	delivered      prometheus.Counter
+	slow           prometheus.Counter
+	deliveryAge    prometheus.Histogram
+	ready          prometheus.Gauge
+}
+
+// latencyBuckets span a loopback request (0.25 ms) to a stalled one (10 s).
+var latencyBuckets = []float64{.00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+
+// NewMetrics registers the metrics on reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	f := promauto.With(reg)
+	m := &Metrics{
+		httpRequests: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "rtstream_http_requests_total", Help: "HTTP requests answered, by route pattern, method and status class.",
+		}, []string{"route", "method", "code"}),
+		httpDuration: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "rtstream_http_request_duration_seconds", Help: "Time to answer HTTP requests (for streams: their whole life), by route pattern and method.",
+			Buckets: latencyBuckets,
+		}, []string{"route", "method"}),
+		httpInFlight: f.NewGauge(prometheus.GaugeOpts{
+			Name: "rtstream_http_requests_in_flight", Help: "HTTP requests being served, streams included.",
+		}),
+		publishRecords: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "rtstream_kafka_publish_total", Help: "Records Kafka acknowledged, by topic.",
+		}, []string{"topic"}),
+		publishErrors: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "rtstream_kafka_publish_errors_total", Help: "Publish calls that failed or timed out, by topic.",
+		}, []string{"topic"}),
+		publishTime: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "rtstream_kafka_publish_duration_seconds", Help: "Time from handing records to the producer to Kafka's acknowledgement, by topic.",
+			Buckets: latencyBuckets,
+		}, []string{"topic"}),
+		eventsAccepted: f.NewCounter(prometheus.CounterOpts{
+			Name: "rtstream_events_accepted_total", Help: "Events acknowledged to clients (202) after Kafka acknowledged them.",
+		}),
+		poison: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "rtstream_poison_messages_total", Help: "Records sent to the poison topic, by reason.",
+		}, []string{"reason"}),
+		processing: f.NewHistogram(prometheus.HistogramOpts{
+			Name: "rtstream_processing_duration_seconds", Help: "Time the router takes to turn one events record into results, publishing excluded.",
+			Buckets: latencyBuckets,
+		}),
+		lag: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "rtstream_consumer_lag", Help: "Records not yet consumed, by consumer group (or follower), topic and partition.",
+		}, []string{"group", "topic", "partition"}),
+		routerRunning: f.NewGauge(prometheus.GaugeOpts{
+			Name: "rtstream_router_running", Help: "1 while the processing router runs.",
+		}),
+		subscribers: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "rtstream_subscribers", Help: "Connected result subscribers, by transport.",
+		}, []string{"transport"}),
+		delivered: f.NewCounter(prometheus.CounterOpts{
+			Name: "rtstream_results_delivered_total", Help: "Results written to subscribers.",
+		}),
+		slow: f.NewCounter(prometheus.CounterOpts{
+			Name: "rtstream_slow_client_disconnects_total", Help: "Subscribers disconnected because they did not keep up.",
+		}),
+		deliveryAge: f.NewHistogram(prometheus.HistogramOpts{
+			Name: "rtstream_result_delivery_age_seconds", Help: "Age of a result when written to a subscriber: now minus the event's received_at.",
+			Buckets: latencyBuckets,
+		}),
+		ready: f.NewGauge(prometheus.GaugeOpts{
+			Name: "rtstream_ready", Help: "1 while every readiness check passes.",
+		}),
+	}
+	// Known label values start at zero, so dashboards and alerts see the
+	// series before the first event.
+	m.subscribers.WithLabelValues("sse")
+	for _, r := range PoisonReasons {
+		m.poison.WithLabelValues(r)
+	}
+	return m
+}
+
+// PoisonReasons are the values of the poison reason label.
+var PoisonReasons = []string{"unreadable", "panic", "other"}
+
+func codeClass(status int) string {
+	switch {
+	case status >= 500:
+		return "5xx"
+	case status >= 400:
+		return "4xx"
+	case status >= 300:
+		return "3xx"
+	case status >= 200:
+		return "2xx"
+	}
+	return "1xx"
+}
+
+// HTTPStart counts a request in flight; call the returned func when it ends.
+func (m *Metrics) HTTPStart() func() {
+	if m == nil {
+		return func() {}
+	}
+	m.httpInFlight.Inc()
+	return m.httpInFlight.Dec
+}
+
+// HTTPDone records an answered request.
+func (m *Metrics) HTTPDone(route, method string, status int, d time.Duration) {
+	if m == nil {
+		return
+	}
+	if route == "" {
+		route = "unmatched"
+	}
+	m.httpRequests.WithLabelValues(route, method, codeClass(status)).Inc()
+	m.httpDuration.WithLabelValues(route, method).Observe(d.Seconds())
+}
+
+// Published records one publish call of n records to topic.
+func (m *Metrics) Published(topic string, n int, d time.Duration, err error) {
+	if m == nil {
+		return
+	}
+	if err != nil {
+		m.publishErrors.WithLabelValues(topic).Inc()
+		return
+	}
+	m.publishRecords.WithLabelValues(topic).Add(float64(n))
+	m.publishTime.WithLabelValues(topic).Observe(d.Seconds())
+}
+
+// EventsAccepted counts events acknowledged to a client.
+func (m *Metrics) EventsAccepted(n int) {
+	if m != nil {
+		m.eventsAccepted.Add(float64(n))
+	}
+}
+
+// Poisoned counts a record sent to the poison topic; reason is one of
+// PoisonReasons.
+func (m *Metrics) Poisoned(reason string) {
+	if m != nil {
+		m.poison.WithLabelValues(reason).Inc()
+	}
+}
+
+// Processed records the router's time for one record.
+func (m *Metrics) Processed(d time.Duration) {
+	if m != nil {
+		m.processing.Observe(d.Seconds())
+	}
+}
+
+// Lag sets a partition's consumer lag.
+func (m *Metrics) Lag(group, topic string, partition int32, lag int64) {
+	if m != nil {
+		m.lag.WithLabelValues(group, topic, strconv.Itoa(int(partition))).Set(float64(lag))
+	}
+}
+
+// RouterRunning sets whether the router runs.
+func (m *Metrics) RouterRunning(running bool) {
+	if m != nil {
+		m.routerRunning.Set(b2f(running))
+	}
+}
+
+// Ready sets whether the instance is ready.
+func (m *Metrics) Ready(ready bool) {
+	if m != nil {
+		m.ready.Set(b2f(ready))
+	}
+}
+
+// Subscribed counts a subscriber of transport in; call the returned func when
+// it leaves.
+func (m *Metrics) Subscribed(transport string) func() {
+	if m == nil {
+		return func() {}
+	}
+	g := m.subscribers.WithLabelValues(transport)
+	g.Inc()
+	return g.Dec
+}
+
+// Delivered records results written to a subscriber, received at the given
+// times.
+func (m *Metrics) Delivered(now time.Time, receivedAt time.Time) {
+	if m != nil {
+		m.delivered.Inc()
+		m.deliveryAge.Observe(now.Sub(receivedAt).Seconds())
+	}
+}
+
+// SlowDisconnect counts a subscriber dropped for not keeping up.
+func (m *Metrics) SlowDisconnect() {
+	if m != nil {
+		m.slow.Inc()
+	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
