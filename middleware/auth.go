@@ -29,6 +29,9 @@ func (p Principal) MayUse(streamID string) bool {
 	return p.Streams == nil || slices.Contains(p.Streams, streamID)
 }
 
+// Anonymous is the principal of every request when auth is disabled.
+const Anonymous = "anonymous"
+
 type principalKey struct{}
 
 // PrincipalFrom returns the request's principal, if it was authenticated.
@@ -172,7 +175,7 @@ func (a *Auth) Authenticate(r *http.Request) (Principal, error) {
 func (a *Auth) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if a.disabled {
-			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, Principal{ID: "anonymous"})))
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, Principal{ID: Anonymous})))
 			return
 		}
 		p, err := a.Authenticate(r)

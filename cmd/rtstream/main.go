@@ -218,9 +218,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	defer limiter.Close(context.Background())
+	// The key limit applies to authenticated principals only: with auth
+	// disabled every client is "anonymous", and one shared bucket would
+	// make the whole server one client's budget.
 	keyID := func(r *http.Request) (string, bool) {
 		p, ok := middleware.PrincipalFrom(r.Context())
-		return p.ID, ok
+		return p.ID, ok && p.ID != middleware.Anonymous
 	}
 
 	var metricsHandler http.Handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
