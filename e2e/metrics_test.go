@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 )
 
 // scrape reads /metrics into "name{labels}" → value, the way Prometheus
@@ -92,6 +94,16 @@ func TestMetricsMove(t *testing.T) {
 		t.Errorf("rtstream_subscribers{transport=\"sse\"} = %v with one subscriber", got)
 	}
 	awaitMetric(t, s.Base, "rtstream_ready", 1)
+
+	// Every family the running server exports, Watermill's and the rate
+	// limiter's included, passes promlint.
+	problems, err := promlint.New(bytes.NewReader(call(t, http.MethodGet, s.Base+"/metrics", "", nil).Body)).Lint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
+	}
 	for series := range after {
 		for _, banned := range []string{st.ID, apiKey, "127.0.0.1"} {
 			if strings.Contains(series, banned) {
