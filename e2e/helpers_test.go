@@ -139,6 +139,10 @@ func startServer(t *testing.T, name string, vars map[string]string) *server {
 			"TOPIC_PARTITIONS": "4",
 			"DATA_DIR":         t.TempDir(),
 			"API_KEYS":         apiKey,
+			// The load these tests make comes from one address and one
+			// key; the rate limits have tests of their own.
+			"RATE_LIMIT_RPS":   "1000000",
+			"RATE_LIMIT_BURST": "1000000",
 		},
 	}
 	for k, v := range vars {
@@ -574,6 +578,26 @@ type sseConn struct {
 // connection is closed when the test ends.
 func openSSE(t *testing.T, url string) *sseConn {
 	t.Helper()
+	return openSSEWith(t, url, nil)
+}
+
+// openSSEWith is openSSE with extra request headers; an empty value removes
+// a header, such as the default X-API-Key.
+func openSSEWith(t *testing.T, url string, hdr http.Header) *sseConn {
+	t.Helper()
+	c, rep := trySSE(t, url, hdr)
+	if c == nil {
+		t.Fatalf("GET %s: %s, want 200", url, rep)
+	}
+	return c
+}
+
+// trySSE asks for the event stream at url like openSSEWith. On a 200 it
+// returns the live feed (after ": connected"); on any other status it
+// returns nil and the whole answer. A transport error or a 200 that is not
+// an event stream fails the test.
+func trySSE(t *testing.T, url string, hdr http.Header) (*sseConn, reply) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
@@ -582,6 +606,14 @@ func openSSE(t *testing.T, url string) *sseConn {
 	}
 	req.Header.Set("Accept", "text/event-stream")
 	req.Header.Set("X-API-Key", apiKey)
+	for k, vs := range hdr {
+		req.Header.Del(k)
+		for _, v := range vs {
+			if v != "" {
+				req.Header.Add(k, v)
+			}
+		}
+	}
 	resp, err := httpClient.Do(req)
 	if err != nil {
 		cancel()
@@ -591,7 +623,7 @@ func openSSE(t *testing.T, url string) *sseConn {
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		cancel()
-		t.Fatalf("GET %s: %d %s, want 200", url, resp.StatusCode, body)
+		return nil, reply{Status: resp.StatusCode, Header: resp.Header, Body: body}
 	}
 	if ct := resp.Header.Get("Content-Type"); mediaType(ct) != "text/event-stream" {
 		resp.Body.Close()
@@ -609,7 +641,7 @@ func openSSE(t *testing.T, url string) *sseConn {
 	if f.Comment != "connected" {
 		t.Fatalf("GET %s: first frame %+v, want the comment \": connected\"", url, f)
 	}
-	return c
+	return c, reply{Status: resp.StatusCode, Header: resp.Header}
 }
 
 func (c *sseConn) close() {
