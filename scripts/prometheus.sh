@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Prometheus tooling for the observability files in observability/prometheus.
+#
+#   scripts/prometheus.sh install   install Debian's prometheus package (prometheus and
+#                                   promtool) if either is missing; never starts its service
+#   scripts/prometheus.sh check     promtool check config, check rules and test rules
+#
+# The Go tests in stack/ need both binaries too: they run the same promtool checks
+# and scrape a real server with prometheus. Under CI they fail when the binaries
+# are missing, elsewhere they skip, so CI runs `scripts/prometheus.sh install` first.
+set -euo pipefail
+
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+PROM_DIR="$SCRIPT_DIR/../observability/prometheus"
+
+log() { echo "prometheus.sh: $*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+have_all() {
+  command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1
+}
+
+cmd_install() {
+  if have_all; then
+    log "already installed: $(prometheus --version 2>&1 | head -n 1)"
+    return 0
+  fi
+  command -v apt-get >/dev/null 2>&1 || die "apt-get not found: install Prometheus (with promtool) yourself"
+  local sudo=()
+  if [[ $(id -u) -ne 0 ]]; then
+    command -v sudo >/dev/null 2>&1 || die "need root or sudo to install the prometheus package"
+    sudo=(sudo -n)
+  fi
+  # The package's maintainer scripts start a system Prometheus on :9090.
+  # Nothing here wants one, so a policy-rc.d that denies every start is put in
+  # place for the install when the machine has none of its own.
+  local policy=/usr/sbin/policy-rc.d added_policy=false
+  if [[ ! -e $policy ]]; then
+    printf '#!/bin/sh\n# written by rtstream scripts/prometheus.sh for one install\nexit 101\n' |
+      "${sudo[@]}" tee "$policy" >/dev/null
+    "${sudo[@]}" chmod 755 "$policy"
+    added_policy=true
+  fi
+  local rc=0
+  log "installing Debian's prometheus package"
+  {
+    "${sudo[@]}" apt-get update &&
+      DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y --no-install-recommends prometheus </dev/null
+  } || rc=$?
+  if [[ $added_policy == true ]]; then
+    "${sudo[@]}" rm -f "$policy"
+  fi
+  ((rc == 0)) || die "apt-get failed (exit $rc)"
+  have_all || die "the prometheus package did not provide prometheus and promtool"
+  log "installed: $(prometheus --version 2>&1 | head -n 1)"
+}
+
+cmd_check() {
+  command -v promtool >/dev/null 2>&1 || die "promtool not found (scripts/prometheus.sh install)"
+  cd "$PROM_DIR"
+  promtool check config prometheus.yml
+  promtool check rules rules.yml
+  promtool test rules rules_test.yml
+}
+
+usage() {
+  sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//' >&2
+  exit 2
+}
+
+case "${1:-}" in
+  install) cmd_install ;;
+  check) cmd_check ;;
+  *) usage ;;
+esac
