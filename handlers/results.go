@@ -56,10 +56,14 @@ func (s *server) results(w http.ResponseWriter, r *http.Request) {
 	opened := time.Now()
 	delivered := 0
 	log.Info("results stream open", "stream_id", id)
+	cut := "" // why the server cut the stream, if it did
 	defer func() {
 		reason := "client gone"
 		if err := feed.Err(); err != nil {
 			reason = err.Error()
+		}
+		if cut != "" {
+			reason = cut
 		}
 		log.Info("results stream closed", "stream_id", id, "duration", time.Since(opened), "delivered", delivered, "reason", reason)
 	}()
@@ -129,6 +133,7 @@ func (s *server) results(w http.ResponseWriter, r *http.Request) {
 			if err := flush(); err != nil {
 				if errors.Is(err, os.ErrDeadlineExceeded) {
 					s.Metrics.SlowDisconnect()
+					cut = "write timeout: client not reading"
 					panic(http.ErrAbortHandler)
 				}
 				return
