@@ -34,6 +34,7 @@ type options struct {
 	Batch       int
 	Rate        int
 	Streams     int
+	MWRounds    int
 	JSONPath    string
 	ServerBin   string
 	Keep        bool
@@ -56,6 +57,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.Batch, "batch", 100, "events per request in the batch and end-to-end phases")
 	fs.IntVar(&o.Rate, "rate", 5000, "events per second of the latency phase, sent as batches of 10")
 	fs.IntVar(&o.Streams, "streams", 16, "streams per phase (batch phases use one worker per stream)")
+	fs.IntVar(&o.MWRounds, "mw-rounds", 4, "rounds of the middleware phase, alternating ON, OFF, OFF, ON, ...; even, -duration/(rounds/2) each")
 	fs.StringVar(&o.JSONPath, "json", "out/bench.json", "where to write the figures as JSON")
 	fs.StringVar(&o.ServerBin, "server-bin", "", "a prebuilt rtstream binary (default: build ./cmd/rtstream into a temp dir)")
 	fs.BoolVar(&o.Keep, "keep", false, "keep the temp dir (server binary, data and log) and the server's topics after the run")
@@ -87,6 +89,8 @@ func parseFlags(args []string) (options, error) {
 		return o, errors.New("-duration must be positive")
 	case o.Concurrency < 1 || o.Batch < 1 || o.Rate < 10 || o.Streams < 1:
 		return o, errors.New("-concurrency, -batch and -streams must be at least 1, -rate at least 10")
+	case o.MWRounds < 2 || o.MWRounds%2 != 0:
+		return o, errors.New("-mw-rounds must be even and at least 2")
 	}
 	return o, nil
 }
@@ -114,7 +118,7 @@ func run(ctx context.Context, o options) int {
 		StartedAt: start.UTC(),
 		Config: ReportConfig{
 			Brokers: o.Brokers, Duration: o.Duration.String(), Concurrency: o.Concurrency,
-			Batch: o.Batch, Rate: o.Rate, Streams: o.Streams,
+			Batch: o.Batch, Rate: o.Rate, Streams: o.Streams, MWRounds: o.MWRounds,
 			GoVersion: runtime.Version(), NumCPU: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0),
 		},
 	}

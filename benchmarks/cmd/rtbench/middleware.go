@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math/bits"
 	"net/http"
 	"slices"
 	"time"
@@ -21,10 +22,13 @@ import (
 // setting that turns it off, so its cost is in both figures and not in the
 // difference.
 //
-// The rounds alternate ON, OFF, OFF, ON, -duration/2 each, so each variant
-// sends for -duration in all and a drift that is linear in time (a warming
-// broker, a neighbour that starts or stops) weighs on both alike.
-var middlewareOrder = []bool{true, false, false, true}
+// The -mw-rounds rounds (even, 4 by default) alternate in the Thue-Morse
+// order ON, OFF, OFF, ON, OFF, ON, ON, OFF, ..., each -duration/(rounds/2)
+// long, so each variant sends for -duration in all and a drift that is
+// linear in time (a warming broker, a neighbour that starts or stops) weighs
+// on both alike; more rounds also average out more of a busy machine's
+// noise.
+func middlewareOn(round int) bool { return bits.OnesCount(uint(round))%2 == 0 }
 
 // middlewareSide is one of the two servers and what was sent to it.
 type middlewareSide struct {
@@ -52,7 +56,8 @@ func (s *middlewareSide) label() string {
 // runMiddleware starts the ON and OFF servers, warms each up, runs the
 // alternating rounds and fills rep.Middleware.
 func runMiddleware(ctx context.Context, o options, bin string, kc *kafkaObserver, rep *Report) error {
-	res := &MiddlewareResult{Workers: o.Concurrency, RoundSeconds: (o.Duration / 2).Seconds()}
+	round := o.Duration / time.Duration(o.MWRounds/2)
+	res := &MiddlewareResult{Workers: o.Concurrency, RoundSeconds: round.Seconds()}
 	rep.Middleware = res
 	sides := make(map[bool]*middlewareSide, 2)
 	for _, on := range []bool{true, false} {
@@ -101,15 +106,16 @@ func runMiddleware(ctx context.Context, o options, bin string, kc *kafkaObserver
 	sides[false].router.waitIdle(ctx, time.Minute)
 
 	brokerPid := findBroker(o.Brokers)
-	progress("[middleware] %d workers, one event per POST, rounds of %s: ON, OFF, OFF, ON", o.Concurrency, o.Duration/2)
-	for i, on := range middlewareOrder {
+	progress("[middleware] %d workers, one event per POST, %d rounds of %s: ON, OFF, OFF, ON, ...", o.Concurrency, o.MWRounds, round)
+	for i := range o.MWRounds {
+		on := middlewareOn(i)
 		s := sides[on]
 		if i > 0 {
 			// Start each round with the previous round's router idle.
-			sides[middlewareOrder[i-1]].router.waitIdle(ctx, time.Minute)
+			sides[middlewareOn(i-1)].router.waitIdle(ctx, time.Minute)
 		}
 		cpu := startCPU(s.srv.Pid(), brokerPid)
-		st := s.lt.closedLoop(ctx, s.label(), o.Concurrency, 1, s.streams, o.Duration/2)
+		st := s.lt.closedLoop(ctx, s.label(), o.Concurrency, 1, s.streams, round)
 		u := cpu.stop()
 		s.add(st, u)
 		r := MiddlewareRound{
@@ -125,7 +131,7 @@ func runMiddleware(ctx context.Context, o options, bin string, kc *kafkaObserver
 			return err
 		}
 	}
-	sides[middlewareOrder[len(middlewareOrder)-1]].router.waitIdle(ctx, time.Minute)
+	sides[middlewareOn(o.MWRounds-1)].router.waitIdle(ctx, time.Minute)
 
 	res.On, res.Off = sides[true].result(), sides[false].result()
 	rep.CPU = append(rep.CPU, PhaseCPU{Phase: "mw-on", Usage: sides[true].cpu}, PhaseCPU{Phase: "mw-off", Usage: sides[false].cpu})

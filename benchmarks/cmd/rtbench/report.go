@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"text/tabwriter"
 	"time"
 )
@@ -52,6 +51,7 @@ type ReportConfig struct {
 	Batch       int      `json:"batch"`
 	Rate        int      `json:"rate"`
 	Streams     int      `json:"streams"`
+	MWRounds    int      `json:"mw_rounds"`
 	GoVersion   string   `json:"go_version"`
 	NumCPU      int      `json:"num_cpu"`
 	GOMAXPROCS  int      `json:"gomaxprocs"`
@@ -403,6 +403,7 @@ func printTable(w io.Writer, rep *Report) {
 	if m := rep.Middleware; m != nil && m.On.Requests+m.Off.Requests > 0 {
 		row("single POST, middleware OFF", fmtInt(int64(m.Off.RequestsSec)), "req/s", "-", "-", "", "")
 		row("  request p50 / p99", fmtMs(m.Off.Latency.P50)+" / "+fmtMs(m.Off.Latency.P99), "", "", "", "", "")
+		row("  rounds min / max", m.roundRange(false), "req/s", "", "", "", "")
 		row("  server CPU per request", fmt.Sprintf("%.0f µs", m.Off.ServerCPUPerRequest), "", "", "", "", "")
 		row("  errors", fmtInt(m.Off.Errors.Total), "requests", "", "", "", "")
 		ratio := "-"
@@ -411,18 +412,10 @@ func printTable(w io.Writer, rep *Report) {
 		}
 		row("single POST, middleware ON", fmtInt(int64(m.On.RequestsSec)), "req/s", fmtInt(int64(m.Off.RequestsSec)), ratio, "", "")
 		row("  request p50 / p99", fmtMs(m.On.Latency.P50)+" / "+fmtMs(m.On.Latency.P99), "", "", "", "", "")
+		row("  rounds min / max", m.roundRange(true), "req/s", "", "", "", "")
 		row("  server CPU per request", fmt.Sprintf("%.0f µs", m.On.ServerCPUPerRequest), "", "", "", "", fmt.Sprintf("%+.1f%% vs OFF", m.CPUCost*100))
 		row("  access log lines", fmtInt(int64(m.On.Stop.AccessLogLines)), "", "", "", "", "")
 		row("  errors", fmtInt(m.On.Errors.Total), "requests", "", "", "", "")
-		var rounds []string
-		for _, r := range m.Rounds {
-			label := "OFF "
-			if r.Middleware {
-				label = "ON "
-			}
-			rounds = append(rounds, label+fmtInt(int64(r.RequestsSec)))
-		}
-		row("  rounds, in order", strings.Join(rounds, ", "), "req/s", "", "", "", "")
 		row("middleware cost (OFF/ON - 1)", fmt.Sprintf("%+.1f%%", m.Cost*100), "", "", "", fmt.Sprintf("<= %.0f%%", targetMiddlewareCost*100), verdict("middleware cost"))
 	}
 	for _, d := range rep.RouterDrains {
@@ -445,6 +438,21 @@ func printTable(w io.Writer, rep *Report) {
 	if rep.Fatal != "" {
 		fmt.Fprintf(w, "\nrun failed: %s\n", rep.Fatal)
 	}
+}
+
+// roundRange is the slowest and the fastest round of one side, in req/s.
+func (m *MiddlewareResult) roundRange(on bool) string {
+	lo, hi := 0.0, 0.0
+	for _, r := range m.Rounds {
+		if r.Middleware != on {
+			continue
+		}
+		if lo == 0 || r.RequestsSec < lo {
+			lo = r.RequestsSec
+		}
+		hi = max(hi, r.RequestsSec)
+	}
+	return fmtInt(int64(lo)) + " / " + fmtInt(int64(hi))
 }
 
 // writeJSON writes rep to path, creating its directory.

@@ -121,3 +121,14 @@ func TestMergeCPUAndErrors(t *testing.T) {
 		t.Errorf("merged errors %+v", e)
 	}
 }
+
+func TestMiddlewareOrder(t *testing.T) {
+	var got []bool
+	for i := range 8 {
+		got = append(got, middlewareOn(i))
+	}
+	// ON OFF OFF ON, then the mirror: each half has two of each.
+	if want := []bool{true, false, false, true, false, true, true, false}; !slices.Equal(got, want) {
+		t.Errorf("order %v, want %v", got, want)
+	}
+}
