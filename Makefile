@@ -2,7 +2,7 @@
 # single-node one (scripts/kafka.sh) and leaves it running for the next run.
 GO ?= go
 
-.PHONY: test fuzz kafka-start kafka-stop kafka-status redis-start redis-stop run bench fmt vet
+.PHONY: test fuzz prometheus-check up down kafka-start kafka-stop kafka-status redis-start redis-stop run bench fmt vet
 
 test: kafka-start redis-start vet
 	RTSTREAM_TEST_KAFKA_BROKERS=127.0.0.1:$${KAFKA_PORT:-9092} \
@@ -20,6 +20,16 @@ fuzz:
 		echo "fuzz $$name ($$pkg, $(FUZZTIME))"; \
 		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) $$pkg; \
 	done
+
+prometheus-check:
+	scripts/prometheus.sh check
+
+# The docker-compose stack, for machines with Docker.
+up:
+	docker compose up -d --build --wait
+
+down:
+	docker compose down
 
 redis-start:
 	scripts/redis.sh start

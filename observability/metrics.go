@@ -34,8 +34,9 @@ type Metrics struct {
 // latencyBuckets span a loopback request (0.25 ms) to a stalled one (10 s).
 var latencyBuckets = []float64{.00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
 
-// NewMetrics registers the metrics on reg.
-func NewMetrics(reg prometheus.Registerer) *Metrics {
+// NewMetrics registers the metrics on reg. topics are the topics published
+// to, whose series exist from the start.
+func NewMetrics(reg prometheus.Registerer, topics ...string) *Metrics {
 	f := promauto.With(reg)
 	m := &Metrics{
 		httpRequests: f.NewCounterVec(prometheus.CounterOpts{
@@ -96,6 +97,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m.subscribers.WithLabelValues("sse")
 	for _, r := range PoisonReasons {
 		m.poison.WithLabelValues(r)
+	}
+	for _, t := range topics {
+		m.publishRecords.WithLabelValues(t)
+		m.publishErrors.WithLabelValues(t)
 	}
 	return m
 }

@@ -86,7 +86,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	reg := observability.NewRegistry()
 	var metrics *observability.Metrics
 	if !cfg.MetricsDisabled {
-		metrics = observability.NewMetrics(reg)
+		t := kcfg.Topics()
+		metrics = observability.NewMetrics(reg, t.Events, t.Results, t.Poison)
 	}
 
 	startCtx, cancelStart := context.WithTimeout(ctx, 60*time.Second)
