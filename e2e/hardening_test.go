@@ -167,6 +167,11 @@ func TestStalledSubscriber(t *testing.T) {
 
 	// A is still live.
 	expectNoMoreResults(t, eventsURL, a)
+
+	// And the cut is counted where operators look.
+	if got := scrape(t, s.Base)["rtstream_slow_client_disconnects_total"]; got < 1 {
+		t.Errorf("rtstream_slow_client_disconnects_total = %v after a stalled subscriber was cut", got)
+	}
 }
 
 // checkData checks the results' data: the same bytes as sent (the events
