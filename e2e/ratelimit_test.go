@@ -432,6 +432,9 @@ func TestRateLimitSharedAcrossInstances(t *testing.T) {
 		"TRUSTED_PROXIES":  "127.0.0.1/32",
 		"API_KEYS":         kIP + "," + kKey,
 		"REDIS_URL":        redisURL,
+		// What is tested is the sharing: a loaded CI machine must not
+		// push a call past the production timeout and into fallback.
+		"REDIS_TIMEOUT": "2s",
 	})
 	a := startServer(t, "ratelimit-shared-A", env)
 	b := startServer(t, "ratelimit-shared-B", env)
@@ -498,6 +501,7 @@ func TestRateLimitRedisOutage(t *testing.T) {
 		"TRUSTED_PROXIES":  "127.0.0.1/32",
 		"API_KEYS":         k1 + "," + k2,
 		"REDIS_URL":        redisURL,
+		"REDIS_TIMEOUT":    "2s", // the outage is a killed Redis, not a slow one
 	})
 	a := startServer(t, "ratelimit-outage-A", env)
 	b := startServer(t, "ratelimit-outage-B", env)

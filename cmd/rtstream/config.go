@@ -52,6 +52,7 @@ type config struct {
 	RateLimitRPS   float64
 	RateLimitBurst int
 	RedisURL       string
+	RedisTimeout   time.Duration
 	TrustedProxies string
 }
 
@@ -177,6 +178,7 @@ func parseConfig(getenv func(string) string) (config, error) {
 	}
 	c.RateLimitBurst = intVar("RATE_LIMIT_BURST", 200)
 	c.RedisURL = first("REDIS_URL")
+	c.RedisTimeout = durVar("REDIS_TIMEOUT", 100*time.Millisecond)
 	c.TrustedProxies = first("TRUSTED_PROXIES")
 	c.MaxStreams = intVar("MAX_SSE_CONNECTIONS", 10000)
 	c.MaxStreamsPerKey = intVar("MAX_SSE_PER_KEY", 100)

@@ -209,11 +209,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return fmt.Errorf("TRUSTED_PROXIES: %w", err)
 	}
 	limiter, err := ratelimit.New(ratelimit.Config{
-		RPS:        cfg.RateLimitRPS,
-		Burst:      cfg.RateLimitBurst,
-		RedisURL:   cfg.RedisURL,
-		Registerer: reg,
-		Logger:     log,
+		RPS:          cfg.RateLimitRPS,
+		Burst:        cfg.RateLimitBurst,
+		RedisURL:     cfg.RedisURL,
+		RedisTimeout: cfg.RedisTimeout,
+		Registerer:   reg,
+		Logger:       log,
 	})
 	if err != nil {
 		return err
