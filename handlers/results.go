@@ -86,6 +86,16 @@ func (s *server) results(w http.ResponseWriter, r *http.Request) {
 		}
 		return rc.Flush()
 	}
+	// writeFailed handles a failed write: a timeout means the client stopped
+	// reading, and its connection is cut (any write can be the one that
+	// blocks, not only a flush: the buffer flushes itself when full).
+	writeFailed := func(err error) {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			s.Metrics.SlowDisconnect()
+			cut = "write timeout: client not reading"
+			panic(http.ErrAbortHandler)
+		}
+	}
 	if _, err := bw.WriteString(": connected\n\n"); err != nil || flush() != nil {
 		return
 	}
@@ -97,7 +107,12 @@ func (s *server) results(w http.ResponseWriter, r *http.Request) {
 		case <-r.Context().Done():
 			return
 		case <-heartbeat.C:
-			if _, err := bw.WriteString(": ping\n\n"); err != nil || flush() != nil {
+			if _, err := bw.WriteString(": ping\n\n"); err != nil {
+				writeFailed(err)
+				return
+			}
+			if err := flush(); err != nil {
+				writeFailed(err)
 				return
 			}
 		case <-feed.Done():
@@ -119,6 +134,7 @@ func (s *server) results(w http.ResponseWriter, r *http.Request) {
 				for i := range ds {
 					var err error
 					if frame, err = writeResult(bw, frame, &ds[i]); err != nil {
+						writeFailed(err)
 						return
 					}
 					s.Metrics.Delivered(now, ds[i].Result.ReceivedAt)
@@ -131,11 +147,7 @@ func (s *server) results(w http.ResponseWriter, r *http.Request) {
 				}
 			}
 			if err := flush(); err != nil {
-				if errors.Is(err, os.ErrDeadlineExceeded) {
-					s.Metrics.SlowDisconnect()
-					cut = "write timeout: client not reading"
-					panic(http.ErrAbortHandler)
-				}
+				writeFailed(err)
 				return
 			}
 		}
