@@ -108,6 +108,13 @@ func TestMiddlewareVerdict(t *testing.T) {
 			t.Errorf("ON %v OFF %v: targets %+v, want pass=%v", c.on, c.off, rep.Targets, c.pass)
 		}
 	}
+	m := &MiddlewareResult{On: MiddlewareSide{RequestsSec: 1000}, Off: MiddlewareSide{RequestsSec: 1050}, Cost: 0.05,
+		Rounds: []MiddlewareRound{{Middleware: true, RequestsSec: 800}, {RequestsSec: 1050}, {RequestsSec: 1050}, {Middleware: true, RequestsSec: 1200}}}
+	rep := &Report{Middleware: m}
+	rep.evaluate()
+	if !rep.Targets[0].Pass || !strings.Contains(rep.Targets[0].Margin, "differ by 50%: noise") {
+		t.Errorf("noisy rounds: %+v", rep.Targets[0])
+	}
 }
 
 func TestMergeCPUAndErrors(t *testing.T) {
