@@ -19,8 +19,9 @@ import (
 //	OFF: AUTH_DISABLED=true and no key sent, LOG_LEVEL=warn (no access log)
 //
 // Both run the rate limiter at a limit no request reaches: the server has no
-// setting that turns it off, so its cost is in both figures and not in the
-// difference.
+// setting that turns it off. The per-IP limit runs in both, so its cost is
+// not in the difference; the per-key limit runs in ON only, as the server
+// skips it for the anonymous principal of AUTH_DISABLED.
 //
 // The -mw-rounds rounds (even, 4 by default) alternate in the Thue-Morse
 // order ON, OFF, OFF, ON, OFF, ON, ON, OFF, ..., each -duration/(rounds/2)
