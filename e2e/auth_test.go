@@ -98,7 +98,7 @@ func tryRoute(t *testing.T, base string, r apiRoute, query string, hdr http.Head
 func TestAuthRoutes(t *testing.T) {
 	t.Parallel()
 	otherKey := "second-key-" + randomSuffix()
-	env := kafkaEnv(realKafka(t), newPrefix("auth"))
+	env := kafkaEnv(realKafka(t), newPrefix(t, "auth"))
 	env["API_KEYS"] = apiKey + " , " + otherKey
 	s := startServer(t, "auth", env)
 
@@ -242,7 +242,7 @@ func listStreams(t *testing.T, base string) []streamObj {
 func TestAuthMetrics(t *testing.T) {
 	t.Parallel()
 	key := "metrics-key-" + randomSuffix()
-	env := kafkaEnv(realKafka(t), newPrefix("metricsauth"))
+	env := kafkaEnv(realKafka(t), newPrefix(t, "metricsauth"))
 	env["API_KEYS"] = ""
 	env["API_KEY"] = key
 	env["METRICS_AUTH"] = "true"
@@ -314,7 +314,7 @@ func generatedKey(t *testing.T, log string) string {
 // generated key once, which then works, while no key or another key does not.
 func TestAuthGeneratedKey(t *testing.T) {
 	t.Parallel()
-	env := kafkaEnv(realKafka(t), newPrefix("genkey"))
+	env := kafkaEnv(realKafka(t), newPrefix(t, "genkey"))
 	env["API_KEYS"] = ""
 	s := startServer(t, "genkey", env)
 
@@ -353,7 +353,7 @@ func createStreamWith(t *testing.T, base string, hdr http.Header) streamObj {
 // with AUTH_DISABLED=true, which then generates no key either.
 func TestAuthDisabled(t *testing.T) {
 	t.Parallel()
-	env := kafkaEnv(realKafka(t), newPrefix("noauth"))
+	env := kafkaEnv(realKafka(t), newPrefix(t, "noauth"))
 	env["API_KEYS"] = ""
 	env["AUTH_DISABLED"] = "true"
 	s := startServer(t, "noauth", env)

@@ -14,7 +14,7 @@ import (
 // none may add an event to the stream.
 func TestBadInput(t *testing.T) {
 	t.Parallel()
-	env := kafkaEnv(realKafka(t), newPrefix("bad"))
+	env := kafkaEnv(realKafka(t), newPrefix(t, "bad"))
 	env["MAX_BODY_BYTES"] = "1024"
 	env["MAX_BATCH"] = "10"
 	s := startServer(t, "bad", env)

@@ -28,7 +28,7 @@ func TestCrashLosesNoAcknowledgedEvent(t *testing.T) {
 		perSender = 250
 		killAfter = 400 // acknowledged events before A is killed
 	)
-	env := kafkaEnv(realKafka(t), newPrefix("crash"))
+	env := kafkaEnv(realKafka(t), newPrefix(t, "crash"))
 	// This test is about crashes, not rate limits.
 	env["RATE_LIMIT_RPS"] = "100000"
 	env["RATE_LIMIT_BURST"] = "100000"

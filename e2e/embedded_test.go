@@ -10,7 +10,7 @@ import (
 // unset: the server runs its embedded broker under DATA_DIR/kafka.
 func TestEmbeddedRoundTrip(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, "embedded", map[string]string{"TOPIC_PREFIX": newPrefix("emb")})
+	s := startServer(t, "embedded", map[string]string{"TOPIC_PREFIX": newPrefix(t, "emb")})
 	runRoundTrip(t, s.Base, v1Routes)
 }
 
@@ -21,7 +21,7 @@ func TestEmbeddedRoundTrip(t *testing.T) {
 func TestEmbeddedRestartKeepsStreams(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, "embedded-restart", map[string]string{
-		"TOPIC_PREFIX": newPrefix("embr"),
+		"TOPIC_PREFIX": newPrefix(t, "embr"),
 		"DATA_DIR":     t.TempDir(),
 	})
 	id := "kept-" + randomSuffix()

@@ -62,7 +62,7 @@ func trickle(t *testing.T, addr string, head, drip []byte, limit time.Duration) 
 // second is cut off, not served and not kept.
 func TestSlowClientsCutOff(t *testing.T) {
 	t.Parallel()
-	env := kafkaEnv(realKafka(t), newPrefix("slow"))
+	env := kafkaEnv(realKafka(t), newPrefix(t, "slow"))
 	env["READ_HEADER_TIMEOUT"] = "2s"
 	env["READ_TIMEOUT"] = "2s"
 	s := startServer(t, "slow", env)
@@ -114,7 +114,7 @@ func firstLine(b []byte) []byte {
 // could resume).
 func TestStalledSubscriber(t *testing.T) {
 	t.Parallel()
-	env := kafkaEnv(realKafka(t), newPrefix("stall"))
+	env := kafkaEnv(realKafka(t), newPrefix(t, "stall"))
 	env["MAX_BODY_BYTES"] = "2000000"
 	env["MAX_BATCH"] = "1000"
 	s := startServer(t, "stall", env)
@@ -287,7 +287,7 @@ func (b *stalledSub) checkPrefix(t *testing.T, ids []string) int {
 func TestSSECaps(t *testing.T) {
 	t.Parallel()
 	otherKey := "caps-other-" + randomSuffix()
-	env := kafkaEnv(realKafka(t), newPrefix("caps"))
+	env := kafkaEnv(realKafka(t), newPrefix(t, "caps"))
 	env["API_KEYS"] = apiKey + "," + otherKey
 	env["MAX_SSE_PER_KEY"] = "2"
 	env["MAX_SSE_CONNECTIONS"] = "3"
@@ -350,7 +350,7 @@ func TestSSECaps(t *testing.T) {
 // kind and the CORS allowlist.
 func TestSecurityHeadersAndCORS(t *testing.T) {
 	t.Parallel()
-	env := kafkaEnv(realKafka(t), newPrefix("sechdr"))
+	env := kafkaEnv(realKafka(t), newPrefix(t, "sechdr"))
 	env["CORS_ORIGINS"] = "https://app.test"
 	s := startServer(t, "sechdr", env)
 	st := createStream(t, s.Base+"/v1/streams", "headers")

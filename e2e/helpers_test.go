@@ -76,11 +76,19 @@ func realKafka(t *testing.T) string {
 	return ""
 }
 
-// newPrefix is a topic prefix no other test or run uses.
-func newPrefix(label string) string {
+// newPrefix is a topic prefix no other test or run uses. The topics the
+// servers create under it are deleted when the test ends (after its servers
+// stopped, since their cleanups were registered later), so the shared broker
+// does not pile up thousands of partitions across runs.
+func newPrefix(t *testing.T, label string) string {
+	t.Helper()
 	var b [5]byte
 	_, _ = rand.Read(b[:])
-	return "e2e-" + label + "-" + hex.EncodeToString(b[:])
+	prefix := "e2e-" + label + "-" + hex.EncodeToString(b[:])
+	if brokers := os.Getenv("RTSTREAM_TEST_KAFKA_BROKERS"); brokers != "" {
+		t.Cleanup(func() { deleteTopicsWithPrefix(t, brokers, prefix+".") })
+	}
+	return prefix
 }
 
 // randomSuffix is a short random string for stream ids.

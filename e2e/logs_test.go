@@ -33,7 +33,7 @@ func TestLogsHideKeys(t *testing.T) {
 	key := "sekret-" + secret
 	wrongSecret := randomSuffix() + randomSuffix()
 	wrongKey := "sekret-wrong-" + wrongSecret
-	env := kafkaEnv(realKafka(t), newPrefix("logs"))
+	env := kafkaEnv(realKafka(t), newPrefix(t, "logs"))
 	env["LOG_FORMAT"] = "json"
 	env["LOG_LEVEL"] = "debug"
 	env["API_KEYS"] = key

@@ -59,7 +59,7 @@ func awaitMetric(t *testing.T, base, series string, want float64) {
 // per request, deliveries by the results a subscriber got.
 func TestMetricsMove(t *testing.T) {
 	t.Parallel()
-	prefix := newPrefix("metrics")
+	prefix := newPrefix(t, "metrics")
 	s := startServer(t, "metrics", kafkaEnv(realKafka(t), prefix))
 	st := createStream(t, s.Base+"/v1/streams", "metrics")
 	feed := openSSE(t, s.Base+st.Links.Results)
@@ -117,7 +117,7 @@ func TestMetricsMove(t *testing.T) {
 // request without a key the auth failures.
 func TestMetricsCountRefusals(t *testing.T) {
 	t.Parallel()
-	env := kafkaEnv(realKafka(t), newPrefix("metrics-429"))
+	env := kafkaEnv(realKafka(t), newPrefix(t, "metrics-429"))
 	env["RATE_LIMIT_RPS"] = "0.01"
 	env["RATE_LIMIT_BURST"] = "3"
 	s := startServer(t, "metrics-429", env)

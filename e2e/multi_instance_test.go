@@ -15,7 +15,7 @@ import (
 // feeds.
 func TestTwoInstances(t *testing.T) {
 	t.Parallel()
-	env := kafkaEnv(realKafka(t), newPrefix("multi"))
+	env := kafkaEnv(realKafka(t), newPrefix(t, "multi"))
 	a := startServer(t, "A", env)
 	b := startServer(t, "B", env)
 

@@ -326,7 +326,7 @@ func TestRateLimitPerIP(t *testing.T) {
 	t.Parallel()
 	const burst = 5
 	k1, k2 := rlNewKey(), rlNewKey()
-	s := startServer(t, "ratelimit-ip", rlEnv(realKafka(t), newPrefix("rl-ip"), map[string]string{
+	s := startServer(t, "ratelimit-ip", rlEnv(realKafka(t), newPrefix(t, "rl-ip"), map[string]string{
 		"RATE_LIMIT_RPS":   "1",
 		"RATE_LIMIT_BURST": strconv.Itoa(burst),
 		"API_KEYS":         k1 + "," + k2,
@@ -370,7 +370,7 @@ func TestRateLimitTrustedProxy(t *testing.T) {
 	t.Parallel()
 	const burst = 5
 	k1, k2 := rlNewKey(), rlNewKey()
-	s := startServer(t, "ratelimit-proxy", rlEnv(realKafka(t), newPrefix("rl-proxy"), map[string]string{
+	s := startServer(t, "ratelimit-proxy", rlEnv(realKafka(t), newPrefix(t, "rl-proxy"), map[string]string{
 		"RATE_LIMIT_RPS":   strconv.FormatFloat(rlSlowRPS, 'f', -1, 64),
 		"RATE_LIMIT_BURST": strconv.Itoa(burst),
 		"TRUSTED_PROXIES":  "127.0.0.1/32",
@@ -398,7 +398,7 @@ func TestRateLimitPerKey(t *testing.T) {
 	t.Parallel()
 	const burst = 5
 	k1, k2 := rlNewKey(), rlNewKey()
-	s := startServer(t, "ratelimit-key", rlEnv(realKafka(t), newPrefix("rl-key"), map[string]string{
+	s := startServer(t, "ratelimit-key", rlEnv(realKafka(t), newPrefix(t, "rl-key"), map[string]string{
 		"RATE_LIMIT_RPS":   strconv.FormatFloat(rlSlowRPS, 'f', -1, 64),
 		"RATE_LIMIT_BURST": strconv.Itoa(burst),
 		"TRUSTED_PROXIES":  "127.0.0.1/32",
@@ -426,7 +426,7 @@ func TestRateLimitSharedAcrossInstances(t *testing.T) {
 	redisURL := rlRedisURL(t)
 	const burst = 6
 	kIP, kKey := rlNewKey(), rlNewKey()
-	env := rlEnv(realKafka(t), newPrefix("rl-shared"), map[string]string{
+	env := rlEnv(realKafka(t), newPrefix(t, "rl-shared"), map[string]string{
 		"RATE_LIMIT_RPS":   strconv.FormatFloat(rlSlowRPS, 'f', -1, 64),
 		"RATE_LIMIT_BURST": strconv.Itoa(burst),
 		"TRUSTED_PROXIES":  "127.0.0.1/32",
@@ -495,7 +495,7 @@ func TestRateLimitRedisOutage(t *testing.T) {
 	redisURL, killRedis := rlStartRedis(t)
 	const burst = 3
 	k1, k2 := rlNewKey(), rlNewKey()
-	env := rlEnv(realKafka(t), newPrefix("rl-outage"), map[string]string{
+	env := rlEnv(realKafka(t), newPrefix(t, "rl-outage"), map[string]string{
 		"RATE_LIMIT_RPS":   strconv.FormatFloat(rlSlowRPS, 'f', -1, 64),
 		"RATE_LIMIT_BURST": strconv.Itoa(burst),
 		"TRUSTED_PROXIES":  "127.0.0.1/32",

@@ -32,7 +32,7 @@ var seedRoutes = routeSet{
 // the SSE feed, in order, each once.
 func TestRoundTrip(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, "rt", kafkaEnv(realKafka(t), newPrefix("rt")))
+	s := startServer(t, "rt", kafkaEnv(realKafka(t), newPrefix(t, "rt")))
 	runRoundTrip(t, s.Base, v1Routes)
 }
 
@@ -40,7 +40,7 @@ func TestRoundTrip(t *testing.T) {
 // /stream/{id}/send and /stream/{id}/results.
 func TestRoundTripSeedRoutes(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, "seed", kafkaEnv(realKafka(t), newPrefix("seed")))
+	s := startServer(t, "seed", kafkaEnv(realKafka(t), newPrefix(t, "seed")))
 	runRoundTrip(t, s.Base, seedRoutes)
 }
 

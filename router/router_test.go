@@ -66,6 +66,7 @@ func TestRouterOnKafka(t *testing.T) {
 	if err := pubsub.EnsureTopics(ctx, cfg); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { deleteTopics(t, cfg) })
 	pub, err := pubsub.NewPublisher(cfg, 0, 2, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -163,4 +164,20 @@ func readAll(t *testing.T, cfg pubsub.Config, topic string, n int) []*sarama.Con
 		}
 	}
 	return got
+}
+
+// deleteTopics removes the test's topics so the shared broker does not fill up.
+func deleteTopics(t *testing.T, cfg pubsub.Config) {
+	admin, err := sarama.NewClusterAdmin(cfg.Brokers, cfg.SaramaConfig())
+	if err != nil {
+		t.Logf("cleanup: %v", err)
+		return
+	}
+	defer admin.Close()
+	tp := cfg.Topics()
+	for _, name := range []string{tp.Events, tp.Results, tp.Streams, tp.Poison} {
+		if err := admin.DeleteTopic(name); err != nil {
+			t.Logf("cleanup: delete %s: %v", name, err)
+		}
+	}
 }

@@ -15,7 +15,7 @@
 #   KAFKA_PORT             client listener port     (default: 9092)
 #   KAFKA_CONTROLLER_PORT  controller listener port (default: 9093)
 #   KAFKA_HEAP_OPTS        JVM heap flags (default: -Xms256m -Xmx1g)
-#   KAFKA_START_TIMEOUT    seconds to wait for the broker to be ready (default: 60)
+#   KAFKA_START_TIMEOUT    seconds to wait for the broker to be ready (default: 180)
 #   KAFKA_MESSAGE_MAX_BYTES  broker message.max.bytes (default: 8388608); it bounds the whole
 #                          record batch, so a value of exactly 8 MiB needs a little more
 #   JAVA_HOME              if set, $JAVA_HOME/bin/java is used instead of java on PATH
@@ -34,7 +34,7 @@ DATA_DIR="${KAFKA_DATA_DIR:-$CACHE/kafka-data}"
 PORT="${KAFKA_PORT:-9092}"
 CTRL_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
 HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx1g}"
-START_TIMEOUT="${KAFKA_START_TIMEOUT:-60}"
+START_TIMEOUT="${KAFKA_START_TIMEOUT:-180}"
 MESSAGE_MAX_BYTES="${KAFKA_MESSAGE_MAX_BYTES:-8388608}"
 STOP_TIMEOUT=30
 
