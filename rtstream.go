@@ -105,6 +105,15 @@ type Position struct {
 	Offset    int64 `json:"offset"`
 }
 
+// From is where a subscription to a stream's results starts. The zero From
+// is "live": results made from now on.
+type From struct {
+	// Earliest replays the stream from its first result.
+	Earliest bool
+	// After, when not nil, replays every result after this cursor first.
+	After *Cursor
+}
+
 // Delivery is a result as a subscriber receives it, with its cursor.
 type Delivery struct {
 	Cursor Cursor

@@ -70,6 +70,11 @@ type Subscription struct {
 // shared between subscribers: read them, never change them.
 func (s *Subscription) C() <-chan []rtstream.Delivery { return s.c }
 
+// CaughtUp is closed: a live subscription has no replay to wait for.
+func (s *Subscription) CaughtUp() <-chan struct{} { return closedChan }
+
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
 // Done is closed when the subscription ended; Err says why.
 func (s *Subscription) Done() <-chan struct{} { return s.done }
 

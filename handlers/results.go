@@ -48,7 +48,11 @@ func (s *server) results(w http.ResponseWriter, r *http.Request) {
 	defer release()
 	// Subscribe before answering, so that every result made after the
 	// client saw the 200 reaches it.
-	feed := s.Subscribe(id)
+	feed, err := s.Subscribe(r.Context(), id, rtstream.From{})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
 	defer feed.Close()
 
 	defer s.Metrics.Subscribed("sse")()

@@ -31,11 +31,15 @@ type Events interface {
 	Send(ctx context.Context, streamID string, data []json.RawMessage) ([]string, error)
 }
 
-// Feed is one subscriber's live results of a stream.
+// Feed is one subscriber's results of a stream: first the replay asked for
+// (if any), then the live results, with no gap and no duplicate between them.
 type Feed interface {
 	// C delivers the results of one record at a time, in order; the slices
 	// are shared and must not be changed.
 	C() <-chan []rtstream.Delivery
+	// CaughtUp is closed once the replay was handed to C and C carries live
+	// results: a poll that found nothing pending may wait from then on.
+	CaughtUp() <-chan struct{}
 	// Done is closed when the feed ended; Err then says why: an error
 	// wrapping rtstream.ErrNotFound when the stream was deleted.
 	Done() <-chan struct{}
@@ -100,11 +104,13 @@ func (c *Config) setDefaults() {
 // Deps are what the server is built from. Streams, Events and Subscribe are
 // required.
 type Deps struct {
-	Config    Config
-	Logger    *slog.Logger
-	Streams   Streams
-	Events    Events
-	Subscribe func(streamID string) Feed
+	Config  Config
+	Logger  *slog.Logger
+	Streams Streams
+	Events  Events
+	// Subscribe starts a feed of a stream's results from a point: live,
+	// after a cursor, or from the earliest result.
+	Subscribe func(ctx context.Context, streamID string, from rtstream.From) (Feed, error)
 	// Ready are the readiness checks by name, run by /readyz.
 	Ready map[string]Check
 	// MetricsHandler, when set, is served at /metrics.

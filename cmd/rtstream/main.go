@@ -23,6 +23,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/rtstream/rtstream"
 	"github.com/rtstream/rtstream/fanout"
 	"github.com/rtstream/rtstream/handlers"
 	"github.com/rtstream/rtstream/middleware"
@@ -246,13 +247,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		// The client IP is resolved first: the access log and the IP limit
 		// both use it. The IP limit runs before auth (it protects auth), the
 		// key limit after it.
-		Outer:          []func(http.Handler) http.Handler{ratelimit.ResolveClientIP(trusted), middleware.SecureHeaders, middleware.CORS(origins)},
-		ClientIP:       func(r *http.Request) string { return ratelimit.ClientIP(r.Context()) },
-		Guard:          []func(http.Handler) http.Handler{limiter.IP(), auth.Middleware, limiter.Key(keyID)},
-		Logger:         log,
-		Streams:        registry,
-		Events:         pubsub.NewEvents(kcfg, pub),
-		Subscribe:      func(id string) handlers.Feed { return hub.Subscribe(id) },
+		Outer:    []func(http.Handler) http.Handler{ratelimit.ResolveClientIP(trusted), middleware.SecureHeaders, middleware.CORS(origins)},
+		ClientIP: func(r *http.Request) string { return ratelimit.ClientIP(r.Context()) },
+		Guard:    []func(http.Handler) http.Handler{limiter.IP(), auth.Middleware, limiter.Key(keyID)},
+		Logger:   log,
+		Streams:  registry,
+		Events:   pubsub.NewEvents(kcfg, pub),
+		Subscribe: func(_ context.Context, id string, _ rtstream.From) (handlers.Feed, error) {
+			return hub.Subscribe(id), nil
+		},
 		Ready:          ready,
 		MetricsHandler: metricsHandler,
 		Metrics:        metrics,
