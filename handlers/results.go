@@ -3,6 +3,7 @@ package handlers
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"mime"
 	"net/http"
 	"os"
@@ -22,6 +23,35 @@ func wantsEventStream(accept string) bool {
 		}
 	}
 	return false
+}
+
+// startingPoint reads where a subscriber wants its results to start: after
+// the cursor in Last-Event-ID (or ?last_event_id=, for clients that cannot set
+// headers), from the beginning with ?from=earliest, or live. A malformed cursor
+// is an error wrapping rtstream.ErrInvalid.
+func startingPoint(r *http.Request) (rtstream.From, error) {
+	q := r.URL.Query()
+	last := r.Header.Get("Last-Event-ID")
+	if last == "" {
+		last = q.Get("last_event_id")
+	}
+	switch from := q.Get("from"); from {
+	case "", "now", "latest":
+	case "earliest":
+		if last == "" {
+			return rtstream.From{Earliest: true}, nil
+		}
+	default:
+		return rtstream.From{}, fmt.Errorf("from=%q: want earliest or latest: %w", from, rtstream.ErrInvalid)
+	}
+	if last == "" {
+		return rtstream.From{}, nil
+	}
+	c, err := rtstream.ParseCursor(last)
+	if err != nil {
+		return rtstream.From{}, fmt.Errorf("Last-Event-ID: %w", err)
+	}
+	return rtstream.From{After: &c}, nil
 }
 
 // results serves a stream's results as server-sent events: one event per
@@ -48,7 +78,12 @@ func (s *server) results(w http.ResponseWriter, r *http.Request) {
 	defer release()
 	// Subscribe before answering, so that every result made after the
 	// client saw the 200 reaches it.
-	feed, err := s.Subscribe(r.Context(), id, rtstream.From{})
+	from, err := startingPoint(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	feed, err := s.Subscribe(r.Context(), id, from)
 	if err != nil {
 		s.fail(w, r, err)
 		return
