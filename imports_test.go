@@ -18,6 +18,7 @@ func TestImportGraph(t *testing.T) {
 		"problem":       {},
 		"middleware":    {"observability", "problem"},
 		"ratelimit":     {"problem"},
+		"idempotency":   {},
 		"stack":         {},
 		"handlers":      {"", "middleware", "observability", "problem"},
 		"fanout":        {""},
