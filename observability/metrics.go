@@ -29,6 +29,8 @@ type Metrics struct {
 	slow           prometheus.Counter
 	deliveryAge    prometheus.Histogram
 	ready          prometheus.Gauge
+	idemReplays    prometheus.Counter
+	idemErrors     prometheus.Counter
 }
 
 // latencyBuckets span a loopback request (0.25 ms) to a stalled one (10 s).
@@ -90,6 +92,12 @@ func NewMetrics(reg prometheus.Registerer, topics ...string) *Metrics {
 		}),
 		ready: f.NewGauge(prometheus.GaugeOpts{
 			Name: "rtstream_ready", Help: "1 while every readiness check passes.",
+		}),
+		idemReplays: f.NewCounter(prometheus.CounterOpts{
+			Name: "rtstream_idempotent_replays_total", Help: "Sends answered from the stored answer of an earlier request with the same Idempotency-Key, adding no events.",
+		}),
+		idemErrors: f.NewCounter(prometheus.CounterOpts{
+			Name: "rtstream_idempotency_store_errors_total", Help: "Idempotency store calls that failed; a failed claim answers 503.",
 		}),
 	}
 	// Known label values start at zero, so dashboards and alerts see the
@@ -223,6 +231,20 @@ func (m *Metrics) Delivered(now time.Time, receivedAt time.Time) {
 func (m *Metrics) SlowDisconnect() {
 	if m != nil {
 		m.slow.Inc()
+	}
+}
+
+// IdempotentReplay counts a send answered from a stored answer.
+func (m *Metrics) IdempotentReplay() {
+	if m != nil {
+		m.idemReplays.Inc()
+	}
+}
+
+// IdempotencyStoreError counts a failed call to the idempotency store.
+func (m *Metrics) IdempotencyStoreError() {
+	if m != nil {
+		m.idemErrors.Inc()
 	}
 }
 

@@ -29,6 +29,8 @@ func TestMetricsPassPromlint(t *testing.T) {
 	m.Subscribed("sse")()
 	m.Delivered(time.Now(), time.Now())
 	m.SlowDisconnect()
+	m.IdempotentReplay()
+	m.IdempotencyStoreError()
 
 	mfs, err := reg.Gather()
 	if err != nil {
@@ -61,6 +63,8 @@ func TestNilMetricsRecordNothing(t *testing.T) {
 	m.Subscribed("sse")()
 	m.Delivered(time.Now(), time.Now())
 	m.SlowDisconnect()
+	m.IdempotentReplay()
+	m.IdempotencyStoreError()
 }
 
 func TestStatusClassesAndZeroSeries(t *testing.T) {
