@@ -17,7 +17,7 @@ func batch(stream string, src int64, n int) rtstream.ResultBatch {
 }
 
 func TestDeliverToStreamSubscribersOnly(t *testing.T) {
-	h := fanout.New(4, nil)
+	h := fanout.New(fanout.Config{Buffer: 4})
 	a, b := h.Subscribe("a"), h.Subscribe("b")
 	h.Deliver(rtstream.Position{Partition: 2, Offset: 7}, batch("a", 1, 3))
 	select {
@@ -36,7 +36,7 @@ func TestDeliverToStreamSubscribersOnly(t *testing.T) {
 }
 
 func TestRedeliveredSourceIsDropped(t *testing.T) {
-	h := fanout.New(8, nil)
+	h := fanout.New(fanout.Config{Buffer: 8})
 	s := h.Subscribe("a")
 	h.Deliver(rtstream.Position{Offset: 1}, batch("a", 10, 1))
 	h.Deliver(rtstream.Position{Offset: 2}, batch("a", 10, 1)) // the router processed source 10 twice
@@ -54,7 +54,7 @@ func TestRedeliveredSourceIsDropped(t *testing.T) {
 
 func TestSlowSubscriberIsDisconnectedWithoutBlocking(t *testing.T) {
 	slowCount := 0
-	h := fanout.New(2, func() { slowCount++ })
+	h := fanout.New(fanout.Config{Buffer: 2, OnSlow: func() { slowCount++ }})
 	slow, fast := h.Subscribe("a"), h.Subscribe("a")
 	for i := int64(0); i < 5; i++ {
 		h.Deliver(rtstream.Position{Offset: i}, batch("a", i, 1))
@@ -77,7 +77,7 @@ func TestSlowSubscriberIsDisconnectedWithoutBlocking(t *testing.T) {
 }
 
 func TestEndAndClose(t *testing.T) {
-	h := fanout.New(1, nil)
+	h := fanout.New(fanout.Config{Buffer: 1})
 	a, b := h.Subscribe("a"), h.Subscribe("b")
 	h.End("a")
 	<-a.Done()
@@ -96,7 +96,7 @@ func TestEndAndClose(t *testing.T) {
 }
 
 func TestWatched(t *testing.T) {
-	h := fanout.New(1, nil)
+	h := fanout.New(fanout.Config{Buffer: 1, IdleStreams: 1})
 	if h.Watched("a") {
 		t.Fatal("watched before any subscriber")
 	}
@@ -105,7 +105,18 @@ func TestWatched(t *testing.T) {
 		t.Fatal("Watched disagrees with the subscriptions")
 	}
 	s.Close()
-	if h.Watched("a") {
-		t.Fatal("still watched after the last subscriber left")
+	// A stream keeps its history (and stays followed) after its last
+	// subscriber left, so that a reconnect resumes from memory ...
+	if !h.Watched("a") {
+		t.Fatal("not watched right after the last subscriber left")
+	}
+	// ... until more idle streams than allowed push it out.
+	h.Subscribe("b").Close()
+	if h.Watched("a") || !h.Watched("b") {
+		t.Fatal("the least recently used idle stream was not dropped")
+	}
+	h.End("b")
+	if h.Watched("b") {
+		t.Fatal("watched after its stream was deleted")
 	}
 }

@@ -19,12 +19,14 @@ import (
 // offset. Each instance sees every result once, however many clients it
 // serves.
 type ResultsFollower struct {
+	client   sarama.Client
 	consumer sarama.Consumer
 	pcs      []sarama.PartitionConsumer
 	wg       sync.WaitGroup
 	running  atomic.Int32   // partitions still being followed
 	next     []atomic.Int64 // per partition index: the next offset to read
 	parts    []int32
+	index    map[int32]int // partition → index in parts
 }
 
 // Fanout is where the follower hands results records.
@@ -44,18 +46,33 @@ func FollowResults(cfg Config, log *slog.Logger, to Fanout) (*ResultsFollower, e
 		return nil, err
 	}
 	topic := cfg.Topics().Results
-	consumer, err := sarama.NewConsumer(cfg.Brokers, cfg.SaramaConfig())
+	client, err := sarama.NewClient(cfg.Brokers, cfg.SaramaConfig())
 	if err != nil {
+		return nil, fmt.Errorf("pubsub: results client: %w", err)
+	}
+	consumer, err := sarama.NewConsumerFromClient(client)
+	if err != nil {
+		client.Close()
 		return nil, fmt.Errorf("pubsub: results consumer: %w", err)
 	}
 	parts, err := consumer.Partitions(topic)
 	if err != nil {
 		consumer.Close()
+		client.Close()
 		return nil, fmt.Errorf("pubsub: results partitions: %w", err)
 	}
-	f := &ResultsFollower{consumer: consumer, parts: parts, next: make([]atomic.Int64, len(parts))}
+	f := &ResultsFollower{client: client, consumer: consumer, parts: parts, next: make([]atomic.Int64, len(parts)), index: make(map[int32]int, len(parts))}
 	for i, p := range parts {
-		pc, err := consumer.ConsumePartition(topic, p, sarama.OffsetNewest)
+		f.index[p] = i
+		// Start at an offset known here rather than "newest", so that Next
+		// is exact from the first moment: a resume reads Kafka up to it.
+		start, err := client.GetOffset(topic, p, sarama.OffsetNewest)
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("pubsub: end of %s/%d: %w", topic, p, err)
+		}
+		f.next[i].Store(start)
+		pc, err := consumer.ConsumePartition(topic, p, start)
 		if err != nil {
 			f.Close()
 			return nil, fmt.Errorf("pubsub: follow %s/%d: %w", topic, p, err)
@@ -67,6 +84,9 @@ func FollowResults(cfg Config, log *slog.Logger, to Fanout) (*ResultsFollower, e
 			defer f.wg.Done()
 			defer f.running.Add(-1)
 			for m := range pc.Messages() {
+				// Next moves before the record is offered: a resume that
+				// reads Next and finds the stream watched gets it from one
+				// side or both, never from neither.
 				f.next[i].Store(m.Offset + 1)
 				// The key is the stream id.
 				if len(m.Key) > 0 && !to.Watched(string(m.Key)) {
@@ -97,12 +117,22 @@ func (f *ResultsFollower) Lag() map[int32]int64 {
 	for i, pc := range f.pcs {
 		next := f.next[i].Load()
 		hwm := pc.HighWaterMarkOffset()
-		if next == 0 || hwm < next {
-			next = hwm // nothing read since the start, which was the end
+		if hwm < next {
+			next = hwm // no fetch answered yet
 		}
 		out[f.parts[i]] = hwm - next
 	}
 	return out
+}
+
+// Next is the offset of the next record of partition the follower will hand
+// over: every record before it was offered (or skipped as unwatched).
+func (f *ResultsFollower) Next(partition int32) int64 {
+	i, ok := f.index[partition]
+	if !ok {
+		return 0
+	}
+	return f.next[i].Load()
 }
 
 // Check reports whether every partition is still followed.
@@ -120,6 +150,6 @@ func (f *ResultsFollower) Close() error {
 		pc.AsyncClose()
 	}
 	f.wg.Wait()
-	errs = append(errs, f.consumer.Close())
+	errs = append(errs, f.consumer.Close(), f.client.Close())
 	return errors.Join(errs...)
 }

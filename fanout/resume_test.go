@@ -1,0 +1,219 @@
+package fanout_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rtstream/rtstream"
+	"github.com/rtstream/rtstream/fanout"
+)
+
+// topic is an in-memory results partition standing in for Kafka in these
+// unit tests of the hub's seam logic (the Kafka reader has its own
+// integration tests against a real broker). append plays the follower: the
+// record is in the topic first, then handed to the hub if it watches the
+// stream.
+type topic struct {
+	mu    sync.Mutex
+	recs  []rtstream.ResultBatch
+	next  int64 // the follower's position
+	reads int
+	hub   *fanout.Hub
+}
+
+func (tp *topic) Partition(string) (int32, error) { return 0, nil }
+
+func (tp *topic) Next(int32) int64 {
+	tp.mu.Lock()
+	defer tp.mu.Unlock()
+	return tp.next
+}
+
+func (tp *topic) HighWaterMark(context.Context, int32) (int64, error) {
+	tp.mu.Lock()
+	defer tp.mu.Unlock()
+	return int64(len(tp.recs)), nil
+}
+
+func (tp *topic) Read(ctx context.Context, stream string, _ int32, from, to int64, fn func(rtstream.Position, rtstream.ResultBatch) error) error {
+	tp.mu.Lock()
+	tp.reads++
+	recs := tp.recs[from:to]
+	tp.mu.Unlock()
+	for i, b := range recs {
+		if b.StreamID != stream {
+			continue
+		}
+		if err := fn(rtstream.Position{Offset: from + int64(i)}, b); err != nil {
+			return err
+		}
+	}
+	return ctx.Err()
+}
+
+// append writes a record and lets the follower hand it to the hub.
+func (tp *topic) append(b rtstream.ResultBatch) {
+	tp.mu.Lock()
+	off := int64(len(tp.recs))
+	tp.recs = append(tp.recs, b)
+	tp.next = off + 1
+	tp.mu.Unlock()
+	if tp.hub.Watched(b.StreamID) {
+		tp.hub.Deliver(rtstream.Position{Offset: off}, b)
+	}
+}
+
+// collect reads n results from s, failing after a while.
+func collect(t *testing.T, s *fanout.Subscription, n int) []rtstream.Delivery {
+	t.Helper()
+	var got []rtstream.Delivery
+	timeout := time.After(10 * time.Second)
+	for len(got) < n {
+		select {
+		case ds := <-s.C():
+			got = append(got, ds...)
+		case <-s.Done():
+			t.Fatalf("subscription ended after %d of %d results: %v", len(got), n, s.Err())
+		case <-timeout:
+			t.Fatalf("got %d of %d results", len(got), n)
+		}
+	}
+	return got
+}
+
+func eventIDs(ds []rtstream.Delivery) []string {
+	out := make([]string, len(ds))
+	for i, d := range ds {
+		out[i] = d.Result.EventID
+	}
+	return out
+}
+
+// numbered is a results record of stream a with results e<src>.0 ... .
+func numbered(src int64, n int) rtstream.ResultBatch {
+	b := rtstream.ResultBatch{StreamID: "a", Source: rtstream.Position{Offset: src}}
+	for i := 0; i < n; i++ {
+		b.Results = append(b.Results, rtstream.Result{StreamID: "a", EventID: fmt.Sprintf("e%d.%d", src, i)})
+	}
+	return b
+}
+
+func TestResumeAfterCursor(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// watchEarly: a subscriber watched the stream from the start, so the
+		// history holds the cursor; otherwise the resume reads the topic.
+		watchEarly bool
+		history    int
+	}{
+		{name: "from history", watchEarly: true, history: 100},
+		{name: "from the topic", watchEarly: false, history: 100},
+		{name: "history too short", watchEarly: true, history: 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tp := &topic{}
+			h := fanout.New(fanout.Config{Source: tp, HistoryRecords: tc.history})
+			tp.hub = h
+			if tc.watchEarly {
+				defer h.Subscribe("a").Close()
+			}
+			tp.append(numbered(0, 2))
+			tp.append(rtstream.ResultBatch{StreamID: "b", Source: rtstream.Position{Offset: 1}, Results: []rtstream.Result{{EventID: "other"}}})
+			tp.append(numbered(2, 3))
+			tp.append(numbered(2, 3)) // a redelivery of source 2: dropped
+			tp.append(numbered(3, 1))
+
+			// After the second result of the record at offset 2.
+			s, err := h.Resume(t.Context(), "a", rtstream.From{After: &rtstream.Cursor{Offset: 2, Index: 1}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			got := eventIDs(collect(t, s, 2))
+			select {
+			case <-s.CaughtUp():
+			case <-time.After(5 * time.Second):
+				t.Fatal("never caught up")
+			}
+			tp.append(numbered(4, 1)) // live
+			got = append(got, eventIDs(collect(t, s, 1))...)
+			want := []string{"e2.2", "e3.0", "e4.0"}
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Fatalf("got %v, want %v", got, want)
+			}
+			wantReads := 1
+			if tc.watchEarly && tc.history > 1 {
+				wantReads = 0
+			}
+			if tp.reads != wantReads {
+				t.Fatalf("%d topic reads, want %d", tp.reads, wantReads)
+			}
+		})
+	}
+}
+
+func TestResumeFromEarliestThenLiveWithoutGapUnderLoad(t *testing.T) {
+	tp := &topic{}
+	h := fanout.New(fanout.Config{Source: tp, Buffer: 16})
+	tp.hub = h
+	for i := int64(0); i < 50; i++ {
+		tp.append(numbered(i, 1))
+	}
+	s, err := h.Resume(t.Context(), "a", rtstream.From{Earliest: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	// Live records arrive while the replay waits for the reader: more than
+	// the buffer, so the parked ones overflow and the catch-up must go back
+	// to the topic for them.
+	for i := int64(50); i < 300; i++ {
+		tp.append(numbered(i, 1))
+	}
+	got := collect(t, s, 300)
+	for i, d := range got {
+		if want := fmt.Sprintf("e%d.0", i); d.Result.EventID != want {
+			t.Fatalf("result %d is %s, want %s (gap, duplicate or reorder)", i, d.Result.EventID, want)
+		}
+	}
+	if tp.reads < 2 {
+		t.Fatalf("%d topic reads: the parked records never overflowed, the test tested nothing", tp.reads)
+	}
+}
+
+func TestResumeRefusesForeignAndFutureCursors(t *testing.T) {
+	tp := &topic{}
+	h := fanout.New(fanout.Config{Source: tp})
+	tp.hub = h
+	tp.append(numbered(0, 1))
+	for _, c := range []rtstream.Cursor{{Partition: 3, Offset: 0}, {Offset: 99}} {
+		if _, err := h.Resume(t.Context(), "a", rtstream.From{After: &c}); !errors.Is(err, rtstream.ErrInvalid) {
+			t.Errorf("cursor %s: err = %v, want ErrInvalid", c, err)
+		}
+	}
+}
+
+func TestDeleteEndsResumingSubscriber(t *testing.T) {
+	tp := &topic{}
+	h := fanout.New(fanout.Config{Source: tp})
+	tp.hub = h
+	tp.append(numbered(0, 1))
+	s, err := h.Resume(t.Context(), "a", rtstream.From{Earliest: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	collect(t, s, 1)
+	h.End("a")
+	select {
+	case <-s.Done():
+		if !errors.Is(s.Err(), rtstream.ErrNotFound) {
+			t.Fatalf("err = %v, want ErrNotFound", s.Err())
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("not ended")
+	}
+}
