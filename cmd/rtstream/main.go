@@ -110,7 +110,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	defer routerPub.Close()
 
-	hub := fanout.New(0, func() { metrics.SlowDisconnect() })
+	hub := fanout.New(fanout.Config{OnSlow: metrics.SlowDisconnect})
 	registry, err := pubsub.OpenRegistry(startCtx, kcfg, log, hub.End)
 	if err != nil {
 		return err
@@ -122,6 +122,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	defer follower.Close()
+	// Resumes read Kafka behind the follower's position.
+	replay, err := pubsub.NewResultsReader(kcfg, follower, log)
+	if err != nil {
+		return err
+	}
+	defer replay.Close()
+	hub.SetSource(replay)
 
 	wlog := watermill.NewSlogLogger(log.With("component", "watermill"))
 	group := cfg.TopicPrefix + "-router"
@@ -253,8 +260,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		Logger:   log,
 		Streams:  registry,
 		Events:   pubsub.NewEvents(kcfg, pub),
-		Subscribe: func(_ context.Context, id string, _ rtstream.From) (handlers.Feed, error) {
-			return hub.Subscribe(id), nil
+		Subscribe: func(ctx context.Context, id string, from rtstream.From) (handlers.Feed, error) {
+			s, err := hub.Resume(ctx, id, from)
+			if err != nil {
+				return nil, err
+			}
+			return s, nil
 		},
 		Ready:          ready,
 		MetricsHandler: metricsHandler,
