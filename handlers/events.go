@@ -2,18 +2,80 @@ package handlers
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"time"
 
+	"github.com/rtstream/rtstream/middleware"
+	"github.com/rtstream/rtstream/observability"
 	"github.com/rtstream/rtstream/problem"
 )
+
+// IdempotencyHeader names the client's key for a send. A retry with the same
+// key and body within the window gets the first answer back and adds no
+// events (docs/decisions/0016-idempotency.md).
+const IdempotencyHeader = "Idempotency-Key"
+
+// ReplayedHeader is set to "true" on an answer served from the stored answer
+// of an earlier request, so a client can tell a replay from a fresh send.
+const ReplayedHeader = "Idempotent-Replayed"
+
+// maxIdempotencyKey is the longest key accepted, in bytes.
+const maxIdempotencyKey = 255
+
+// IdempotencyState is what Idempotency.Begin found under a key.
+type IdempotencyState int
+
+const (
+	// IdempotencyClaimed: the caller holds the key now and must Complete or
+	// Release it.
+	IdempotencyClaimed IdempotencyState = iota + 1
+	// IdempotencyReplay: the answer of the same request is stored.
+	IdempotencyReplay
+	// IdempotencyInFlight: the same request holds the key and runs.
+	IdempotencyInFlight
+	// IdempotencyMismatch: the key was used with another request.
+	IdempotencyMismatch
+)
+
+// IdempotencyOutcome is the result of Idempotency.Begin.
+type IdempotencyOutcome struct {
+	State IdempotencyState
+	// Token names the claim (IdempotencyClaimed).
+	Token string
+	// Status and Body are the stored answer (IdempotencyReplay).
+	Status int
+	Body   []byte
+}
+
+// Idempotency remembers the answers of sends that carry an Idempotency-Key.
+// Keys arrive scoped (principal, stream, client key) and hashed.
+type Idempotency interface {
+	// Begin claims key for a request whose body has the given fingerprint,
+	// or reports what holds it already. An error means the store cannot
+	// say: the send must not go ahead.
+	Begin(ctx context.Context, key, fingerprint string) (IdempotencyOutcome, error)
+	// Complete stores the final answer of the claim token.
+	Complete(ctx context.Context, key, token string, status int, body []byte) error
+	// Release drops the claim without an answer, so that a retry sends.
+	Release(ctx context.Context, key, token string) error
+}
 
 // sendEvents accepts one request's events and answers 202 only after Kafka
 // acknowledged all of them.
 func (s *server) sendEvents(w http.ResponseWriter, r *http.Request) {
 	id, ok := pathID(w, r)
+	if !ok {
+		return
+	}
+	// The key is checked first: a client with a malformed key must learn it
+	// before anything is sent, or its retries would not be deduplicated.
+	idemKey, ok := idempotencyKey(w, r)
 	if !ok {
 		return
 	}
@@ -53,6 +115,12 @@ func (s *server) sendEvents(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("%d events in one request, over the limit of %d", len(events), s.cfg.MaxBatch)))
 		return
 	}
+	// Answers up to here depend on the request alone (and the stream's
+	// existence), so they are not stored: a retry recomputes the same one.
+	if idemKey != "" && s.Idempotency != nil {
+		s.sendIdempotent(w, r, id, idemKey, kind, body, events)
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.SendTimeout)
 	defer cancel()
 	ids, err := s.Events.Send(ctx, id, events)
@@ -61,5 +129,161 @@ func (s *server) sendEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.Metrics.EventsAccepted(len(ids))
-	writeJSON(w, http.StatusAccepted, map[string]any{"accepted": len(ids), "event_ids": ids})
+	writeBody(w, http.StatusAccepted, acceptedBody(ids))
+}
+
+// sendIdempotent sends a request that carries an Idempotency-Key: at most
+// once per key, scope and window. A duplicate that arrives while the first is
+// in flight waits for its answer, up to the send timeout, then gets 409.
+func (s *server) sendIdempotent(w http.ResponseWriter, r *http.Request, streamID, clientKey string, kind bodyKind, body []byte, events []json.RawMessage) {
+	principal, _ := middleware.PrincipalFrom(r.Context())
+	key := idempotencyScope(principal.ID, streamID, clientKey)
+	fp := fingerprint(kind, body)
+	log := observability.Logger(r.Context(), s.log)
+
+	deadline := time.Now().Add(s.cfg.SendTimeout)
+	pause := 5 * time.Millisecond
+	var token string
+	for token == "" {
+		o, err := s.Idempotency.Begin(r.Context(), key, fp)
+		if err != nil {
+			// Fail closed: without the store nobody can tell whether this is
+			// a retry of a request that was accepted, and the client asked
+			// for at most once. The store logs the outage once.
+			s.Metrics.IdempotencyStoreError()
+			log.Debug("idempotency store: begin failed", "err", err)
+			problem.Write(w, r, problem.Problem{Status: http.StatusServiceUnavailable, RetryAfter: 1,
+				Detail: "the Idempotency-Key store is unavailable; nothing was accepted, retry later"})
+			return
+		}
+		switch o.State {
+		case IdempotencyClaimed:
+			token = o.Token
+		case IdempotencyReplay:
+			s.Metrics.IdempotentReplay()
+			w.Header().Set(ReplayedHeader, "true")
+			writeBody(w, o.Status, o.Body)
+			return
+		case IdempotencyMismatch:
+			problem.Write(w, r, problem.New(http.StatusUnprocessableEntity,
+				"this Idempotency-Key was already used with a different request (body or content type) on this stream; use a new key for a new request"))
+			return
+		case IdempotencyInFlight:
+			if time.Now().Add(pause).After(deadline) {
+				w.Header().Set("Retry-After", "1")
+				problem.Write(w, r, problem.New(http.StatusConflict,
+					"a request with this Idempotency-Key is still in progress; retry later to get its answer"))
+				return
+			}
+			select {
+			case <-r.Context().Done():
+				return // the client left; the first request's answer stays stored
+			case <-time.After(pause):
+			}
+			pause = min(2*pause, 100*time.Millisecond)
+		default:
+			log.Error("idempotency store: unknown state", "state", int(o.State))
+			problem.Write(w, r, problem.New(http.StatusInternalServerError, "internal error"))
+			return
+		}
+	}
+
+	// The claim must end whatever happens, a panic included, or the key
+	// stays blocked until its pending record expires.
+	held := true
+	release := func() {
+		held = false
+		if err := s.Idempotency.Release(context.WithoutCancel(r.Context()), key, token); err != nil {
+			s.Metrics.IdempotencyStoreError()
+			log.Warn("idempotency store: release failed; retries of this request get 409 until the claim expires", "err", err)
+		}
+	}
+	defer func() {
+		if held {
+			release()
+		}
+	}()
+
+	// The send does not follow the client's cancellation: once claimed, the
+	// answer is worth finishing and storing, since the client's retry will
+	// ask for it. The send timeout still bounds it.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), s.cfg.SendTimeout)
+	defer cancel()
+	ids, err := s.Events.Send(ctx, streamID, events)
+	if err != nil {
+		// Not final (Kafka unavailable, stream deleted meanwhile): forget
+		// the claim before answering, so the client's retry really retries.
+		release()
+		s.fail(w, r, err)
+		return
+	}
+	s.Metrics.EventsAccepted(len(ids))
+	answer := acceptedBody(ids)
+	held = false
+	if err := s.Idempotency.Complete(context.WithoutCancel(r.Context()), key, token, http.StatusAccepted, answer); err != nil {
+		// The events are in Kafka: the client must hear so. Only a retry
+		// after the claim expires could add them again.
+		s.Metrics.IdempotencyStoreError()
+		log.Warn("idempotency store: the answer of an accepted send was not stored", "err", err)
+	}
+	writeBody(w, http.StatusAccepted, answer)
+}
+
+// idempotencyKey returns the request's Idempotency-Key ("" without one). A
+// malformed key is answered 400 and ok is false.
+func idempotencyKey(w http.ResponseWriter, r *http.Request) (key string, ok bool) {
+	values := r.Header.Values(IdempotencyHeader)
+	if len(values) == 0 {
+		return "", true
+	}
+	if len(values) > 1 {
+		badRequest(w, r, "send one Idempotency-Key header, not several")
+		return "", false
+	}
+	key = values[0]
+	if key == "" || len(key) > maxIdempotencyKey {
+		badRequest(w, r, fmt.Sprintf("Idempotency-Key must be 1 to %d characters long", maxIdempotencyKey))
+		return "", false
+	}
+	for i := 0; i < len(key); i++ {
+		if key[i] < 0x20 || key[i] > 0x7e {
+			badRequest(w, r, "Idempotency-Key must be printable ASCII")
+			return "", false
+		}
+	}
+	return key, true
+}
+
+// idempotencyScope is the store key of a client key: per principal and
+// stream, so two tenants (or two streams) never share one. It is hashed to
+// keep store keys short and the principal's name out of the store. Neither
+// a stream id nor a client key can hold a NUL byte, so the joined string
+// splits back one way only.
+func idempotencyScope(principal, streamID, clientKey string) string {
+	d := sha256.Sum256([]byte(principal + "\x00" + streamID + "\x00" + clientKey))
+	return hex.EncodeToString(d[:])
+}
+
+// fingerprint identifies a request's content: the body kind (from the
+// content type, so "application/json; charset=utf-8" is application/json)
+// and the body bytes.
+func fingerprint(kind bodyKind, body []byte) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%d\x00", kind)
+	h.Write(body)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// acceptedBody is the 202 answer to a send. It is encoded once so that a
+// replay is byte for byte the first answer.
+func acceptedBody(ids []string) []byte {
+	b, _ := json.Marshal(map[string]any{"accepted": len(ids), "event_ids": ids})
+	return append(b, '\n')
+}
+
+// writeBody answers with an encoded JSON body.
+func writeBody(w http.ResponseWriter, status int, body []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
 }

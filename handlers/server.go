@@ -117,6 +117,9 @@ type Deps struct {
 	MetricsHandler http.Handler
 	// Metrics records what the handlers do; nil records nothing.
 	Metrics *observability.Metrics
+	// Idempotency keeps the answers of sends made with an Idempotency-Key;
+	// nil accepts the header but deduplicates nothing (tests, tools).
+	Idempotency Idempotency
 	// Outer middleware runs before anything else, on every route (the
 	// client-IP resolution, security headers, CORS).
 	Outer []func(http.Handler) http.Handler
@@ -125,6 +128,10 @@ type Deps struct {
 	// Guard is the middleware every API route passes through after the
 	// request log: authentication and rate limits go here.
 	Guard []func(http.Handler) http.Handler
+	// Origins are the browser origins (CORS_ORIGINS) that may open a
+	// WebSocket beside the server's own; "*" allows any. Browsers apply no
+	// CORS to WebSockets, so the handler checks this itself.
+	Origins []string
 }
 
 // server holds the dependencies of the handlers.

@@ -54,6 +54,12 @@ type config struct {
 	RedisURL       string
 	RedisTimeout   time.Duration
 	TrustedProxies string
+
+	// IdempotencyTTL is how long a send's answer is kept for retries with
+	// the same Idempotency-Key; IdempotencyMaxKeys bounds the answers an
+	// instance keeps without Redis.
+	IdempotencyTTL     time.Duration
+	IdempotencyMaxKeys int
 }
 
 // loadDotEnv reads KEY=VALUE lines from path into a map; a missing file is no
@@ -180,6 +186,8 @@ func parseConfig(getenv func(string) string) (config, error) {
 	c.RedisURL = first("REDIS_URL")
 	c.RedisTimeout = durVar("REDIS_TIMEOUT", 100*time.Millisecond)
 	c.TrustedProxies = first("TRUSTED_PROXIES")
+	c.IdempotencyTTL = durVar("IDEMPOTENCY_TTL", 24*time.Hour)
+	c.IdempotencyMaxKeys = intVar("IDEMPOTENCY_MAX_KEYS", 10000)
 	c.MaxStreams = intVar("MAX_SSE_CONNECTIONS", 10000)
 	c.MaxStreamsPerKey = intVar("MAX_SSE_PER_KEY", 100)
 	if c.DataDir == "" {
@@ -205,6 +213,9 @@ func parseConfig(getenv func(string) string) (config, error) {
 	}
 	if c.Replication < 1 {
 		errs = append(errs, "TOPIC_REPLICATION must be at least 1")
+	}
+	if c.IdempotencyMaxKeys < 1 {
+		errs = append(errs, "IDEMPOTENCY_MAX_KEYS must be at least 1")
 	}
 	if c.MaxBodyBytes < 1 || c.MaxBatch < 1 {
 		errs = append(errs, "MAX_BODY_BYTES and MAX_BATCH must be at least 1")

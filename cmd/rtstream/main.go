@@ -228,6 +228,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	defer limiter.Close(context.Background())
+	// Closed after the HTTP server (defers run in reverse), so no send is
+	// left holding a claim it cannot complete.
+	idem, err := newIdempotency(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer idem.Close()
 	// The key limit applies to authenticated principals only: with auth
 	// disabled every client is "anonymous", and one shared bucket would
 	// make the whole server one client's budget.
@@ -270,6 +277,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		Ready:          ready,
 		MetricsHandler: metricsHandler,
 		Metrics:        metrics,
+		Idempotency:    idempotencyAdapter{idem},
 	})
 
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
