@@ -50,9 +50,11 @@ func NewServer(deps Deps) http.Handler {
 			r.Post("/stream/start", s.createStream)
 			r.Post("/stream/{id}/send", s.sendEvents)
 		})
-		// Streaming routes: no read deadline, a write deadline per flush.
+		// Streaming routes: no read deadline, a write deadline per flush
+		// (SSE) or per frame (WebSocket).
 		r.Get("/v1/streams/{id}/results", s.results)
 		r.Get("/stream/{id}/results", s.results)
+		r.Get("/v1/streams/{id}/ws", s.websocket)
 	})
 	return r
 }

@@ -108,9 +108,10 @@ func GenerateKey() string {
 	return "rts_" + hex.EncodeToString(b[:])
 }
 
-// queryKeyRoute is where ?api_key= is accepted: the results routes, because
-// browsers' EventSource cannot set headers.
-var queryKeyRoute = regexp.MustCompile(`^/(?:v1/streams|stream)/[^/]+/results$`)
+// queryKeyRoute is where ?api_key= is accepted: the results routes and the
+// WebSocket route, because browsers' EventSource and WebSocket cannot set
+// headers.
+var queryKeyRoute = regexp.MustCompile(`^/(?:(?:v1/streams|stream)/[^/]+/results|v1/streams/[^/]+/ws)$`)
 
 // streamRoute finds the stream id a route is about.
 var streamRoute = regexp.MustCompile(`^/(?:v1/streams|stream)/([^/]+)(?:/|$)`)
@@ -132,7 +133,7 @@ func (a *Auth) lookupKey(key string) string {
 }
 
 // credential takes the request's credential from X-API-Key, Authorization:
-// Bearer, or (results routes only) the api_key query parameter.
+// Bearer, or (results and WebSocket routes only) the api_key query parameter.
 func credential(r *http.Request) (string, bool) {
 	if k := r.Header.Get("X-API-Key"); k != "" {
 		return k, true
@@ -187,7 +188,7 @@ func (a *Auth) Middleware(next http.Handler) http.Handler {
 			a.failures(reason)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="rtstream"`)
 			problem.Write(w, r, problem.New(http.StatusUnauthorized,
-				"a valid API key is required: X-API-Key or Authorization: Bearer (results routes also take ?api_key=)"))
+				"a valid API key is required: X-API-Key or Authorization: Bearer (results and WebSocket routes also take ?api_key=)"))
 			return
 		}
 		if p.Streams != nil {

@@ -264,6 +264,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		Outer:    []func(http.Handler) http.Handler{ratelimit.ResolveClientIP(trusted), middleware.SecureHeaders, middleware.CORS(origins)},
 		ClientIP: func(r *http.Request) string { return ratelimit.ClientIP(r.Context()) },
 		Guard:    []func(http.Handler) http.Handler{limiter.IP(), auth.Middleware, limiter.Key(keyID)},
+		Origins:  origins,
 		Logger:   log,
 		Streams:  registry,
 		Events:   pubsub.NewEvents(kcfg, pub),
