@@ -20,10 +20,11 @@ func TestImportGraph(t *testing.T) {
 		"ratelimit":     {"problem"},
 		"idempotency":   {},
 		"stack":         {},
-		"handlers":      {"", "middleware", "observability", "problem"},
+		"processor":     {},
+		"handlers":      {"", "middleware", "observability", "problem", "processor"},
 		"fanout":        {""},
 		"pubsub":        {"", "observability"},
-		"router":        {"", "pubsub", "observability"},
+		"router":        {"", "pubsub", "observability", "processor"},
 		"e2e":           {},
 		"benchmarks":    {},
 	}
