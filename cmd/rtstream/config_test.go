@@ -52,6 +52,17 @@ func TestParseConfig(t *testing.T) {
 		{"bad number", map[string]string{"MAX_BATCH": "many"}, nil, "MAX_BATCH"},
 		{"bad duration", map[string]string{"SSE_HEARTBEAT": "soon"}, nil, "SSE_HEARTBEAT"},
 		{"zero partitions", map[string]string{"TOPIC_PARTITIONS": "0"}, nil, "TOPIC_PARTITIONS"},
+		{"idempotency defaults", nil, func(t *testing.T, c config) {
+			if c.IdempotencyTTL != 24*time.Hour || c.IdempotencyMaxKeys != 10000 {
+				t.Errorf("idempotency: TTL %v, max keys %d", c.IdempotencyTTL, c.IdempotencyMaxKeys)
+			}
+		}, ""},
+		{"idempotency set", map[string]string{"IDEMPOTENCY_TTL": "1h", "IDEMPOTENCY_MAX_KEYS": "5"}, func(t *testing.T, c config) {
+			if c.IdempotencyTTL != time.Hour || c.IdempotencyMaxKeys != 5 {
+				t.Errorf("idempotency: TTL %v, max keys %d", c.IdempotencyTTL, c.IdempotencyMaxKeys)
+			}
+		}, ""},
+		{"zero idempotency keys", map[string]string{"IDEMPOTENCY_MAX_KEYS": "0"}, nil, "IDEMPOTENCY_MAX_KEYS"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
