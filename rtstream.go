@@ -90,6 +90,15 @@ type Result struct {
 	Data        json.RawMessage `json:"data"`
 }
 
+// DeadLetter is an event the pipeline could not process, as the dead-letters
+// route shows it: its data as sent and why it failed.
+type DeadLetter struct {
+	EventID  string          `json:"event_id"`
+	Reason   string          `json:"reason"`
+	FailedAt time.Time       `json:"failed_at"`
+	Data     json.RawMessage `json:"data"`
+}
+
 // ResultBatch is the Kafka record the router writes for one EventBatch. Source
 // names the input record, so that a redelivered input (at-least-once) can be
 // recognised downstream and its results delivered once.

@@ -44,6 +44,7 @@ func NewServer(deps Deps) http.Handler {
 			r.Get("/v1/streams", s.listStreams)
 			r.Put("/v1/streams/{id}", s.putStream)
 			r.Get("/v1/streams/{id}", s.getStream)
+			r.Get("/v1/streams/{id}/dead-letters", s.deadLetters)
 			r.Delete("/v1/streams/{id}", s.deleteStream)
 			r.Post("/v1/streams/{id}/events", s.sendEvents)
 			// Seed-compatible routes: the same handlers, the same rules.

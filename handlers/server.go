@@ -111,6 +111,9 @@ type Deps struct {
 	// Subscribe starts a feed of a stream's results from a point: live,
 	// after a cursor, or from the earliest result.
 	Subscribe func(ctx context.Context, streamID string, from rtstream.From) (Feed, error)
+	// DeadLetters reads the events the pipeline could not process; nil
+	// serves the dead-letters route as an empty list.
+	DeadLetters DeadLetters
 	// Ready are the readiness checks by name, run by /readyz.
 	Ready map[string]Check
 	// MetricsHandler, when set, is served at /metrics.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/rtstream/rtstream"
 	"github.com/rtstream/rtstream/problem"
+	"github.com/rtstream/rtstream/processor"
 )
 
 const maxNameLen = 200
@@ -97,14 +98,23 @@ func (s *server) decodeStream(w http.ResponseWriter, r *http.Request) (streamBod
 		}
 	}
 	if p := body.Processor; p != nil {
-		if p.Filter != "" || p.Map != "" {
-			// Expressions are compiled at creation once processors exist;
-			// until then, a stream that silently ignored them would lie.
-			badRequest(w, r, "processor expressions are not supported by this server version yet",
-				problem.FieldError{Pointer: "/processor", Detail: "not supported yet"})
+		// Compiled here, at creation, so that a bad expression is the
+		// client's 400 now rather than a dead letter per event later. The
+		// router compiles the same definition again (once per instance).
+		prog, err := processor.Compile(p.Filter, p.Map)
+		var ce *processor.CompileError
+		if errors.As(err, &ce) {
+			badRequest(w, r, fmt.Sprintf("processor %s does not compile at line %d, column %d: %s", ce.Field, ce.Line, ce.Column, ce.Message),
+				problem.FieldError{Pointer: "/processor/" + ce.Field, Detail: fmt.Sprintf("line %d, column %d: %s", ce.Line, ce.Column, ce.Message)})
 			return body, false
 		}
-		body.Processor = nil
+		if err != nil {
+			badRequest(w, r, "processor: "+err.Error(), problem.FieldError{Pointer: "/processor", Detail: err.Error()})
+			return body, false
+		}
+		if prog.Empty() {
+			body.Processor = nil
+		}
 	}
 	return body, true
 }

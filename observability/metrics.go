@@ -22,6 +22,7 @@ type Metrics struct {
 	eventsAccepted prometheus.Counter
 	poison         *prometheus.CounterVec
 	processing     prometheus.Histogram
+	processed      *prometheus.CounterVec
 	lag            *prometheus.GaugeVec
 	routerRunning  prometheus.Gauge
 	subscribers    *prometheus.GaugeVec
@@ -71,6 +72,9 @@ func NewMetrics(reg prometheus.Registerer, topics ...string) *Metrics {
 			Name: "rtstream_processing_duration_seconds", Help: "Time the router takes to turn one events record into results, publishing excluded.",
 			Buckets: latencyBuckets,
 		}),
+		processed: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "rtstream_processed_events_total", Help: "Events the router processed, by outcome: result (made a result), filtered (dropped by the stream's filter), dead_letter (the processor failed on its data; sent to the poison topic).",
+		}, []string{"outcome"}),
 		lag: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "rtstream_consumer_lag", Help: "Records not yet consumed, by consumer group (or follower), topic and partition.",
 		}, []string{"group", "topic", "partition"}),
@@ -105,6 +109,9 @@ func NewMetrics(reg prometheus.Registerer, topics ...string) *Metrics {
 	m.subscribers.WithLabelValues("sse")
 	for _, r := range PoisonReasons {
 		m.poison.WithLabelValues(r)
+	}
+	for _, o := range []string{"result", "filtered", "dead_letter"} {
+		m.processed.WithLabelValues(o)
 	}
 	for _, t := range topics {
 		m.publishRecords.WithLabelValues(t)
@@ -184,6 +191,18 @@ func (m *Metrics) Processed(d time.Duration) {
 	if m != nil {
 		m.processing.Observe(d.Seconds())
 	}
+}
+
+// ProcessedEvents counts the outcomes of one record's events. Dead letters
+// are counted here, not in the poison counter: they are the client's data not
+// fitting its own expressions, not a fault of the pipeline to alert on.
+func (m *Metrics) ProcessedEvents(results, filtered, deadLetters int) {
+	if m == nil {
+		return
+	}
+	m.processed.WithLabelValues("result").Add(float64(results))
+	m.processed.WithLabelValues("filtered").Add(float64(filtered))
+	m.processed.WithLabelValues("dead_letter").Add(float64(deadLetters))
 }
 
 // Lag sets a partition's consumer lag.

@@ -235,6 +235,19 @@ func (r *Registry) Get(ctx context.Context, id string) (rtstream.Stream, error) 
 	return rtstream.Stream{}, fmt.Errorf("stream %q: %w", id, rtstream.ErrNotFound)
 }
 
+// GetCached returns the stream from this instance's copy of the registry,
+// without the round trip that makes Get strict: the router asks once per
+// record and cannot afford one. A stream not known here may have been created
+// on another instance a moment ago, so only then does it fall back to Get.
+// The copy may lag the topic by the follower's delay: a stream deleted
+// elsewhere can still be returned for that long.
+func (r *Registry) GetCached(ctx context.Context, id string) (rtstream.Stream, error) {
+	if s, ok := r.lookup(id); ok {
+		return s, nil
+	}
+	return r.Get(ctx, id)
+}
+
 // Create stores s. When a stream with s.ID exists, it returns that stream and
 // created=false if the definitions match, or rtstream.ErrConflict.
 func (r *Registry) Create(ctx context.Context, s rtstream.Stream) (_ rtstream.Stream, created bool, _ error) {

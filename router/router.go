@@ -1,6 +1,8 @@
 // Package router is rtstream's processing pipeline: a Watermill router that
 // consumes the events topic in a consumer group, turns each record of events
-// into a record of results, and publishes it to the results topic.
+// into a record of results with the stream's processor, and publishes it to
+// the results topic; an event the processor fails on goes to the poison topic
+// as a dead letter.
 package router
 
 import (
@@ -16,6 +18,7 @@ import (
 
 	"github.com/rtstream/rtstream"
 	"github.com/rtstream/rtstream/observability"
+	"github.com/rtstream/rtstream/processor"
 	"github.com/rtstream/rtstream/pubsub"
 )
 
@@ -28,9 +31,20 @@ var ErrPermanent = errors.New("permanent failure")
 // errUnreadable is a record that is not an events record.
 var errUnreadable = fmt.Errorf("%w: unreadable event record", ErrPermanent)
 
+// Streams finds a stream's definition for the router. It is asked once per
+// record, so it must answer from memory when it can (pubsub.Registry's
+// GetCached does); an error wrapping rtstream.ErrNotFound means the stream no
+// longer exists, any other error is retried.
+type Streams interface {
+	GetCached(ctx context.Context, id string) (rtstream.Stream, error)
+}
+
 // Config configures the router. Topics are required.
 type Config struct {
 	Topics pubsub.Topics
+	// Streams gives each record's stream definition; nil processes every
+	// stream as a passthrough.
+	Streams Streams
 	// ConsumerGroup of the router. Default "rtstream-router".
 	ConsumerGroup string
 	// MaxRetries of a transient failure before the message is nacked and
@@ -110,12 +124,24 @@ func New(cfg Config, sub message.Subscriber, pub message.Publisher, logger water
 		}.Middleware,
 		middleware.Recoverer,
 	)
-	m := cfg.Metrics
+	p := NewPipeline(cfg.Streams, cfg.Metrics)
+	poisonTopic := cfg.Topics.Poison
 	r.AddHandler(HandlerName, cfg.Topics.Events, sub, cfg.Topics.Results, pub, func(msg *message.Message) ([]*message.Message, error) {
-		start := time.Now()
-		out, err := Process(msg)
-		m.Processed(time.Since(start))
-		return out, err
+		out, dead, err := p.Process(msg)
+		if err != nil {
+			return nil, err
+		}
+		// Dead letters first: if this publish fails the whole record is
+		// retried, and its results are made again then. If publishing the
+		// results fails after it, the record is redelivered and its dead
+		// letters written again; the dead-letters reader shows an event
+		// once per page.
+		if len(dead) > 0 {
+			if err := pub.Publish(poisonTopic, dead...); err != nil {
+				return nil, fmt.Errorf("router: publishing %d dead letters: %w", len(dead), err)
+			}
+		}
+		return out, nil
 	})
 	return r, nil
 }
@@ -138,35 +164,118 @@ func IsPermanent(err error) bool {
 	return errors.Is(err, ErrPermanent) || errors.As(err, &panicked)
 }
 
-// Process turns one record of events into one record of results: passthrough,
-// each result carrying the event's data and its ids and times. The source
-// position travels along so that a record processed twice (delivery is
-// at-least-once) can be recognised downstream.
+// Process turns one record of events into one record of results without
+// any processor: each result carries the event's data. It is Pipeline.Process
+// for a router that knows no streams.
 func Process(msg *message.Message) ([]*message.Message, error) {
+	out, _, err := NewPipeline(nil, nil).Process(msg)
+	return out, err
+}
+
+// Pipeline processes events records; it is safe for concurrent use (the
+// router runs one handler per partition).
+type Pipeline struct {
+	streams Streams
+	metrics *observability.Metrics
+	// programs caches compiled processors: compiling takes far longer than
+	// running, and a stream's definition never changes (only delete and
+	// create again, which the cache notices).
+	programs *processor.Cache
+}
+
+// NewPipeline processes with the definitions streams gives (nil: every
+// stream is a passthrough) and counts into m (nil: counts nothing).
+func NewPipeline(streams Streams, m *observability.Metrics) *Pipeline {
+	return &Pipeline{streams: streams, metrics: m, programs: processor.NewCache()}
+}
+
+// Process turns one record of events into at most one record of results and
+// any number of dead letters. Each result carries its event's ids and times;
+// the source position travels along so that a record processed twice
+// (delivery is at-least-once) can be recognised downstream. An event the
+// filter drops makes nothing; an event the processor fails on (its data does
+// not fit the expressions: that would fail on every retry) makes a dead
+// letter instead of a result, and the record's other events are unaffected.
+// An error is returned only for the whole record: permanent (ErrPermanent)
+// when it cannot be read, transient when the stream's definition could not be
+// looked up.
+func (p *Pipeline) Process(msg *message.Message) (results, dead []*message.Message, err error) {
+	start := time.Now()
 	var in rtstream.EventBatch
 	if err := json.Unmarshal(msg.Payload, &in); err != nil {
-		return nil, fmt.Errorf("%w: %w", errUnreadable, err)
+		return nil, nil, fmt.Errorf("%w: %w", errUnreadable, err)
 	}
 	if !rtstream.ValidStreamID(in.StreamID) {
-		return nil, fmt.Errorf("%w: no valid stream id", errUnreadable)
+		return nil, nil, fmt.Errorf("%w: no valid stream id", errUnreadable)
 	}
+	prog, compileErr, err := p.program(msg.Context(), in.StreamID)
+	if err != nil {
+		return nil, nil, err
+	}
+	source := pubsub.SourcePosition(msg.Context())
 	out := rtstream.ResultBatch{
 		StreamID: in.StreamID,
-		Source:   pubsub.SourcePosition(msg.Context()),
-		Results:  make([]rtstream.Result, len(in.Events)),
+		Source:   source,
+		Results:  make([]rtstream.Result, 0, len(in.Events)),
 	}
 	now := time.Now().UTC()
-	for i, ev := range in.Events {
-		out.Results[i] = rtstream.Result{
-			StreamID:    in.StreamID,
-			EventID:     ev.ID,
-			ReceivedAt:  ev.ReceivedAt,
-			ProcessedAt: now,
-			Data:        ev.Data,
+	var filtered int
+	for _, ev := range in.Events {
+		data, keep, err := prog.Eval(processor.Event{ID: ev.ID, ReceivedAt: ev.ReceivedAt, Data: ev.Data})
+		if compileErr != nil {
+			err = compileErr
 		}
+		switch {
+		case err != nil:
+			m := pubsub.NewDeadLetter(in.StreamID, rtstream.DeadLetter{EventID: ev.ID, Reason: err.Error(), FailedAt: now, Data: ev.Data}, source)
+			m.SetContext(context.WithoutCancel(msg.Context()))
+			dead = append(dead, m)
+		case !keep:
+			filtered++
+		default:
+			out.Results = append(out.Results, rtstream.Result{
+				StreamID:    in.StreamID,
+				EventID:     ev.ID,
+				ReceivedAt:  ev.ReceivedAt,
+				ProcessedAt: now,
+				Data:        data,
+			})
+		}
+	}
+	p.metrics.Processed(time.Since(start))
+	p.metrics.ProcessedEvents(len(out.Results), filtered, len(dead))
+	if len(out.Results) == 0 {
+		// Nothing to deliver: no empty record to write and to fan out.
+		return nil, dead, nil
 	}
 	res := message.NewMessage(watermill.NewULID(), out.AppendJSON(make([]byte, 0, 2*len(msg.Payload))))
 	res.Metadata.Set(pubsub.KeyMetadata, in.StreamID)
 	res.SetContext(context.WithoutCancel(msg.Context()))
-	return []*message.Message{res}, nil
+	return []*message.Message{res}, dead, nil
+}
+
+// program returns the stream's compiled processor (nil: passthrough). A
+// definition that does not compile (the API compiles it at creation, so only
+// a definition written by another version gets here) is returned as
+// compileErr: every event of the stream becomes a dead letter saying so.
+func (p *Pipeline) program(ctx context.Context, id string) (prog *processor.Program, compileErr error, err error) {
+	if p.streams == nil {
+		return nil, nil, nil
+	}
+	st, err := p.streams.GetCached(ctx, id)
+	switch {
+	case errors.Is(err, rtstream.ErrNotFound):
+		// Deleted since the events were sent: nobody subscribes any more,
+		// but the results topic keeps what was sent, as sent.
+		return nil, nil, nil
+	case err != nil:
+		return nil, nil, fmt.Errorf("router: stream %s: %w", id, err)
+	case st.Processor == nil:
+		return nil, nil, nil
+	}
+	prog, compileErr = p.programs.Get(id, st.Processor.Filter, st.Processor.Map)
+	if compileErr != nil {
+		compileErr = fmt.Errorf("processor does not compile: %w", compileErr)
+	}
+	return prog, compileErr, nil
 }

@@ -117,6 +117,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	defer registry.Close()
 
+	deadLetters, err := pubsub.OpenDeadLetters(kcfg)
+	if err != nil {
+		return err
+	}
+	defer deadLetters.Close()
+
 	follower, err := pubsub.FollowResults(kcfg, log, hub)
 	if err != nil {
 		return err
@@ -150,6 +156,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	rt, err := router.New(router.Config{
 		Topics:            kcfg.Topics(),
+		Streams:           registry,
 		ConsumerGroup:     group,
 		ThrottlePerSecond: int64(cfg.Throttle),
 		Metrics:           metrics,
@@ -261,13 +268,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		// The client IP is resolved first: the access log and the IP limit
 		// both use it. The IP limit runs before auth (it protects auth), the
 		// key limit after it.
-		Outer:    []func(http.Handler) http.Handler{ratelimit.ResolveClientIP(trusted), middleware.SecureHeaders, middleware.CORS(origins)},
-		ClientIP: func(r *http.Request) string { return ratelimit.ClientIP(r.Context()) },
-		Guard:    []func(http.Handler) http.Handler{limiter.IP(), auth.Middleware, limiter.Key(keyID)},
-		Origins:  origins,
-		Logger:   log,
-		Streams:  registry,
-		Events:   pubsub.NewEvents(kcfg, pub),
+		Outer:       []func(http.Handler) http.Handler{ratelimit.ResolveClientIP(trusted), middleware.SecureHeaders, middleware.CORS(origins)},
+		ClientIP:    func(r *http.Request) string { return ratelimit.ClientIP(r.Context()) },
+		Guard:       []func(http.Handler) http.Handler{limiter.IP(), auth.Middleware, limiter.Key(keyID)},
+		Origins:     origins,
+		Logger:      log,
+		Streams:     registry,
+		DeadLetters: deadLetters,
+		Events:      pubsub.NewEvents(kcfg, pub),
 		Subscribe: func(ctx context.Context, id string, from rtstream.From) (handlers.Feed, error) {
 			s, err := hub.Resume(ctx, id, from)
 			if err != nil {
