@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/rtstream/rtstream"
 )
@@ -512,7 +513,26 @@ func (cu *catchUp) run() {
 		}
 		pend := s.pend
 		s.pend = nil
+		if len(pend) == 0 && cu.behindCursor() {
+			// The cursor came from an instance whose follower is ahead of
+			// ours: the live feed must not start before the cursor's own
+			// record went past, or it would hand that record over whole.
+			s.hub.mu.Unlock()
+			select {
+			case <-time.After(10 * time.Millisecond):
+				continue
+			case <-s.ctx.Done():
+				return
+			}
+		}
 		if len(pend) == 0 {
+			// From now on the hub's own dedupe guards s: teach it the
+			// newest source the replay saw, or a redelivery of it that
+			// the hub never saw the original of would pass as new.
+			if st, ok := s.hub.streams[s.streamID]; ok && cu.hasSrc &&
+				(!st.hasLast || st.last.Partition == cu.lastSrc.Partition && st.last.Offset < cu.lastSrc.Offset) {
+				st.last, st.hasLast = cu.lastSrc, true
+			}
 			s.live = true
 			close(s.caughtUp)
 			s.hub.mu.Unlock()
@@ -525,6 +545,16 @@ func (cu *catchUp) run() {
 			}
 		}
 	}
+}
+
+// behindCursor reports whether this instance's live feed has yet to pass
+// the cursor's record; s.hub.mu must be held.
+func (cu *catchUp) behindCursor() bool {
+	c := cu.cursor
+	if c == nil || cu.lastOff >= c.Offset || cu.src == nil {
+		return false
+	}
+	return cu.src.Next(c.Partition) <= c.Offset
 }
 
 // readKafka reads from cu.next up to where the live feed takes over; the

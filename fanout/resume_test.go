@@ -18,6 +18,10 @@ import (
 // record is in the topic first, then handed to the hub if it watches the
 // stream.
 type topic struct {
+	// gate, when set, holds the first Read (after it took its range) until
+	// closed; started is closed when that Read began.
+	gate, started chan struct{}
+
 	mu    sync.Mutex
 	recs  []rtstream.ResultBatch
 	next  int64 // the follower's position
@@ -43,7 +47,12 @@ func (tp *topic) Read(ctx context.Context, stream string, _ int32, from, to int6
 	tp.mu.Lock()
 	tp.reads++
 	recs := tp.recs[from:to]
+	first := tp.reads == 1
 	tp.mu.Unlock()
+	if first && tp.gate != nil {
+		close(tp.started)
+		<-tp.gate
+	}
 	for i, b := range recs {
 		if b.StreamID != stream {
 			continue
@@ -157,7 +166,7 @@ func TestResumeAfterCursor(t *testing.T) {
 }
 
 func TestResumeFromEarliestThenLiveWithoutGapUnderLoad(t *testing.T) {
-	tp := &topic{}
+	tp := &topic{gate: make(chan struct{}), started: make(chan struct{})}
 	h := fanout.New(fanout.Config{Source: tp, Buffer: 16})
 	tp.hub = h
 	for i := int64(0); i < 50; i++ {
@@ -168,12 +177,14 @@ func TestResumeFromEarliestThenLiveWithoutGapUnderLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	// Live records arrive while the replay waits for the reader: more than
-	// the buffer, so the parked ones overflow and the catch-up must go back
-	// to the topic for them.
+	// Live records arrive while the replay reads: more than the buffer, so
+	// the parked ones overflow and the catch-up must go back to the topic
+	// for them.
+	<-tp.started
 	for i := int64(50); i < 300; i++ {
 		tp.append(numbered(i, 1))
 	}
+	close(tp.gate)
 	got := collect(t, s, 300)
 	for i, d := range got {
 		if want := fmt.Sprintf("e%d.0", i); d.Result.EventID != want {
@@ -215,5 +226,34 @@ func TestDeleteEndsResumingSubscriber(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("not ended")
+	}
+}
+
+func TestResumeWithCursorAheadOfThisInstance(t *testing.T) {
+	// Another instance handed out a cursor into a record this instance's
+	// follower has not read yet: the resume must wait for that record and
+	// skip its results up to the cursor, not pass it on whole.
+	tp := &topic{}
+	h := fanout.New(fanout.Config{Source: tp})
+	tp.hub = h
+	tp.append(numbered(0, 1))
+	tp.mu.Lock()
+	tp.recs = append(tp.recs, numbered(1, 3)) // written, not yet followed
+	tp.mu.Unlock()
+
+	s, err := h.Resume(t.Context(), "a", rtstream.From{After: &rtstream.Cursor{Offset: 1, Index: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	time.Sleep(50 * time.Millisecond) // let the catch-up find nothing to read
+	tp.mu.Lock()
+	tp.next = 2
+	tp.mu.Unlock()
+	h.Deliver(rtstream.Position{Offset: 1}, numbered(1, 3))
+	tp.append(numbered(2, 1))
+	got := eventIDs(collect(t, s, 2))
+	if want := []string{"e1.2", "e2.0"}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("got %v, want %v", got, want)
 	}
 }
