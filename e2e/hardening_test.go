@@ -368,7 +368,8 @@ func TestSecurityHeadersAndCORS(t *testing.T) {
 		{"404 route", "GET", "/v1/nothing", nil, 404},
 		{"404 stream", "GET", "/v1/streams/nope-" + randomSuffix(), nil, 404},
 		{"405", "PATCH", "/v1/streams/" + st.ID, nil, 405},
-		{"406 results without Accept", "GET", st.Links.Results, nil, 406},
+		{"200 results as a JSON page", "GET", st.Links.Results, nil, 200},
+		{"400 results after a bad cursor", "GET", st.Links.Results + "?after=x", nil, 400},
 	}
 	for _, a := range answers {
 		rep := do(t, a.method, s.Base+a.path, "", nil, a.hdr)

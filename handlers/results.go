@@ -7,6 +7,7 @@ import (
 	"mime"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -63,8 +64,7 @@ func (s *server) results(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !wantsEventStream(r.Header.Get("Accept")) {
-		problem.Write(w, r, problem.New(http.StatusNotAcceptable,
-			"this server version serves results as text/event-stream only: send Accept: text/event-stream"))
+		s.poll(w, r, id)
 		return
 	}
 	if _, err := s.Streams.Get(r.Context(), id); err != nil {
@@ -204,4 +204,149 @@ func writeResult(bw *bufio.Writer, buf []byte, d *rtstream.Delivery) ([]byte, er
 	buf = append(buf, "\n\n"...)
 	_, err := bw.Write(buf)
 	return buf, err
+}
+
+// Bounds of a JSON poll.
+const (
+	defaultPollLimit = 100
+	maxPollLimit     = 1000
+	maxPollWait      = 60 * time.Second
+)
+
+// poll serves a page of results as JSON: up to limit results after the
+// cursor in ?after= (from the stream's first result without one). With
+// ?wait=, a poll that finds nothing blocks until a result arrives or the wait
+// ends. "next" is the cursor to poll after next time.
+func (s *server) poll(w http.ResponseWriter, r *http.Request, id string) {
+	q := r.URL.Query()
+	limit := defaultPollLimit
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxPollLimit {
+			badRequest(w, r, fmt.Sprintf("limit must be an integer from 1 to %d", maxPollLimit),
+				problem.FieldError{Pointer: "#/query/limit", Detail: "out of range"})
+			return
+		}
+		limit = n
+	}
+	var wait time.Duration
+	if v := q.Get("wait"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			var secs int
+			if secs, err = strconv.Atoi(v); err == nil {
+				d = time.Duration(secs) * time.Second
+			}
+		}
+		if err != nil || d < 0 || d > maxPollWait {
+			badRequest(w, r, fmt.Sprintf("wait must be a duration such as 10s (or seconds), at most %s", maxPollWait),
+				problem.FieldError{Pointer: "#/query/wait", Detail: "not a duration in range"})
+			return
+		}
+		wait = d
+	}
+	from := rtstream.From{Earliest: true}
+	next := ""
+	if v := q.Get("after"); v != "" {
+		c, err := rtstream.ParseCursor(v)
+		if err != nil {
+			badRequest(w, r, "after must be a cursor this API returned", problem.FieldError{Pointer: "#/query/after", Detail: "not a cursor"})
+			return
+		}
+		from, next = rtstream.From{After: &c}, v
+	}
+	if _, err := s.Streams.Get(r.Context(), id); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	feed, err := s.Subscribe(r.Context(), id, from)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	defer feed.Close()
+
+	var page []rtstream.Delivery
+	take := func(ds []rtstream.Delivery) {
+		if room := limit - len(page); len(ds) > room {
+			ds = ds[:room]
+		}
+		page = append(page, ds...)
+	}
+	caughtUp := feed.CaughtUp()
+	var waitC <-chan time.Time
+collect:
+	for len(page) < limit {
+		select {
+		case ds := <-feed.C():
+			take(ds)
+			continue
+		default:
+		}
+		if caughtUp == nil {
+			// Caught up and nothing pending: answer, or wait for the first.
+			if len(page) > 0 || wait == 0 {
+				break
+			}
+			if waitC == nil {
+				t := time.NewTimer(wait)
+				defer t.Stop()
+				waitC = t.C
+			}
+		}
+		select {
+		case ds := <-feed.C():
+			take(ds)
+		case <-caughtUp:
+			caughtUp = nil
+		case <-waitC:
+			break collect
+		case <-feed.Done():
+			if errors.Is(feed.Err(), rtstream.ErrNotFound) && len(page) == 0 {
+				s.fail(w, r, feed.Err())
+				return
+			}
+			if err := feed.Err(); err != nil && !errors.Is(err, rtstream.ErrNotFound) && len(page) == 0 {
+				s.fail(w, r, err)
+				return
+			}
+			break collect
+		case <-r.Context().Done():
+			return
+		}
+	}
+
+	now := time.Now()
+	buf := make([]byte, 0, 256*len(page)+64)
+	buf = append(buf, `{"results":[`...)
+	for i := range page {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = appendWithCursor(buf, &page[i])
+		s.Metrics.Delivered(now, page[i].Result.ReceivedAt)
+	}
+	if len(page) > 0 {
+		next = page[len(page)-1].Cursor.String()
+	}
+	buf = append(buf, `],"next":"`...)
+	buf = append(buf, next...) // digits and dashes only
+	buf = append(buf, "\"}\n"...)
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(buf)
+}
+
+// appendWithCursor appends d's result object with its cursor as the first
+// field: the shape of SSE data plus "cursor", as WebSocket frames have it.
+func appendWithCursor(buf []byte, d *rtstream.Delivery) []byte {
+	buf = append(buf, `{"cursor":"`...)
+	buf = append(buf, d.Cursor.String()...)
+	buf = append(buf, `",`...)
+	start := len(buf)
+	buf = d.Result.AppendJSON(buf)
+	// AppendJSON wrote an object; drop its opening brace.
+	return append(buf[:start], buf[start+1:]...)
 }
