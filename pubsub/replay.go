@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -36,6 +37,8 @@ type ResultsReader struct {
 	log      *slog.Logger
 
 	quit chan struct{} // closed by Close: runs stop waiting for records
+
+	started atomic.Int64 // shared reads started, for SharedReads
 
 	mu      sync.Mutex
 	closed  bool
@@ -151,6 +154,10 @@ func (r *ResultsReader) Read(ctx context.Context, streamID string, partition int
 	return nil
 }
 
+// SharedReads is how many partition reads the reader has started: with many
+// readers resuming at once it stays far below their number.
+func (r *ResultsReader) SharedReads() int64 { return r.started.Load() }
+
 // enqueue hands req to the partition's running read when that has not passed
 // req.from yet, else queues it for the next read, starting one if none runs.
 func (r *ResultsReader) enqueue(partition int32, req *replayReq) error {
@@ -196,7 +203,9 @@ func (r *ResultsReader) abandon(partition int32, req *replayReq) {
 func (r *ResultsReader) runPartition(partition int32, run *replayRun) {
 	for {
 		r.mu.Lock()
-		reqs := r.waiting[partition]
+		// Requests that joined as the last read was ending wait here too.
+		reqs := append(r.waiting[partition], run.joined...)
+		run.joined = nil
 		delete(r.waiting, partition)
 		if len(reqs) == 0 || r.closed {
 			for _, q := range reqs {
@@ -212,6 +221,7 @@ func (r *ResultsReader) runPartition(partition int32, run *replayRun) {
 		}
 		run.pos, run.joined = start, nil
 		r.mu.Unlock()
+		r.started.Add(1)
 		r.readOnce(partition, run, start, reqs)
 	}
 }
@@ -291,11 +301,8 @@ func (r *ResultsReader) readOnce(partition int32, run *replayRun, start int64, a
 		clear(active[len(keep):])
 		active = keep
 	}
-	// Requests that joined after the last record are served by the next read.
-	r.mu.Lock()
-	r.waiting[partition] = append(r.waiting[partition], run.joined...)
-	run.joined = nil
-	r.mu.Unlock()
+	// Requests that joined after the last record are served by the next
+	// read: runPartition takes them from run.joined.
 }
 
 // finishAll ends every request of a failed read, joined ones included.
