@@ -61,6 +61,9 @@ type Config struct {
 	Buffer int
 	// OnSlow, if not nil, is called for every subscriber ended with ErrSlow.
 	OnSlow func()
+	// OnResume, if not nil, is called for every resume with where its replay
+	// starts: "history" or "kafka".
+	OnResume func(source string)
 	// Source serves resumes the history cannot; without one, such a resume
 	// fails with rtstream.ErrUnavailable.
 	Source Source
@@ -80,6 +83,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.OnSlow == nil {
 		c.OnSlow = func() {}
+	}
+	if c.OnResume == nil {
+		c.OnResume = func(string) {}
 	}
 	if c.HistoryBytes <= 0 {
 		c.HistoryBytes = DefaultHistoryBytes
@@ -226,6 +232,11 @@ func (h *Hub) Resume(ctx context.Context, streamID string, from rtstream.From) (
 				}
 			}
 		}
+	}
+	if cu.kafka {
+		h.cfg.OnResume("kafka")
+	} else {
+		h.cfg.OnResume("history")
 	}
 	go cu.run()
 	return s, nil

@@ -28,6 +28,7 @@ type Metrics struct {
 	subscribers    *prometheus.GaugeVec
 	delivered      prometheus.Counter
 	slow           prometheus.Counter
+	resumes        *prometheus.CounterVec
 	deliveryAge    prometheus.Histogram
 	ready          prometheus.Gauge
 	idemReplays    prometheus.Counter
@@ -90,6 +91,9 @@ func NewMetrics(reg prometheus.Registerer, topics ...string) *Metrics {
 		slow: f.NewCounter(prometheus.CounterOpts{
 			Name: "rtstream_slow_client_disconnects_total", Help: "Subscribers disconnected because they did not keep up.",
 		}),
+		resumes: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "rtstream_resumes_total", Help: "Subscriptions resumed after a cursor or from the earliest result, by where the replay started: history (memory) or kafka.",
+		}, []string{"source"}),
 		deliveryAge: f.NewHistogram(prometheus.HistogramOpts{
 			Name: "rtstream_result_delivery_age_seconds", Help: "Age of a result when written to a subscriber: now minus the event's received_at.",
 			Buckets: latencyBuckets,
@@ -243,6 +247,13 @@ func (m *Metrics) Delivered(now time.Time, receivedAt time.Time) {
 	if m != nil {
 		m.delivered.Inc()
 		m.deliveryAge.Observe(now.Sub(receivedAt).Seconds())
+	}
+}
+
+// Resumed counts a resumed subscription by where its replay started.
+func (m *Metrics) Resumed(source string) {
+	if m != nil {
+		m.resumes.WithLabelValues(source).Inc()
 	}
 }
 

@@ -110,7 +110,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	defer routerPub.Close()
 
-	hub := fanout.New(fanout.Config{OnSlow: metrics.SlowDisconnect})
+	hub := fanout.New(fanout.Config{OnSlow: metrics.SlowDisconnect, OnResume: metrics.Resumed})
 	registry, err := pubsub.OpenRegistry(startCtx, kcfg, log, hub.End)
 	if err != nil {
 		return err
