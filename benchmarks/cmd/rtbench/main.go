@@ -35,16 +35,18 @@ type options struct {
 	Rate        int
 	Streams     int
 	MWRounds    int
-	JSONPath    string
-	ServerBin   string
-	Keep        bool
-	Phases      map[string]bool
+	// MetricsRounds is -metrics-rounds, the metrics phase's MWRounds.
+	MetricsRounds int
+	JSONPath      string
+	ServerBin     string
+	Keep          bool
+	Phases        map[string]bool
 }
 
 // allPhases are the phases in the order they run. serverPhases share one
-// server; the middleware phase starts two of its own.
+// server; the middleware and metrics phases start two of their own each.
 var (
-	allPhases    = []string{"baseline", "single", "batch", "e2e", "latency", "middleware"}
+	allPhases    = []string{"baseline", "single", "batch", "e2e", "latency", "middleware", "metrics"}
 	serverPhases = []string{"single", "batch", "e2e", "latency"}
 )
 
@@ -58,6 +60,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.Rate, "rate", 5000, "events per second of the latency phase, sent as batches of 10")
 	fs.IntVar(&o.Streams, "streams", 16, "streams per phase (batch phases use one worker per stream)")
 	fs.IntVar(&o.MWRounds, "mw-rounds", 4, "rounds of the middleware phase, alternating ON, OFF, OFF, ON, ...; even, -duration/(rounds/2) each")
+	fs.IntVar(&o.MetricsRounds, "metrics-rounds", 4, "rounds of the metrics phase, like -mw-rounds")
 	fs.StringVar(&o.JSONPath, "json", "out/bench.json", "where to write the figures as JSON")
 	fs.StringVar(&o.ServerBin, "server-bin", "", "a prebuilt rtstream binary (default: build ./cmd/rtstream into a temp dir)")
 	fs.BoolVar(&o.Keep, "keep", false, "keep the temp dir (server binary, data and log) and the server's topics after the run")
@@ -91,6 +94,8 @@ func parseFlags(args []string) (options, error) {
 		return o, errors.New("-concurrency, -batch and -streams must be at least 1, -rate at least 10")
 	case o.MWRounds < 2 || o.MWRounds%2 != 0:
 		return o, errors.New("-mw-rounds must be even and at least 2")
+	case o.MetricsRounds < 2 || o.MetricsRounds%2 != 0:
+		return o, errors.New("-metrics-rounds must be even and at least 2")
 	}
 	return o, nil
 }
@@ -118,7 +123,7 @@ func run(ctx context.Context, o options) int {
 		StartedAt: start.UTC(),
 		Config: ReportConfig{
 			Brokers: o.Brokers, Duration: o.Duration.String(), Concurrency: o.Concurrency,
-			Batch: o.Batch, Rate: o.Rate, Streams: o.Streams, MWRounds: o.MWRounds,
+			Batch: o.Batch, Rate: o.Rate, Streams: o.Streams, MWRounds: o.MWRounds, MetricsRounds: o.MetricsRounds,
 			GoVersion: runtime.Version(), NumCPU: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0),
 		},
 	}
@@ -153,7 +158,8 @@ func run(ctx context.Context, o options) int {
 
 // phases runs the baseline, then the four server phases on one server, each
 // on fresh streams so that one phase's results never reach another phase's
-// subscribers, then the middleware phase on two servers of its own.
+// subscribers, then the middleware and metrics phases on two servers of their
+// own each.
 func phases(ctx context.Context, o options, rep *Report) error {
 	kc, err := newKafkaObserver(o.Brokers)
 	if err != nil {
@@ -181,7 +187,7 @@ func phases(ctx context.Context, o options, rep *Report) error {
 		}
 	}
 	onServer := slices.ContainsFunc(serverPhases, func(p string) bool { return o.Phases[p] })
-	if !onServer && !o.Phases["middleware"] {
+	if !onServer && !o.Phases["middleware"] && !o.Phases["metrics"] {
 		return nil
 	}
 	bin, cleanup, err := buildServer(ctx, o)
@@ -195,8 +201,15 @@ func phases(ctx context.Context, o options, rep *Report) error {
 		}
 	}
 	if o.Phases["middleware"] {
-		if err := runMiddleware(ctx, o, bin, kc, rep); err != nil {
+		rep.Middleware = &CompareResult{}
+		if err := runComparison(ctx, o, bin, kc, rep, middlewareComparison(o), rep.Middleware); err != nil {
 			return fmt.Errorf("middleware: %w", err)
+		}
+	}
+	if o.Phases["metrics"] {
+		rep.Metrics = &CompareResult{}
+		if err := runComparison(ctx, o, bin, kc, rep, metricsComparison(o), rep.Metrics); err != nil {
+			return fmt.Errorf("metrics: %w", err)
 		}
 	}
 	return nil

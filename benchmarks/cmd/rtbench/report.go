@@ -19,24 +19,28 @@ const (
 	// auth + rate limiting + access log cost ≤ 10% of single-event
 	// throughput: OFF req/s ÷ ON req/s − 1
 	targetMiddlewareCost = 0.10
+	// rtstream's own metrics cost ≤ 5% of single-event throughput, the
+	// same way
+	targetMetricsCost = 0.05
 )
 
 // Report is everything one run measured; it is written as JSON as is.
 type Report struct {
-	StartedAt    time.Time         `json:"started_at"`
-	Elapsed      string            `json:"elapsed"`
-	Config       ReportConfig      `json:"config"`
-	Baseline     *BaselineResult   `json:"baseline,omitempty"`
-	Single       *SingleResult     `json:"single_event,omitempty"`
-	Batch        *BatchResult      `json:"batch_ingest,omitempty"`
-	E2E          *E2EResult        `json:"end_to_end,omitempty"`
-	Latency      *LatencyResult    `json:"latency,omitempty"`
-	Middleware   *MiddlewareResult `json:"middleware,omitempty"`
-	Targets      []TargetResult    `json:"targets"`
-	StreamCreate LatencySummary    `json:"stream_create_ms"`
-	RouterDrains []RouterDrain     `json:"router_drains,omitempty"`
-	CPU          []PhaseCPU        `json:"cpu,omitempty"`
-	ServerStop   ServerStop        `json:"server_stop"`
+	StartedAt    time.Time       `json:"started_at"`
+	Elapsed      string          `json:"elapsed"`
+	Config       ReportConfig    `json:"config"`
+	Baseline     *BaselineResult `json:"baseline,omitempty"`
+	Single       *SingleResult   `json:"single_event,omitempty"`
+	Batch        *BatchResult    `json:"batch_ingest,omitempty"`
+	E2E          *E2EResult      `json:"end_to_end,omitempty"`
+	Latency      *LatencyResult  `json:"latency,omitempty"`
+	Middleware   *CompareResult  `json:"middleware,omitempty"`
+	Metrics      *CompareResult  `json:"metrics,omitempty"`
+	Targets      []TargetResult  `json:"targets"`
+	StreamCreate LatencySummary  `json:"stream_create_ms"`
+	RouterDrains []RouterDrain   `json:"router_drains,omitempty"`
+	CPU          []PhaseCPU      `json:"cpu,omitempty"`
+	ServerStop   ServerStop      `json:"server_stop"`
 	// BrokerRestarted is set when the broker's process changed during the
 	// run: someone restarted it, and the figures are not comparable.
 	BrokerRestarted bool   `json:"broker_restarted,omitempty"`
@@ -45,16 +49,17 @@ type Report struct {
 
 // ReportConfig is how the run was set up.
 type ReportConfig struct {
-	Brokers     []string `json:"brokers"`
-	Duration    string   `json:"duration"`
-	Concurrency int      `json:"concurrency"`
-	Batch       int      `json:"batch"`
-	Rate        int      `json:"rate"`
-	Streams     int      `json:"streams"`
-	MWRounds    int      `json:"mw_rounds"`
-	GoVersion   string   `json:"go_version"`
-	NumCPU      int      `json:"num_cpu"`
-	GOMAXPROCS  int      `json:"gomaxprocs"`
+	Brokers       []string `json:"brokers"`
+	Duration      string   `json:"duration"`
+	Concurrency   int      `json:"concurrency"`
+	Batch         int      `json:"batch"`
+	Rate          int      `json:"rate"`
+	Streams       int      `json:"streams"`
+	MWRounds      int      `json:"mw_rounds"`
+	MetricsRounds int      `json:"metrics_rounds"`
+	GoVersion     string   `json:"go_version"`
+	NumCPU        int      `json:"num_cpu"`
+	GOMAXPROCS    int      `json:"gomaxprocs"`
 }
 
 // BaselineResult is the raw producer's run.
@@ -136,36 +141,38 @@ type LatencyResult struct {
 	Errors         ErrorReport     `json:"errors"`
 }
 
-// MiddlewareResult is the middleware phase: single-event POSTs to a server
-// with auth and the access log on, and to one with both off.
-type MiddlewareResult struct {
-	Workers      int               `json:"workers"`
-	RoundSeconds float64           `json:"round_seconds"`
-	Rounds       []MiddlewareRound `json:"rounds"`
-	On           MiddlewareSide    `json:"on"`
-	Off          MiddlewareSide    `json:"off"`
-	// Cost is OFF req/s ÷ ON req/s − 1: the throughput the middleware
-	// costs, the figure the target is about.
+// CompareResult is a comparison phase (middleware, metrics): single-event
+// POSTs to a server with the setting on, and to one with it off.
+type CompareResult struct {
+	Workers      int            `json:"workers"`
+	RoundSeconds float64        `json:"round_seconds"`
+	Rounds       []CompareRound `json:"rounds"`
+	On           CompareSide    `json:"on"`
+	Off          CompareSide    `json:"off"`
+	// Cost is OFF req/s ÷ ON req/s − 1: the throughput the setting costs,
+	// the figure the target is about.
 	Cost float64 `json:"cost"`
-	// CPUCost is ON ÷ OFF server CPU per request − 1: the middleware's own
+	// Target is the largest Cost that passes.
+	Target float64 `json:"target"`
+	// CPUCost is ON ÷ OFF server CPU per request − 1: the setting's own
 	// work, which a broker-bound throughput figure can hide.
 	CPUCost float64 `json:"server_cpu_cost"`
-	// OnUnauthenticatedStatus is ON's answer to a POST without a key (401
-	// shows that auth really runs there).
-	OnUnauthenticatedStatus int `json:"on_unauthenticated_status"`
+	// Check is what the phase saw when it checked that ON and OFF really
+	// differ (the middleware phase: ON answers 401 without a key).
+	Check string `json:"check,omitempty"`
 }
 
-// MiddlewareRound is one round of the middleware phase, in the order run.
-type MiddlewareRound struct {
-	Middleware  bool    `json:"middleware_on"`
+// CompareRound is one round of a comparison phase, in the order run.
+type CompareRound struct {
+	On          bool    `json:"on"`
 	Requests    int64   `json:"requests"`
 	Seconds     float64 `json:"seconds"`
 	RequestsSec float64 `json:"requests_per_sec"`
 	Errors      int64   `json:"errors"`
 }
 
-// MiddlewareSide is the rounds of one server added up.
-type MiddlewareSide struct {
+// CompareSide is the rounds of one server added up.
+type CompareSide struct {
 	Requests    int64          `json:"requests"`
 	Seconds     float64        `json:"seconds"`
 	RequestsSec float64        `json:"requests_per_sec"`
@@ -297,16 +304,39 @@ func (rep *Report) evaluate() {
 		t.Margin = fmt.Sprintf("%s events/s (%+.0f%%)", signedInt(int64(v-targetE2E)), (v/targetE2E-1)*100)
 		rep.Targets = append(rep.Targets, t)
 	}
-	if m := rep.Middleware; m != nil && m.On.RequestsSec > 0 {
-		t := TargetResult{Name: "middleware cost", Value: m.Cost * 100, Target: targetMiddlewareCost * 100, Unit: "%", Pass: m.Cost <= targetMiddlewareCost}
-		t.Margin = fmt.Sprintf("%+.1f pts", (m.Cost-targetMiddlewareCost)*100)
+	for _, c := range rep.comparisons() {
+		m := c.res
+		if m.On.RequestsSec <= 0 {
+			continue
+		}
+		t := TargetResult{Name: c.name + " cost", Value: m.Cost * 100, Target: m.Target * 100, Unit: "%", Pass: m.Cost <= m.Target}
+		t.Margin = fmt.Sprintf("%+.1f pts", (m.Cost-m.Target)*100)
 		// Rounds of the same server that differ by more than the target
 		// mean the machine's noise is as large as what is measured.
-		if sp := max(m.spread(true), m.spread(false)); sp > targetMiddlewareCost {
+		if sp := max(m.spread(true), m.spread(false)); sp > m.Target {
 			t.Margin += fmt.Sprintf(", but rounds of one side differ by %.0f%%: noise", sp*100)
 		}
 		rep.Targets = append(rep.Targets, t)
 	}
+}
+
+// namedComparison is a comparison phase's result with the name its table
+// rows and target carry.
+type namedComparison struct {
+	name string
+	res  *CompareResult
+}
+
+// comparisons are the comparison phases that ran, in the order they run.
+func (rep *Report) comparisons() []namedComparison {
+	var cs []namedComparison
+	if rep.Middleware != nil {
+		cs = append(cs, namedComparison{"middleware", rep.Middleware})
+	}
+	if rep.Metrics != nil {
+		cs = append(cs, namedComparison{"metrics", rep.Metrics})
+	}
+	return cs
 }
 
 // requestTotals counts the server requests of the run and the failed ones.
@@ -327,8 +357,8 @@ func (rep *Report) requestTotals() (reqs, errs int64) {
 		reqs += l.Sent/int64(max(l.BatchSize, 1)) + l.Errors.Total
 		errs += l.Errors.Total
 	}
-	if m := rep.Middleware; m != nil {
-		for _, s := range []MiddlewareSide{m.On, m.Off} {
+	for _, c := range rep.comparisons() {
+		for _, s := range []CompareSide{c.res.On, c.res.Off} {
 			reqs += s.Requests + s.Errors.Total
 			errs += s.Errors.Total
 		}
@@ -405,8 +435,12 @@ func printTable(w io.Writer, rep *Report) {
 		row("  POST p50 / p99", fmtMs(l.RequestLatency.P50)+" / "+fmtMs(l.RequestLatency.P99), "", "", "", "", "")
 		row("  errors", fmtInt(l.Errors.Total), "requests", "", "", "", "")
 	}
-	if m := rep.Middleware; m != nil && m.On.Requests+m.Off.Requests > 0 {
-		row("single POST, middleware OFF", fmtInt(int64(m.Off.RequestsSec)), "req/s", "-", "-", "", "")
+	for _, c := range rep.comparisons() {
+		m := c.res
+		if m.On.Requests+m.Off.Requests == 0 {
+			continue
+		}
+		row("single POST, "+c.name+" OFF", fmtInt(int64(m.Off.RequestsSec)), "req/s", "-", "-", "", "")
 		row("  request p50 / p99", fmtMs(m.Off.Latency.P50)+" / "+fmtMs(m.Off.Latency.P99), "", "", "", "", "")
 		row("  rounds min / max", m.roundRange(false), "req/s", "", "", "", "")
 		row("  server CPU per request", fmt.Sprintf("%.0f µs", m.Off.ServerCPUPerRequest), "", "", "", "", "")
@@ -415,13 +449,15 @@ func printTable(w io.Writer, rep *Report) {
 		if m.Off.RequestsSec > 0 {
 			ratio = fmt.Sprintf("%.1f%%", m.On.RequestsSec/m.Off.RequestsSec*100)
 		}
-		row("single POST, middleware ON", fmtInt(int64(m.On.RequestsSec)), "req/s", fmtInt(int64(m.Off.RequestsSec)), ratio, "", "")
+		row("single POST, "+c.name+" ON", fmtInt(int64(m.On.RequestsSec)), "req/s", fmtInt(int64(m.Off.RequestsSec)), ratio, "", "")
 		row("  request p50 / p99", fmtMs(m.On.Latency.P50)+" / "+fmtMs(m.On.Latency.P99), "", "", "", "", "")
 		row("  rounds min / max", m.roundRange(true), "req/s", "", "", "", "")
 		row("  server CPU per request", fmt.Sprintf("%.0f µs", m.On.ServerCPUPerRequest), "", "", "", "", fmt.Sprintf("%+.1f%% vs OFF", m.CPUCost*100))
-		row("  access log lines", fmtInt(int64(m.On.Stop.AccessLogLines)), "", "", "", "", "")
+		if n := m.On.Stop.AccessLogLines; n > 0 {
+			row("  access log lines", fmtInt(int64(n)), "", "", "", "", "")
+		}
 		row("  errors", fmtInt(m.On.Errors.Total), "requests", "", "", "", "")
-		row("middleware cost (OFF/ON - 1)", fmt.Sprintf("%+.1f%%", m.Cost*100), "", "", "", fmt.Sprintf("<= %.0f%%", targetMiddlewareCost*100), verdict("middleware cost"))
+		row(c.name+" cost (OFF/ON - 1)", fmt.Sprintf("%+.1f%%", m.Cost*100), "", "", "", fmt.Sprintf("<= %.0f%%", m.Target*100), verdict(c.name+" cost"))
 	}
 	for _, d := range rep.RouterDrains {
 		if d.InitialLag > 0 {
@@ -437,7 +473,7 @@ func printTable(w io.Writer, rep *Report) {
 		fmt.Fprintln(w)
 		fmt.Fprintln(w, "CPU, average cores used per phase:")
 		for _, c := range rep.CPU {
-			fmt.Fprintf(w, "  %-8s %s\n", c.Phase, c.Usage)
+			fmt.Fprintf(w, "  %-11s %s\n", c.Phase, c.Usage)
 		}
 	}
 	if rep.Fatal != "" {
@@ -446,9 +482,9 @@ func printTable(w io.Writer, rep *Report) {
 }
 
 // roundSpan is the req/s of the slowest and the fastest round of one side.
-func (m *MiddlewareResult) roundSpan(on bool) (lo, hi float64) {
+func (m *CompareResult) roundSpan(on bool) (lo, hi float64) {
 	for _, r := range m.Rounds {
-		if r.Middleware != on {
+		if r.On != on {
 			continue
 		}
 		if lo == 0 || r.RequestsSec < lo {
@@ -459,13 +495,13 @@ func (m *MiddlewareResult) roundSpan(on bool) (lo, hi float64) {
 	return lo, hi
 }
 
-func (m *MiddlewareResult) roundRange(on bool) string {
+func (m *CompareResult) roundRange(on bool) string {
 	lo, hi := m.roundSpan(on)
 	return fmtInt(int64(lo)) + " / " + fmtInt(int64(hi))
 }
 
 // spread is how much faster one side's fastest round was than its slowest.
-func (m *MiddlewareResult) spread(on bool) float64 {
+func (m *CompareResult) spread(on bool) float64 {
 	if lo, hi := m.roundSpan(on); lo > 0 {
 		return hi/lo - 1
 	}

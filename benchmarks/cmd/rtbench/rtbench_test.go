@@ -95,25 +95,48 @@ func TestFmtInt(t *testing.T) {
 	}
 }
 
-func TestMiddlewareVerdict(t *testing.T) {
+func TestComparisonVerdict(t *testing.T) {
 	for _, c := range []struct {
+		metrics bool
 		on, off float64
 		pass    bool
-	}{{1000, 1099, true}, {1000, 1101, false}, {1200, 1000, true}} {
-		m := &MiddlewareResult{On: MiddlewareSide{RequestsSec: c.on}, Off: MiddlewareSide{RequestsSec: c.off}}
+	}{
+		{false, 1000, 1099, true}, {false, 1000, 1101, false}, {false, 1200, 1000, true},
+		{true, 1000, 1049, true}, {true, 1000, 1051, false}, {true, 1200, 1000, true},
+	} {
+		m := &CompareResult{On: CompareSide{RequestsSec: c.on}, Off: CompareSide{RequestsSec: c.off}, Target: targetMiddlewareCost}
 		m.Cost = m.Off.RequestsSec/m.On.RequestsSec - 1
-		rep := &Report{Middleware: m}
+		rep, name := &Report{Middleware: m}, "middleware cost"
+		if c.metrics {
+			m.Target = targetMetricsCost
+			rep, name = &Report{Metrics: m}, "metrics cost"
+		}
 		rep.evaluate()
-		if len(rep.Targets) != 1 || rep.Targets[0].Pass != c.pass {
-			t.Errorf("ON %v OFF %v: targets %+v, want pass=%v", c.on, c.off, rep.Targets, c.pass)
+		if len(rep.Targets) != 1 || rep.Targets[0].Name != name || rep.Targets[0].Pass != c.pass {
+			t.Errorf("%s: ON %v OFF %v: targets %+v, want pass=%v", name, c.on, c.off, rep.Targets, c.pass)
 		}
 	}
-	m := &MiddlewareResult{On: MiddlewareSide{RequestsSec: 1000}, Off: MiddlewareSide{RequestsSec: 1050}, Cost: 0.05,
-		Rounds: []MiddlewareRound{{Middleware: true, RequestsSec: 800}, {RequestsSec: 1050}, {RequestsSec: 1050}, {Middleware: true, RequestsSec: 1200}}}
+	m := &CompareResult{On: CompareSide{RequestsSec: 1000}, Off: CompareSide{RequestsSec: 1050}, Cost: 0.05, Target: targetMiddlewareCost,
+		Rounds: []CompareRound{{On: true, RequestsSec: 800}, {RequestsSec: 1050}, {RequestsSec: 1050}, {On: true, RequestsSec: 1200}}}
 	rep := &Report{Middleware: m}
 	rep.evaluate()
 	if !rep.Targets[0].Pass || !strings.Contains(rep.Targets[0].Margin, "differ by 50%: noise") {
 		t.Errorf("noisy rounds: %+v", rep.Targets[0])
+	}
+	// The metrics phase's noise warning is against its own, smaller target.
+	m = &CompareResult{On: CompareSide{Requests: 20000, RequestsSec: 1000}, Off: CompareSide{Requests: 20000, RequestsSec: 1000}, Target: targetMetricsCost,
+		Rounds: []CompareRound{{On: true, RequestsSec: 1000}, {RequestsSec: 1000}, {RequestsSec: 1070}, {On: true, RequestsSec: 1000}}}
+	rep = &Report{Metrics: m}
+	rep.evaluate()
+	if !rep.Targets[0].Pass || !strings.Contains(rep.Targets[0].Margin, "differ by 7%: noise") {
+		t.Errorf("noisy metrics rounds: %+v", rep.Targets[0])
+	}
+	var out strings.Builder
+	printTable(&out, rep)
+	for _, want := range []string{"single POST, metrics OFF", "single POST, metrics ON", "metrics cost (OFF/ON - 1)", "<= 5%", "PASS"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, out.String())
+		}
 	}
 }
 
@@ -129,10 +152,10 @@ func TestMergeCPUAndErrors(t *testing.T) {
 	}
 }
 
-func TestMiddlewareOrder(t *testing.T) {
+func TestComparisonOrder(t *testing.T) {
 	var got []bool
 	for i := range 8 {
-		got = append(got, middlewareOn(i))
+		got = append(got, thueMorseOn(i))
 	}
 	// ON OFF OFF ON, then the mirror: each half has two of each.
 	if want := []bool{true, false, false, true, false, true, true, false}; !slices.Equal(got, want) {

@@ -46,6 +46,10 @@ type serverVariant struct {
 	// logLevel is LOG_LEVEL: "warn" has no access log, "info" writes one
 	// line per request (as JSON, to the server's log file).
 	logLevel string
+	// metricsOff sets METRICS_DISABLED=true: no HTTP, Kafka or pipeline
+	// instrumentation. Without it METRICS_DISABLED=false is set anyway, so
+	// a value in rtbench's own environment cannot switch the ON side off.
+	metricsOff bool
 }
 
 // buildServer returns the rtstream binary to run: -server-bin, or
@@ -129,6 +133,7 @@ func startServer(ctx context.Context, o options, bin string, v serverVariant) (*
 		"RATE_LIMIT_RPS=1000000",
 		"RATE_LIMIT_BURST=1000000",
 		"SHUTDOWN_TIMEOUT=15s",
+		fmt.Sprintf("METRICS_DISABLED=%t", v.metricsOff),
 	)
 	if v.auth {
 		s.APIKey = randomHex(16)
