@@ -34,6 +34,7 @@ type Registry struct {
 	// has a client of its own so that its long-polling fetches never hold up
 	// a ListOffsets or a produce on the same connection.
 	client   sarama.Client
+	seeds    []string // the configured bootstrap addresses, for Ping
 	producer sarama.SyncProducer
 	consumer sarama.Consumer
 	pc       sarama.PartitionConsumer
@@ -67,6 +68,7 @@ func OpenRegistry(ctx context.Context, cfg Config, log *slog.Logger, onDelete fu
 		log:      log,
 		onDelete: onDelete,
 		client:   client,
+		seeds:    cfg.Brokers,
 		done:     make(chan struct{}),
 		streams:  make(map[string]rtstream.Stream),
 		moved:    make(chan struct{}),
@@ -312,12 +314,24 @@ func (r *Registry) write(ctx context.Context, id string, value []byte) error {
 
 // Ping reports whether a broker accepts connections, within ctx. It dials
 // instead of asking Sarama for metadata, whose retries outlast any sensible
-// readiness probe when the broker is down.
+// readiness probe when the broker is down. It dials the bootstrap addresses
+// too: Sarama forgets the brokers it failed to reach and learns them again
+// only at its next metadata refresh, which a server kept out of rotation by
+// this very check may not get for minutes.
 func (r *Registry) Ping(ctx context.Context) error {
 	var d net.Dialer
 	var errs []error
+	addrs := make([]string, 0, len(r.seeds)+1)
 	for _, b := range r.client.Brokers() {
-		conn, err := d.DialContext(ctx, "tcp", b.Addr())
+		addrs = append(addrs, b.Addr())
+	}
+	for _, seed := range r.seeds {
+		if !slices.Contains(addrs, seed) {
+			addrs = append(addrs, seed)
+		}
+	}
+	for _, addr := range addrs {
+		conn, err := d.DialContext(ctx, "tcp", addr)
 		if err == nil {
 			conn.Close()
 			return nil
