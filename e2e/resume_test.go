@@ -17,7 +17,8 @@ import (
 	"time"
 )
 
-// TestResumeAcrossInstances: while 5,000 events flow through 10 streams,
+// TestResumeAcrossInstances: while 5,000 events flow through 10 streams
+// (two concurrent senders each, alternating servers),
 // every stream's subscriber disconnects at random 20 times and reconnects
 // with its last cursor, alternating between two server processes. The
 // checker must find nothing lost, duplicated or reordered.
@@ -65,33 +66,39 @@ func runResumeChurn(t *testing.T, label string, restart bool) {
 			})
 		}()
 	}
-	sendErrs := make(chan error, streams)
+	// Two senders per stream, concurrently: each one's events must reach
+	// every subscriber in that sender's order.
+	const senders = 2
+	sendErrs := make(chan error, streams*senders)
 	for i, id := range ids {
-		sendWG.Add(1)
-		go func() {
-			defer sendWG.Done()
-			rng := rand.New(rand.NewPCG(uint64(i), 7))
-			for n := 0; n < perStream; {
-				size := min(1+rng.IntN(20), perStream-n)
-				var body bytes.Buffer
-				body.WriteByte('[')
-				for k := 0; k < size; k++ {
-					if k > 0 {
-						body.WriteByte(',')
+		for snd := range senders {
+			sendWG.Add(1)
+			go func() {
+				defer sendWG.Done()
+				rng := rand.New(rand.NewPCG(uint64(i), uint64(7+snd)))
+				name := fmt.Sprintf("sender-%d", snd)
+				for n := 0; n < perStream/senders; {
+					size := min(1+rng.IntN(20), perStream/senders-n)
+					var body bytes.Buffer
+					body.WriteByte('[')
+					for k := 0; k < size; k++ {
+						if k > 0 {
+							body.WriteByte(',')
+						}
+						fmt.Fprintf(&body, `{"stream":%d,"sender":%d,"n":%d}`, i, snd, n+k)
 					}
-					fmt.Fprintf(&body, `{"stream":%d,"n":%d}`, i, n+k)
+					body.WriteByte(']')
+					got, err := sendRetrying(ctx, bases, n+snd, id, body.Bytes())
+					if err != nil {
+						sendErrs <- fmt.Errorf("stream %d %s: %w", i, name, err)
+						return
+					}
+					chk.ack(id, name, got)
+					acked.Add(int64(len(got)))
+					n += size
 				}
-				body.WriteByte(']')
-				got, err := sendRetrying(ctx, bases, n, id, body.Bytes())
-				if err != nil {
-					sendErrs <- fmt.Errorf("stream %d: %w", i, err)
-					return
-				}
-				chk.ack(id, "sender", got)
-				acked.Add(int64(len(got)))
-				n += size
-			}
-		}()
+			}()
+		}
 	}
 
 	if restart {
