@@ -6,6 +6,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/rtstream/rtstream/middleware"
+	"github.com/rtstream/rtstream/openapi"
 	"github.com/rtstream/rtstream/problem"
 )
 
@@ -31,6 +32,8 @@ func NewServer(deps Deps) http.Handler {
 
 	r.Get("/healthz", s.healthz)
 	r.Get("/readyz", s.readyz)
+	// Public documentation of this API: no credential, no rate limit.
+	r.Get("/openapi.yaml", openapi.Serve)
 	if deps.MetricsHandler != nil {
 		r.Method(http.MethodGet, "/metrics", deps.MetricsHandler)
 	}
