@@ -5,6 +5,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/rtstream/rtstream/console"
 	"github.com/rtstream/rtstream/middleware"
 	"github.com/rtstream/rtstream/openapi"
 	"github.com/rtstream/rtstream/problem"
@@ -37,6 +38,10 @@ func NewServer(deps Deps) http.Handler {
 	if deps.MetricsHandler != nil {
 		r.Method(http.MethodGet, "/metrics", deps.MetricsHandler)
 	}
+	// The browser console: public files (own CSP); the API calls the page
+	// makes carry the key its user types in, through the Guard below.
+	r.Handle(console.Path, console.Handler())
+	r.Handle(console.Path+"/*", console.Handler())
 
 	r.Group(func(r chi.Router) {
 		r.Use(deps.Guard...)
