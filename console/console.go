@@ -43,6 +43,7 @@ var assets = func() map[string]asset {
 		Path:                  {"index.html", "text/html; charset=utf-8"},
 		Path + "/app.js":      {"app.js", "text/javascript; charset=utf-8"},
 		Path + "/console.css": {"console.css", "text/css; charset=utf-8"},
+		Path + "/icon.svg":    {"icon.svg", "image/svg+xml"},
 	}
 	out := make(map[string]asset, len(files))
 	for path, f := range files {
