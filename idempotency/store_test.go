@@ -30,12 +30,26 @@ func testRedisURL(t testing.TB) string {
 }
 
 // testPrefix is a key prefix of the test's own, so tests and runs sharing
-// one Redis never see each other's keys.
+// one Redis never see each other's keys. The keys under it are deleted when
+// the test ends: answers live 24 h, and the shared Redis is not ours to fill.
 func testPrefix(t testing.TB) string {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	name := strings.NewReplacer("/", ".", " ", "_").Replace(t.Name())
-	return "rtstream-test:idempotency:" + name + ":" + hex.EncodeToString(b[:]) + ":"
+	prefix := "rtstream-test:idempotency:" + name + ":" + hex.EncodeToString(b[:]) + ":"
+	t.Cleanup(func() {
+		rc := redis.NewClient(mustParseURL(t, testRedisURL(t)))
+		defer rc.Close()
+		ctx := context.Background()
+		iter := rc.Scan(ctx, 0, prefix+"*", 100).Iterator()
+		for iter.Next(ctx) {
+			rc.Del(ctx, iter.Val())
+		}
+		if err := iter.Err(); err != nil {
+			t.Errorf("deleting the test's keys: %v", err)
+		}
+	})
+	return prefix
 }
 
 func newTestRedis(t testing.TB, cfg Config) *Redis {
