@@ -52,6 +52,10 @@ cmd_install() {
     apt_install "${missing[@]}"
   fi
   [[ -x $CHROMIUM ]] || die "the chromium package did not provide $CHROMIUM"
+  # playwright-core 1.65 needs node 20 or newer (Debian 12's own nodejs is 18).
+  local major
+  major="$(node -p 'process.versions.node.split(".")[0]')"
+  ((major >= 20)) || die "node $(node --version) is too old for playwright-core: install node 20 or newer"
 
   local want have
   want="$(wanted_version)"
