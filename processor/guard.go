@@ -30,9 +30,12 @@ import (
 const (
 	// MaxSteps is the number of loop iterations one evaluation may run.
 	MaxSteps = 1_000_000
-	// TimeBudget is the wall time one evaluation may take, checked at each
-	// loop iteration.
-	TimeBudget = 100 * time.Millisecond
+	// TimeBudget is the wall time one evaluation may take, checked every 64
+	// loop iterations. It is a safety net behind MaxSteps (about 0.25 s of
+	// steps on the development machine), generous because, unlike the other
+	// budgets, it depends on how loaded the machine is: an event must not
+	// become a dead letter because the router was busy.
+	TimeBudget = time.Second
 )
 
 // errBudget is what a guard says when it stops an evaluation.
