@@ -66,9 +66,18 @@ func (lt *loadTester) auth(req *http.Request) {
 // other, and keeps how long each create took: creation is not on the hot
 // path, but a slow one shows up here.
 func (lt *loadTester) createStreams(ctx context.Context, phase string, n int) ([]string, error) {
+	return lt.createStreamsWith(ctx, phase, n, "")
+}
+
+// createStreamsWith is createStreams with processor (a JSON object, as the
+// API takes it) on every stream, or none when it is empty.
+func (lt *loadTester) createStreamsWith(ctx context.Context, phase string, n int, processor string) ([]string, error) {
 	ids := make([]string, n)
 	for i := range ids {
 		body := fmt.Sprintf(`{"name":"rtbench-%s-%d"}`, phase, i)
+		if processor != "" {
+			body = fmt.Sprintf(`{"name":"rtbench-%s-%d","processor":%s}`, phase, i, processor)
+		}
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, lt.srv.URL+"/v1/streams", bytes.NewReader([]byte(body)))
 		if err != nil {
 			return nil, err
@@ -291,20 +300,27 @@ func (lt *loadTester) endToEnd(ctx context.Context) (*E2EResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	g, err := lt.subscribe(ctx, "e2e", streams)
+	return lt.endToEndOn(ctx, "e2e", streams, lt.o.Duration)
+}
+
+// endToEndOn is the measurement of endToEnd on streams made by the caller,
+// for d, labelled phase: the processors phase runs it on passthrough streams
+// and on streams with a processor.
+func (lt *loadTester) endToEndOn(ctx context.Context, phase string, streams []string, d time.Duration) (*E2EResult, error) {
+	g, err := lt.subscribe(ctx, phase, streams)
 	if err != nil {
 		return nil, err
 	}
 	defer g.Close()
-	progress("[e2e] %d SSE subscribers connected; %d workers, %d events per POST, for %s", len(streams), len(streams), lt.o.Batch, lt.o.Duration)
-	stopRecv := everySecond("e2e recv", func(_ time.Duration, last int64) (int64, string) {
+	progress("[%s] %d SSE subscribers connected; %d workers, %d events per POST, for %s", phase, len(streams), len(streams), lt.o.Batch, d)
+	stopRecv := everySecond(phase+" recv", func(_ time.Duration, last int64) (int64, string) {
 		n := g.received.Load()
 		return n, fmt.Sprintf("results received %s/s (%s so far)", fmtInt(n-last), fmtInt(n))
 	})
-	st := lt.closedLoop(ctx, "e2e send", len(streams), lt.o.Batch, streams, lt.o.Duration)
+	st := lt.closedLoop(ctx, phase+" send", len(streams), lt.o.Batch, streams, d)
 	stopRecv()
 	sent := st.okEvents.Load()
-	progress("[e2e] sent %s events in %.1fs; waiting for the results", fmtInt(sent), st.elapsed.Seconds())
+	progress("[%s] sent %s events in %.1fs; waiting for the results", phase, fmtInt(sent), st.elapsed.Seconds())
 	drain := g.waitFor(sent, 15*time.Second, 3*time.Minute)
 	g.Close()
 	sum := g.summary()
@@ -332,8 +348,8 @@ func (lt *loadTester) endToEnd(ctx context.Context) (*E2EResult, error) {
 		res.Seconds = sum.Last.Sub(st.firstSend).Seconds()
 		res.EventsPerSec = float64(sum.Received) / res.Seconds
 	}
-	progress("[e2e] %s events/s end to end (%s received of %s sent, %d lost, %d duplicates, %d disconnects)",
-		fmtInt(int64(res.EventsPerSec)), fmtInt(res.Received), fmtInt(res.Sent), res.Lost, res.Duplicates, res.Disconnects)
+	progress("[%s] %s events/s end to end (%s received of %s sent, %d lost, %d duplicates, %d disconnects)",
+		phase, fmtInt(int64(res.EventsPerSec)), fmtInt(res.Received), fmtInt(res.Sent), res.Lost, res.Duplicates, res.Disconnects)
 	return res, nil
 }
 

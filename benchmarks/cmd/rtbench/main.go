@@ -37,6 +37,14 @@ type options struct {
 	MWRounds    int
 	// MetricsRounds is -metrics-rounds, the metrics phase's MWRounds.
 	MetricsRounds int
+	// Resumers, ResumeBack, ResumeRate, ResumeStreams and ResumeReps shape
+	// the resume phase; ProcRounds is the processors phase's rounds.
+	Resumers      int
+	ResumeBack    int
+	ResumeRate    int
+	ResumeStreams int
+	ResumeReps    int
+	ProcRounds    int
 	JSONPath      string
 	ServerBin     string
 	Keep          bool
@@ -44,10 +52,14 @@ type options struct {
 }
 
 // allPhases are the phases in the order they run. serverPhases share one
-// server; the middleware and metrics phases start two of their own each.
+// server; the resume and processors phases start one of their own each, the
+// middleware and metrics phases two. defaultPhases run without -phases: the
+// resume and processors phases are left out, as they add about three minutes
+// and a burst of 1,000 connections (ask for them by name, or "all").
 var (
-	allPhases    = []string{"baseline", "single", "batch", "e2e", "latency", "middleware", "metrics"}
-	serverPhases = []string{"single", "batch", "e2e", "latency"}
+	allPhases     = []string{"baseline", "single", "batch", "e2e", "latency", "resume", "processors", "middleware", "metrics"}
+	defaultPhases = []string{"baseline", "single", "batch", "e2e", "latency", "middleware", "metrics"}
+	serverPhases  = []string{"single", "batch", "e2e", "latency"}
 )
 
 func parseFlags(args []string) (options, error) {
@@ -61,10 +73,16 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.Streams, "streams", 16, "streams per phase (batch phases use one worker per stream)")
 	fs.IntVar(&o.MWRounds, "mw-rounds", 4, "rounds of the middleware phase, alternating ON, OFF, OFF, ON, ...; even, -duration/(rounds/2) each")
 	fs.IntVar(&o.MetricsRounds, "metrics-rounds", 4, "rounds of the metrics phase, like -mw-rounds")
+	fs.IntVar(&o.Resumers, "resumers", 1000, "SSE connections that resume at once in the resume phase's burst")
+	fs.IntVar(&o.ResumeBack, "resume-back", 2000, "results back (at least; up to 199 more) each resumer of the burst starts")
+	fs.IntVar(&o.ResumeRate, "resume-rate", 500, "events/s to the live subscriber's stream during the resume phase's burst")
+	fs.IntVar(&o.ResumeStreams, "resume-streams", 4, "streams the burst's resumers share")
+	fs.IntVar(&o.ResumeReps, "resume-reps", 3, "timed resumes of 10,000 results, from Kafka and from history each")
+	fs.IntVar(&o.ProcRounds, "proc-rounds", 4, "rounds of the processors phase, alternating ON, OFF, OFF, ON, ...; even, -duration/(rounds/2) each")
 	fs.StringVar(&o.JSONPath, "json", "out/bench.json", "where to write the figures as JSON")
 	fs.StringVar(&o.ServerBin, "server-bin", "", "a prebuilt rtstream binary (default: build ./cmd/rtstream into a temp dir)")
 	fs.BoolVar(&o.Keep, "keep", false, "keep the temp dir (server binary, data and log) and the server's topics after the run")
-	phases := fs.String("phases", strings.Join(allPhases, ","), "comma-separated phases to run (a partial run cannot check every target)")
+	phases := fs.String("phases", strings.Join(defaultPhases, ","), "comma-separated phases to run, or all (a partial run cannot check every target); of "+strings.Join(allPhases, ","))
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -76,6 +94,12 @@ func parseFlags(args []string) (options, error) {
 	o.Phases = map[string]bool{}
 	for _, p := range strings.Split(*phases, ",") {
 		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		if p == "all" {
+			for _, q := range allPhases {
+				o.Phases[q] = true
+			}
 			continue
 		}
 		if !slices.Contains(allPhases, p) {
@@ -96,6 +120,12 @@ func parseFlags(args []string) (options, error) {
 		return o, errors.New("-mw-rounds must be even and at least 2")
 	case o.MetricsRounds < 2 || o.MetricsRounds%2 != 0:
 		return o, errors.New("-metrics-rounds must be even and at least 2")
+	case o.ProcRounds < 2 || o.ProcRounds%2 != 0:
+		return o, errors.New("-proc-rounds must be even and at least 2")
+	case o.Resumers < 1 || o.ResumeStreams < 1 || o.ResumeReps < 1 || o.ResumeRate < 10:
+		return o, errors.New("-resumers, -resume-streams and -resume-reps must be at least 1, -resume-rate at least 10")
+	case o.ResumeBack <= 1024:
+		return o, errors.New("-resume-back must be over 1024: a cursor fewer records back is in the history, and the burst is of resumes from Kafka")
 	}
 	return o, nil
 }
@@ -124,6 +154,8 @@ func run(ctx context.Context, o options) int {
 		Config: ReportConfig{
 			Brokers: o.Brokers, Duration: o.Duration.String(), Concurrency: o.Concurrency,
 			Batch: o.Batch, Rate: o.Rate, Streams: o.Streams, MWRounds: o.MWRounds, MetricsRounds: o.MetricsRounds,
+			Resumers: o.Resumers, ResumeBack: o.ResumeBack, ResumeRate: o.ResumeRate, ResumeStreams: o.ResumeStreams,
+			ResumeReps: o.ResumeReps, ProcRounds: o.ProcRounds,
 			GoVersion: runtime.Version(), NumCPU: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0),
 		},
 	}
@@ -158,8 +190,8 @@ func run(ctx context.Context, o options) int {
 
 // phases runs the baseline, then the four server phases on one server, each
 // on fresh streams so that one phase's results never reach another phase's
-// subscribers, then the middleware and metrics phases on two servers of their
-// own each.
+// subscribers, then the resume and processors phases on a server of their
+// own each, then the middleware and metrics phases on two servers each.
 func phases(ctx context.Context, o options, rep *Report) error {
 	kc, err := newKafkaObserver(o.Brokers)
 	if err != nil {
@@ -187,7 +219,7 @@ func phases(ctx context.Context, o options, rep *Report) error {
 		}
 	}
 	onServer := slices.ContainsFunc(serverPhases, func(p string) bool { return o.Phases[p] })
-	if !onServer && !o.Phases["middleware"] && !o.Phases["metrics"] {
+	if !onServer && !o.Phases["resume"] && !o.Phases["processors"] && !o.Phases["middleware"] && !o.Phases["metrics"] {
 		return nil
 	}
 	bin, cleanup, err := buildServer(ctx, o)
@@ -198,6 +230,16 @@ func phases(ctx context.Context, o options, rep *Report) error {
 	if onServer {
 		if err := runServerPhases(ctx, o, bin, kc, rep); err != nil {
 			return err
+		}
+	}
+	if o.Phases["resume"] {
+		if err := runResumePhase(ctx, o, bin, kc, rep); err != nil {
+			return fmt.Errorf("resume: %w", err)
+		}
+	}
+	if o.Phases["processors"] {
+		if err := runProcessorsPhase(ctx, o, bin, kc, rep); err != nil {
+			return fmt.Errorf("processors: %w", err)
 		}
 	}
 	if o.Phases["middleware"] {

@@ -26,21 +26,23 @@ const (
 
 // Report is everything one run measured; it is written as JSON as is.
 type Report struct {
-	StartedAt    time.Time       `json:"started_at"`
-	Elapsed      string          `json:"elapsed"`
-	Config       ReportConfig    `json:"config"`
-	Baseline     *BaselineResult `json:"baseline,omitempty"`
-	Single       *SingleResult   `json:"single_event,omitempty"`
-	Batch        *BatchResult    `json:"batch_ingest,omitempty"`
-	E2E          *E2EResult      `json:"end_to_end,omitempty"`
-	Latency      *LatencyResult  `json:"latency,omitempty"`
-	Middleware   *CompareResult  `json:"middleware,omitempty"`
-	Metrics      *CompareResult  `json:"metrics,omitempty"`
-	Targets      []TargetResult  `json:"targets"`
-	StreamCreate LatencySummary  `json:"stream_create_ms"`
-	RouterDrains []RouterDrain   `json:"router_drains,omitempty"`
-	CPU          []PhaseCPU      `json:"cpu,omitempty"`
-	ServerStop   ServerStop      `json:"server_stop"`
+	StartedAt    time.Time         `json:"started_at"`
+	Elapsed      string            `json:"elapsed"`
+	Config       ReportConfig      `json:"config"`
+	Baseline     *BaselineResult   `json:"baseline,omitempty"`
+	Single       *SingleResult     `json:"single_event,omitempty"`
+	Batch        *BatchResult      `json:"batch_ingest,omitempty"`
+	E2E          *E2EResult        `json:"end_to_end,omitempty"`
+	Latency      *LatencyResult    `json:"latency,omitempty"`
+	Middleware   *CompareResult    `json:"middleware,omitempty"`
+	Metrics      *CompareResult    `json:"metrics,omitempty"`
+	Resume       *ResumeResult     `json:"resume,omitempty"`
+	Processors   *ProcessorsResult `json:"processors,omitempty"`
+	Targets      []TargetResult    `json:"targets"`
+	StreamCreate LatencySummary    `json:"stream_create_ms"`
+	RouterDrains []RouterDrain     `json:"router_drains,omitempty"`
+	CPU          []PhaseCPU        `json:"cpu,omitempty"`
+	ServerStop   ServerStop        `json:"server_stop"`
 	// BrokerRestarted is set when the broker's process changed during the
 	// run: someone restarted it, and the figures are not comparable.
 	BrokerRestarted bool   `json:"broker_restarted,omitempty"`
@@ -57,6 +59,12 @@ type ReportConfig struct {
 	Streams       int      `json:"streams"`
 	MWRounds      int      `json:"mw_rounds"`
 	MetricsRounds int      `json:"metrics_rounds"`
+	Resumers      int      `json:"resumers"`
+	ResumeBack    int      `json:"resume_back"`
+	ResumeRate    int      `json:"resume_rate"`
+	ResumeStreams int      `json:"resume_streams"`
+	ResumeReps    int      `json:"resume_reps"`
+	ProcRounds    int      `json:"proc_rounds"`
 	GoVersion     string   `json:"go_version"`
 	NumCPU        int      `json:"num_cpu"`
 	GOMAXPROCS    int      `json:"gomaxprocs"`
@@ -195,6 +203,146 @@ type SecondLatency struct {
 	Max    float64 `json:"max"`
 }
 
+// ResumeResult is the resume phase: timed single resumes of resumeResults
+// results (target 1) and the burst of resumes beside a live subscriber
+// (target 2).
+type ResumeResult struct {
+	// Back is how many results a single resume replays.
+	Back    int       `json:"results_per_resume"`
+	Kafka   ResumeRun `json:"from_kafka"`
+	History ResumeRun `json:"from_history"`
+	// KafkaBatched is a resume from Kafka of records of 100 results, not
+	// judged: beside Kafka it shows what a record costs.
+	KafkaBatched ResumeRun    `json:"from_kafka_records_of_100"`
+	Burst        *ResumeBurst `json:"burst,omitempty"`
+	// Requests and Errors are the setup's and the live sender's POSTs.
+	Requests int64       `json:"requests"`
+	Errors   ErrorReport `json:"errors"`
+	Stop     ServerStop  `json:"server_stop"`
+}
+
+// ResumeRun is the tries of single resumes on one stream.
+type ResumeRun struct {
+	Stream string `json:"stream"`
+	// Expected is the path the stream was prepared for: "kafka" or
+	// "history"; PathOK says every try took it, by /metrics.
+	Expected string `json:"expected_path"`
+	PathOK   bool   `json:"path_ok"`
+	// Exact says every try got exactly the results after its cursor, in
+	// the order the live subscriber saw them.
+	Exact bool `json:"exact"`
+	// Seconds and ResultsPerSec are the slowest try's; Fastest the
+	// fastest's seconds.
+	Seconds       float64     `json:"seconds"`
+	ResultsPerSec float64     `json:"results_per_sec"`
+	Fastest       float64     `json:"fastest_seconds"`
+	Tries         []ResumeTry `json:"tries"`
+}
+
+// ResumeTry is one timed resume.
+type ResumeTry struct {
+	Cursor        string           `json:"cursor"`
+	Received      int64            `json:"received"`
+	Seconds       float64          `json:"seconds"`
+	ResultsPerSec float64          `json:"results_per_sec"`
+	ConnectedMs   float64          `json:"connected_ms"`
+	FirstResultMs float64          `json:"first_result_ms"`
+	Deltas        map[string]int64 `json:"resumes_total_delta"`
+	Path          string           `json:"path"`
+	Exact         bool             `json:"exact"`
+}
+
+// ResumeBurst is many subscribers resuming at once while a live subscriber
+// on another stream receives a paced feed.
+type ResumeBurst struct {
+	Resumers int `json:"resumers"`
+	Streams  int `json:"streams"`
+	Back     int `json:"min_results_back"`
+	Rate     int `json:"live_events_per_sec"`
+	// Seconds is from the burst's start until its last resume completed.
+	Seconds        float64          `json:"seconds"`
+	Completed      int              `json:"completed_exact"`
+	Inexact        int              `json:"completed_inexact"`
+	Failed         int              `json:"failed"`
+	ResumeErrors   ErrorReport      `json:"resume_errors"`
+	ResumeTime     LatencySummary   `json:"resume_completion_ms"`
+	Replayed       int64            `json:"replayed_results"`
+	ReplayedPerSec float64          `json:"replayed_per_sec"`
+	Deltas         map[string]int64 `json:"resumes_total_delta"`
+	Path           string           `json:"path"`
+	// Quiet and During are the live subscriber's POST→SSE latency for the
+	// events sent before the burst and while it ran; Ratio is their p99s'.
+	Quiet        LatencySummary `json:"live_quiet_ms"`
+	During       LatencySummary `json:"live_during_ms"`
+	Ratio        float64        `json:"p99_ratio"`
+	LiveSent     int64          `json:"live_sent"`
+	LiveReceived int64          `json:"live_received"`
+	LiveLost     int64          `json:"live_lost"`
+	LiveErrors   ErrorReport    `json:"live_errors"`
+}
+
+// ProcessorsResult is the processors phase: end-to-end rounds on
+// passthrough streams (Off) and on streams with a processor (On).
+type ProcessorsResult struct {
+	Filter       string      `json:"filter"`
+	Map          string      `json:"map"`
+	RoundSeconds float64     `json:"round_seconds"`
+	Rounds       []ProcRound `json:"rounds"`
+	On           ProcSide    `json:"on"`
+	Off          ProcSide    `json:"off"`
+	// Cost is OFF events/s ÷ ON events/s − 1, as the comparison phases.
+	Cost    float64    `json:"cost"`
+	Target  float64    `json:"target"`
+	CPUCost float64    `json:"server_cpu_cost"`
+	Check   string     `json:"check,omitempty"`
+	Stop    ServerStop `json:"server_stop"`
+}
+
+// ProcRound is one end-to-end round of the processors phase.
+type ProcRound struct {
+	On           bool    `json:"on"`
+	Sent         int64   `json:"sent"`
+	Received     int64   `json:"received"`
+	Lost         int64   `json:"lost"`
+	Duplicates   int64   `json:"duplicates"`
+	Seconds      float64 `json:"seconds"`
+	EventsPerSec float64 `json:"events_per_sec"`
+	P99          float64 `json:"send_to_sse_p99_ms"`
+	Errors       int64   `json:"errors"`
+}
+
+// ProcSide is the rounds of one kind of stream added up.
+type ProcSide struct {
+	Rounds       int         `json:"rounds"`
+	Sent         int64       `json:"sent"`
+	Received     int64       `json:"received"`
+	Lost         int64       `json:"lost"`
+	Duplicates   int64       `json:"duplicates"`
+	Seconds      float64     `json:"seconds"`
+	EventsPerSec float64     `json:"events_per_sec"`
+	Requests     int64       `json:"requests"`
+	Errors       ErrorReport `json:"errors"`
+	// P99Max is the highest POST→SSE p99 of the side's rounds.
+	P99Max            float64  `json:"send_to_sse_p99_max_ms"`
+	ServerCPUPerEvent float64  `json:"server_cpu_us_per_event"`
+	CPU               CPUUsage `json:"cpu"`
+	serverS           float64
+}
+
+// roundSpan is the events/s of the slowest and fastest round of one side.
+func (p *ProcessorsResult) roundSpan(on bool) (lo, hi float64) {
+	for _, r := range p.Rounds {
+		if r.On != on {
+			continue
+		}
+		if lo == 0 || r.EventsPerSec < lo {
+			lo = r.EventsPerSec
+		}
+		hi = max(hi, r.EventsPerSec)
+	}
+	return lo, hi
+}
+
 // LatencySummary holds percentiles in milliseconds.
 type LatencySummary struct {
 	Count int     `json:"count"`
@@ -318,6 +466,49 @@ func (rep *Report) evaluate() {
 		}
 		rep.Targets = append(rep.Targets, t)
 	}
+	if r := rep.Resume; r != nil {
+		for _, run := range []struct {
+			name string
+			r    ResumeRun
+		}{{"resume 10k from kafka", r.Kafka}, {"resume 10k from history", r.History}} {
+			if len(run.r.Tries) == 0 {
+				continue
+			}
+			v := run.r.Seconds
+			t := TargetResult{Name: run.name, Value: v, Target: targetResumeSeconds, Unit: "s",
+				Pass: v < targetResumeSeconds && run.r.PathOK && run.r.Exact}
+			t.Margin = fmt.Sprintf("%+.2f s (slowest of %d)", v-targetResumeSeconds, len(run.r.Tries))
+			if !run.r.PathOK {
+				t.Margin += ", but not every try took the " + run.r.Expected + " path"
+			}
+			if !run.r.Exact {
+				t.Margin += ", but a replay was not exact"
+			}
+			rep.Targets = append(rep.Targets, t)
+		}
+		if b := r.Burst; b != nil && b.Quiet.P99 > 0 && b.During.Count > 0 {
+			t := TargetResult{Name: "live p99 during resume burst", Value: b.Ratio, Target: targetResumeBurstRatio, Unit: "x",
+				Pass: b.Ratio <= targetResumeBurstRatio && b.Completed == b.Resumers && b.Path == "kafka"}
+			t.Margin = fmt.Sprintf("%+.2f", b.Ratio-targetResumeBurstRatio)
+			if b.Completed != b.Resumers {
+				t.Margin += fmt.Sprintf(", but only %d of %d resumes completed exactly", b.Completed, b.Resumers)
+			}
+			if b.Path != "kafka" {
+				t.Margin += ", but the resumes' path was " + b.Path + ", not kafka"
+			}
+			rep.Targets = append(rep.Targets, t)
+		}
+	}
+	if p := rep.Processors; p != nil && p.On.EventsPerSec > 0 {
+		t := TargetResult{Name: "processors cost", Value: p.Cost * 100, Target: p.Target * 100, Unit: "%", Pass: p.Cost <= p.Target}
+		t.Margin = fmt.Sprintf("%+.1f pts", (p.Cost-p.Target)*100)
+		if lo, hi := p.roundSpan(true); lo > 0 && hi/lo-1 > p.Target {
+			t.Margin += fmt.Sprintf(", but ON rounds differ by %.0f%%: noise", (hi/lo-1)*100)
+		} else if lo, hi := p.roundSpan(false); lo > 0 && hi/lo-1 > p.Target {
+			t.Margin += fmt.Sprintf(", but OFF rounds differ by %.0f%%: noise", (hi/lo-1)*100)
+		}
+		rep.Targets = append(rep.Targets, t)
+	}
 }
 
 // namedComparison is a comparison phase's result with the name its table
@@ -359,6 +550,22 @@ func (rep *Report) requestTotals() (reqs, errs int64) {
 	}
 	for _, c := range rep.comparisons() {
 		for _, s := range []CompareSide{c.res.On, c.res.Off} {
+			reqs += s.Requests + s.Errors.Total
+			errs += s.Errors.Total
+		}
+	}
+	if r := rep.Resume; r != nil {
+		reqs += r.Requests + r.Errors.Total
+		errs += r.Errors.Total
+		if b := r.Burst; b != nil {
+			// Each resumer's connection is a request; the live sender's
+			// POSTs are in r.Requests, its failures here.
+			reqs += int64(b.Resumers) + b.LiveErrors.Total
+			errs += int64(b.Failed) + b.LiveErrors.Total
+		}
+	}
+	if p := rep.Processors; p != nil {
+		for _, s := range []ProcSide{p.On, p.Off} {
 			reqs += s.Requests + s.Errors.Total
 			errs += s.Errors.Total
 		}
@@ -458,6 +665,65 @@ func printTable(w io.Writer, rep *Report) {
 		}
 		row("  errors", fmtInt(m.On.Errors.Total), "requests", "", "", "", "")
 		row(c.name+" cost (OFF/ON - 1)", fmt.Sprintf("%+.1f%%", m.Cost*100), "", "", "", fmt.Sprintf("<= %.0f%%", m.Target*100), verdict(c.name+" cost"))
+	}
+	if r := rep.Resume; r != nil {
+		for _, run := range []struct {
+			label, name string
+			r           ResumeRun
+		}{{"resume 10k, from Kafka", "resume 10k from kafka", r.Kafka}, {"resume 10k, from history", "resume 10k from history", r.History},
+			{"  same, Kafka, records of 100", "", r.KafkaBatched}} {
+			if len(run.r.Tries) == 0 {
+				continue
+			}
+			target := fmt.Sprintf("< %.0f s", targetResumeSeconds)
+			if run.name == "" {
+				target = "none"
+			}
+			row(run.label, fmtMs(run.r.Seconds*1000), "slowest", "-", "-", target, verdict(run.name))
+			row("  fastest", fmtMs(run.r.Fastest*1000), "", "", "", "", "")
+			row("  results/s (slowest)", fmtInt(int64(run.r.ResultsPerSec)), "results/s", "", "", "", "")
+			paths := ""
+			for i, t := range run.r.Tries {
+				if i > 0 {
+					paths += ", "
+				}
+				paths += t.Path
+			}
+			row("  path by resumes_total", paths, "", "", "", "", fmt.Sprintf("exact: %t", run.r.Exact))
+		}
+		if b := r.Burst; b != nil {
+			ratio := "-"
+			if b.Quiet.P99 > 0 {
+				ratio = fmt.Sprintf("x%.2f", b.Ratio)
+			}
+			row(fmt.Sprintf("live p99, %s resumes at once", fmtInt(int64(b.Resumers))), fmtMs(b.During.P99), "p99", fmtMs(b.Quiet.P99), ratio,
+				fmt.Sprintf("<= x%.0f", targetResumeBurstRatio), verdict("live p99 during resume burst"))
+			row("  live p50 quiet / during", fmtMs(b.Quiet.P50)+" / "+fmtMs(b.During.P50), "", "", "", "", "")
+			row("  live samples quiet / during", fmtInt(int64(b.Quiet.Count))+" / "+fmtInt(int64(b.During.Count)), "", "", "", "", "")
+			row("  burst took", fmt.Sprintf("%.2f s", b.Seconds), "", "", "", "", "")
+			row("  per resume p50 / max", fmtMs(b.ResumeTime.P50)+" / "+fmtMs(b.ResumeTime.Max), "", "", "", "", "")
+			row("  exact / inexact / failed", fmt.Sprintf("%d / %d / %d", b.Completed, b.Inexact, b.Failed), "resumes", "", "", "", "")
+			row("  replayed", fmtInt(b.Replayed), "results", "", "", "", fmtInt(int64(b.ReplayedPerSec))+"/s")
+			row("  resumes_total delta", fmt.Sprintf("kafka %d, history %d", b.Deltas["kafka"], b.Deltas["history"]), "", "", "", "", "")
+			row("  live sent / received / lost", fmtInt(b.LiveSent)+" / "+fmtInt(b.LiveReceived)+" / "+fmtInt(b.LiveLost), "events", "", "", "", "")
+		}
+	}
+	if p := rep.Processors; p != nil && p.On.Rounds+p.Off.Rounds > 0 {
+		row("end-to-end, passthrough", fmtInt(int64(p.Off.EventsPerSec)), "events/s", "-", "-", "", "")
+		lo, hi := p.roundSpan(false)
+		row("  rounds min / max", fmtInt(int64(lo))+" / "+fmtInt(int64(hi)), "events/s", "", "", "", "")
+		row("  lost / duplicates", fmtInt(p.Off.Lost)+" / "+fmtInt(p.Off.Duplicates), "events", "", "", "", "")
+		row("  server CPU per event", fmt.Sprintf("%.1f µs", p.Off.ServerCPUPerEvent), "", "", "", "", "")
+		ratio := "-"
+		if p.Off.EventsPerSec > 0 {
+			ratio = fmt.Sprintf("%.1f%%", p.On.EventsPerSec/p.Off.EventsPerSec*100)
+		}
+		row("end-to-end, filter + map", fmtInt(int64(p.On.EventsPerSec)), "events/s", fmtInt(int64(p.Off.EventsPerSec)), ratio, "", "")
+		lo, hi = p.roundSpan(true)
+		row("  rounds min / max", fmtInt(int64(lo))+" / "+fmtInt(int64(hi)), "events/s", "", "", "", "")
+		row("  lost / duplicates", fmtInt(p.On.Lost)+" / "+fmtInt(p.On.Duplicates), "events", "", "", "", "")
+		row("  server CPU per event", fmt.Sprintf("%.1f µs", p.On.ServerCPUPerEvent), "", "", "", "", fmt.Sprintf("%+.1f%% vs passthrough", p.CPUCost*100))
+		row("processors cost (OFF/ON - 1)", fmt.Sprintf("%+.1f%%", p.Cost*100), "", "", "", fmt.Sprintf("<= %.0f%%", p.Target*100), verdict("processors cost"))
 	}
 	for _, d := range rep.RouterDrains {
 		if d.InitialLag > 0 {

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/rtstream/rtstream/processor"
 )
 
 // The figures are only as good as the arithmetic and the SSE parsing behind
@@ -160,5 +163,154 @@ func TestComparisonOrder(t *testing.T) {
 	// ON OFF OFF ON, then the mirror: each half has two of each.
 	if want := []bool{true, false, false, true, false, true, true, false}; !slices.Equal(got, want) {
 		t.Errorf("order %v, want %v", got, want)
+	}
+}
+
+func TestSSEParseKeepsCursorsAndStops(t *testing.T) {
+	body := ": connected\n\n" +
+		"id: 3-10-0\nevent: result\ndata: {\"data\":{\"seq\":1,\"t\":5}}\n\n" +
+		"id: 3-11-0\nevent: result\ndata: {\"data\":{\"seq\":2,\"t\":6}}\n\n" +
+		"id: 3-11-1\nevent: result\ndata: {\"data\":{\"seq\":3,\"t\":7}}\n\n"
+	s := &sseSub{connected: make(chan struct{}), keepIDs: true, stopAt: 2, reached: make(chan struct{})}
+	var n atomic.Int64
+	_ = s.parse(strings.NewReader(body), &n)
+	if !slices.Equal(s.ids, []string{"3-10-0", "3-11-0", "3-11-1"}) {
+		t.Errorf("ids %v", s.ids)
+	}
+	select {
+	case <-s.reached:
+	default:
+		t.Fatal("reached not closed at the 2nd result")
+	}
+	if s.reachedAt.IsZero() || s.connectedAt.IsZero() {
+		t.Errorf("reachedAt %v connectedAt %v", s.reachedAt, s.connectedAt)
+	}
+	p := preparedStream{ids: s.ids, seqs: s.seqs}
+	cursor, want := p.after(1)
+	if cursor != "3-11-0" || !slices.Equal(want, []int64{3}) {
+		t.Errorf("after(1) = %q %v", cursor, want)
+	}
+}
+
+func TestParseResumesAndPath(t *testing.T) {
+	text := "# HELP rtstream_resumes_total x\n# TYPE rtstream_resumes_total counter\n" +
+		"rtstream_resumes_total{source=\"history\"} 3\n" +
+		"rtstream_resumes_total{source=\"kafka\"} 1.001e+03\n" +
+		"rtstream_resumes_totally_other 9\n"
+	got, err := parseResumes(strings.NewReader(text))
+	if err != nil || got["history"] != 3 || got["kafka"] != 1001 || len(got) != 2 {
+		t.Fatalf("parseResumes = %v, %v", got, err)
+	}
+	for _, c := range []struct {
+		before, after map[string]int64
+		want          string
+	}{
+		{map[string]int64{"kafka": 1}, map[string]int64{"kafka": 2, "history": 3}, "mixed"},
+		{map[string]int64{"kafka": 1, "history": 3}, map[string]int64{"kafka": 1001, "history": 3}, "kafka"},
+		{nil, map[string]int64{"history": 1}, "history"},
+		{map[string]int64{"history": 1}, map[string]int64{"history": 1}, "none"},
+	} {
+		if got := resumePath(countDelta(c.before, c.after)); got != c.want {
+			t.Errorf("%v -> %v: path %q, want %q", c.before, c.after, got, c.want)
+		}
+	}
+}
+
+func TestLatencyBetween(t *testing.T) {
+	base := time.Unix(100, 0)
+	var samples []latencySample
+	for i := range 10 {
+		samples = append(samples, latencySample{sent: base.Add(time.Duration(i) * time.Second).UnixNano(), lat: time.Duration(i+1) * time.Millisecond})
+	}
+	l := latencyBetween(samples, base.Add(2*time.Second), base.Add(5*time.Second))
+	if l.Count != 3 || l.P50 != 4 || l.Max != 5 {
+		t.Errorf("window [2s, 5s): %+v", l)
+	}
+}
+
+// The processors phase's map must hand seq and t back exactly, as integers:
+// the SSE reader finds them by search, and a t in float notation would make
+// every latency of the ON side garbage.
+func TestProcessorKeepsSeqAndTime(t *testing.T) {
+	prog, err := processor.Compile(procFilter, procMap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(1795827745, 763496159)
+	ev := appendBody(nil, 1234567, 1, now)
+	out, keep, err := prog.Eval(processor.Event{ID: "e", ReceivedAt: now, Data: ev})
+	if err != nil || !keep {
+		t.Fatalf("eval: keep %v err %v", keep, err)
+	}
+	seq, ok1 := intField(out, `"seq":`)
+	ts, ok2 := intField(out, `"t":`)
+	if !ok1 || !ok2 || seq != 1234567 || ts != now.UnixNano() || bytes.Contains(out, []byte("pad\":")) {
+		t.Errorf("map made %s", out)
+	}
+	page := []byte(`{"results":[{"cursor":"1-2-0","data":` + string(out) + `}],"next":"1-2-0"}`)
+	if _, err := mappedShape(page); err != nil {
+		t.Errorf("mappedShape of the map's own output: %v", err)
+	}
+	if _, err := mappedShape([]byte(`{"results":[{"data":` + string(ev) + `}]}`)); err == nil {
+		t.Error("mappedShape accepted an unmapped event")
+	}
+	var p struct{ Filter, Map string }
+	if err := json.Unmarshal([]byte(processorJSON()), &p); err != nil || p.Filter != procFilter || p.Map != procMap {
+		t.Errorf("processorJSON %s: %v", processorJSON(), err)
+	}
+}
+
+func TestResumeAndProcessorVerdicts(t *testing.T) {
+	rep := &Report{
+		Resume: &ResumeResult{
+			Kafka:   ResumeRun{Expected: "kafka", Tries: []ResumeTry{{Seconds: 0.4, Path: "kafka", Exact: true}, {Seconds: 0.9, Path: "kafka", Exact: true}}},
+			History: ResumeRun{Expected: "history", Tries: []ResumeTry{{Seconds: 0.1, Path: "kafka", Exact: true}}},
+			Burst: &ResumeBurst{Resumers: 10, Completed: 10, Path: "kafka",
+				Quiet: LatencySummary{Count: 100, P99: 10}, During: LatencySummary{Count: 50, P99: 21}},
+		},
+		Processors: &ProcessorsResult{Target: targetProcessorsCost, On: ProcSide{Rounds: 2, EventsPerSec: 1000}, Off: ProcSide{Rounds: 2, EventsPerSec: 1150}},
+	}
+	rep.Resume.Kafka.summarize()
+	rep.Resume.History.summarize()
+	rep.Resume.Burst.Ratio = rep.Resume.Burst.During.P99 / rep.Resume.Burst.Quiet.P99
+	rep.Processors.Cost = rep.Processors.Off.EventsPerSec/rep.Processors.On.EventsPerSec - 1
+	rep.evaluate()
+	want := map[string]bool{
+		"resume 10k from kafka":        true,  // slowest 0.9 s
+		"resume 10k from history":      false, // fast, but it took the Kafka path
+		"live p99 during resume burst": false, // ×2.1
+		"processors cost":              true,  // 15%
+	}
+	if len(rep.Targets) != len(want) {
+		t.Fatalf("targets %+v", rep.Targets)
+	}
+	for _, tr := range rep.Targets {
+		if w, ok := want[tr.Name]; !ok || w != tr.Pass {
+			t.Errorf("%s: pass %v, want %v (%s)", tr.Name, tr.Pass, w, tr.Margin)
+		}
+	}
+	if rep.Resume.Kafka.Seconds != 0.9 || rep.Resume.Kafka.Fastest != 0.4 {
+		t.Errorf("kafka run %+v", rep.Resume.Kafka)
+	}
+	var out strings.Builder
+	printTable(&out, rep)
+	for _, want := range []string{"resume 10k, from Kafka", "live p99, 10 resumes at once", "x2.10", "processors cost (OFF/ON - 1)", "+15.0%"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+func TestParsePhases(t *testing.T) {
+	o, err := parseFlags([]string{"-brokers", "x:9092"})
+	if err != nil || o.Phases["resume"] || o.Phases["processors"] || !o.Phases["e2e"] {
+		t.Errorf("default phases %v, %v", o.Phases, err)
+	}
+	o, err = parseFlags([]string{"-brokers", "x:9092", "-phases", "all"})
+	if err != nil || len(o.Phases) != len(allPhases) {
+		t.Errorf("all: %v, %v", o.Phases, err)
+	}
+	if _, err := parseFlags([]string{"-brokers", "x:9092", "-resume-back", "1000"}); err == nil {
+		t.Error("-resume-back 1000 (inside the history) accepted")
 	}
 }

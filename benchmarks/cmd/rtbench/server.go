@@ -50,6 +50,9 @@ type serverVariant struct {
 	// instrumentation. Without it METRICS_DISABLED=false is set anyway, so
 	// a value in rtbench's own environment cannot switch the ON side off.
 	metricsOff bool
+	// env is set last, over everything above: the resume phase raises
+	// MAX_SSE_PER_KEY this way, since all its 1,000 connections use one key.
+	env []string
 }
 
 // buildServer returns the rtstream binary to run: -server-bin, or
@@ -141,6 +144,7 @@ func startServer(ctx context.Context, o options, bin string, v serverVariant) (*
 	} else {
 		env = append(env, "AUTH_DISABLED=true")
 	}
+	env = append(env, v.env...)
 	s.cmd = exec.Command(bin)
 	s.cmd.Dir = work
 	s.cmd.Stdout = s.logFile

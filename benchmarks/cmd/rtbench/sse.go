@@ -24,6 +24,9 @@ type sseGroup struct {
 	cancel   context.CancelFunc
 	phase    string
 	closing  atomic.Bool
+	// earliest subscribes with ?from=earliest: every result of the stream,
+	// then the live ones.
+	earliest bool
 }
 
 // sseSub is one subscriber's connection and everything it received.
@@ -39,16 +42,33 @@ type sseSub struct {
 	seqs        []int64         // the "seq" of every result, in arrival order
 	lats        []time.Duration // receive time − the event's "t"
 	sent        []int64         // the event's "t", beside each of lats
+
+	// keepIDs keeps every result's cursor (its frame's id) in ids: the
+	// resume phase resumes after cursors a subscriber saw.
+	keepIDs bool
+	ids     []string
+	// stopAt, when above 0, closes reached once count reaches it; reachedAt
+	// is when. The resume phase times a replay by its last result.
+	stopAt      int64
+	reached     chan struct{}
+	reachedAt   time.Time
+	connectedAt time.Time
 }
 
 // subscribe opens one SSE subscription per stream and returns once every one
 // has read the server's ": connected" comment, which the server writes only
 // after it subscribed: a result made after that reaches the client.
 func (lt *loadTester) subscribe(ctx context.Context, phase string, streams []string) (*sseGroup, error) {
+	return lt.subscribeWith(ctx, phase, streams, false, false)
+}
+
+// subscribeWith is subscribe, keeping every result's cursor when keepIDs,
+// and from the stream's first result when earliest.
+func (lt *loadTester) subscribeWith(ctx context.Context, phase string, streams []string, keepIDs, earliest bool) (*sseGroup, error) {
 	ctx, cancel := context.WithCancel(ctx)
-	g := &sseGroup{cancel: cancel, phase: phase}
+	g := &sseGroup{cancel: cancel, phase: phase, earliest: earliest}
 	for _, id := range streams {
-		s := &sseSub{stream: id, connected: make(chan struct{}), done: make(chan struct{})}
+		s := &sseSub{stream: id, connected: make(chan struct{}), done: make(chan struct{}), keepIDs: keepIDs}
 		g.subs = append(g.subs, s)
 		go g.read(ctx, lt, s)
 	}
@@ -88,7 +108,11 @@ func (g *sseGroup) read(ctx context.Context, lt *loadTester, s *sseSub) {
 }
 
 func (g *sseGroup) readErr(ctx context.Context, lt *loadTester, s *sseSub) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, lt.srv.URL+"/v1/streams/"+s.stream+"/results", nil)
+	url := lt.srv.URL + "/v1/streams/" + s.stream + "/results"
+	if g.earliest {
+		url += "?from=earliest"
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
 	}
@@ -115,6 +139,7 @@ func (s *sseSub) parse(body io.Reader, received *atomic.Int64) error {
 	var (
 		event   []byte
 		data    []byte
+		id      []byte
 		hasData bool
 		long    []byte
 	)
@@ -135,21 +160,24 @@ func (s *sseSub) parse(body io.Reader, received *atomic.Int64) error {
 		switch {
 		case len(line) == 0:
 			if hasData && (len(event) == 0 || string(event) == "result") {
-				s.result(data, time.Now())
+				s.result(data, id, time.Now())
 				received.Add(1)
 			}
 			if string(event) == "end" {
 				s.ended = true
 			}
-			event, data, hasData = event[:0], data[:0], false
+			event, data, id, hasData = event[:0], data[:0], id[:0], false
 		case line[0] == ':':
 			if bytes.HasPrefix(line, []byte(": connected")) {
 				select {
 				case <-s.connected:
 				default:
+					s.connectedAt = time.Now()
 					close(s.connected)
 				}
 			}
+		case bytes.HasPrefix(line, []byte("id:")):
+			id = append(id[:0], bytes.TrimPrefix(line[3:], []byte(" "))...)
 		case bytes.HasPrefix(line, []byte("data:")):
 			v := bytes.TrimPrefix(line[5:], []byte(" "))
 			if hasData {
@@ -162,14 +190,21 @@ func (s *sseSub) parse(body io.Reader, received *atomic.Int64) error {
 	}
 }
 
-// result records one result: when it came, and its seq and latency when the
-// event data carries them.
-func (s *sseSub) result(data []byte, at time.Time) {
+// result records one result: when it came, its cursor if asked, and its seq
+// and latency when the event data carries them.
+func (s *sseSub) result(data, id []byte, at time.Time) {
 	if s.count == 0 {
 		s.first = at
 	}
 	s.last = at
 	s.count++
+	if s.keepIDs {
+		s.ids = append(s.ids, string(id))
+	}
+	if s.stopAt > 0 && s.count == s.stopAt {
+		s.reachedAt = at
+		close(s.reached)
+	}
 	if i := bytes.Index(data, []byte(`"data":`)); i >= 0 {
 		data = data[i:]
 	}
