@@ -52,7 +52,7 @@ commands:
 flags of every command:
   --url URL      API base URL (env RTSTREAM_URL, default http://localhost:8080)
   --key KEY      API key, sent as X-API-Key (env RTSTREAM_API_KEY)
-  --timeout D    bound of each request but tail's (default 30s)
+  --timeout D    bound of each request, a send batch's retries included; not tail's (default 30s)
 
 exit status: 0 ok, 1 the API refused or could not be reached, 2 usage
 `
