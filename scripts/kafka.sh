@@ -14,6 +14,8 @@
 #   KAFKA_DATA_DIR         config, log, pid and storage (default: $RTSTREAM_CACHE/kafka-data)
 #   KAFKA_PORT             client listener port     (default: 9092)
 #   KAFKA_CONTROLLER_PORT  controller listener port (default: 9093)
+#   KAFKA_ADVERTISED_PORT  port the broker tells clients to connect to (default: KAFKA_PORT); a
+#                          TCP proxy's port here sends every client connection through the proxy
 #   KAFKA_HEAP_OPTS        JVM heap flags (default: -Xms256m -Xmx1g)
 #   KAFKA_START_TIMEOUT    seconds to wait for the broker to be ready (default: 180)
 #   KAFKA_MESSAGE_MAX_BYTES  broker message.max.bytes (default: 8388608); it bounds the whole
@@ -33,6 +35,7 @@ LIBS="$KAFKA_HOME/libs"
 DATA_DIR="${KAFKA_DATA_DIR:-$CACHE/kafka-data}"
 PORT="${KAFKA_PORT:-9092}"
 CTRL_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
+ADVERTISED_PORT="${KAFKA_ADVERTISED_PORT:-$PORT}"
 HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx1g}"
 START_TIMEOUT="${KAFKA_START_TIMEOUT:-180}"
 MESSAGE_MAX_BYTES="${KAFKA_MESSAGE_MAX_BYTES:-8388608}"
@@ -119,7 +122,7 @@ process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$CTRL_PORT
 listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CTRL_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$ADVERTISED_PORT
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
