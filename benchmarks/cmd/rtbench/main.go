@@ -131,6 +131,9 @@ func parseFlags(args []string) (options, error) {
 }
 
 func main() {
+	if url := os.Getenv(liveHelperEnv); url != "" {
+		os.Exit(liveHelperMain(url))
+	}
 	opts, err := parseFlags(os.Args[1:])
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {

@@ -279,6 +279,8 @@ type ResumeBurst struct {
 	LiveReceived int64          `json:"live_received"`
 	LiveLost     int64          `json:"live_lost"`
 	LiveErrors   ErrorReport    `json:"live_errors"`
+	// CPU is who used the machine from the burst's start to its end.
+	CPU CPUUsage `json:"cpu"`
 }
 
 // ProcessorsResult is the processors phase: end-to-end rounds on
@@ -701,6 +703,7 @@ func printTable(w io.Writer, rep *Report) {
 			row("  live p50 quiet / during", fmtMs(b.Quiet.P50)+" / "+fmtMs(b.During.P50), "", "", "", "", "")
 			row("  live samples quiet / during", fmtInt(int64(b.Quiet.Count))+" / "+fmtInt(int64(b.During.Count)), "", "", "", "", "")
 			row("  burst took", fmt.Sprintf("%.2f s", b.Seconds), "", "", "", "", "")
+			row("  cpu during the burst", fmt.Sprintf("server %.2f, rtbench %.2f, broker %.2f, other %.2f", b.CPU.Server, b.CPU.Bench, b.CPU.Broker, b.CPU.Other), "cores", "", "", "", "")
 			row("  per resume p50 / max", fmtMs(b.ResumeTime.P50)+" / "+fmtMs(b.ResumeTime.Max), "", "", "", "", "")
 			row("  exact / inexact / failed", fmt.Sprintf("%d / %d / %d", b.Completed, b.Inexact, b.Failed), "resumes", "", "", "", "")
 			row("  replayed", fmtInt(b.Replayed), "results", "", "", "", fmtInt(int64(b.ReplayedPerSec))+"/s")

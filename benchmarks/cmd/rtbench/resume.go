@@ -558,8 +558,8 @@ type burstOne struct {
 	err   error
 }
 
-// resumeBurst is target 2: a live subscriber gets -resume-rate events/s on
-// its own stream; its POST→SSE p99 over -duration is taken, then -resumers
+// resumeBurst is target 2: a live subscriber (in a process of its own, see
+// livehelper.go) gets -resume-rate events/s on its own stream; its POST→SSE p99 over -duration is taken, then -resumers
 // SSE connections resume at once from Kafka on -resume-streams other
 // streams (each -resume-back to -resume-back+199 results back, beyond the
 // history), and its p99 while they replay is taken again.
@@ -583,17 +583,22 @@ func (lt *loadTester) resumeBurst(ctx context.Context, res *ResumeResult) error 
 	if err != nil {
 		return err
 	}
-	g, err := lt.subscribe(ctx, "resume live", live)
+	lp, err := lt.startLive(live[0])
 	if err != nil {
 		return err
 	}
-	defer g.Close()
+	liveDone := false
+	defer func() {
+		if !liveDone {
+			lp.stop()
+		}
+	}()
 	sender := lt.startPaced(ctx, live[0], o.ResumeRate)
 	stopProgress := everySecond("resume live", func(_ time.Duration, last int64) (int64, string) {
-		n := g.received.Load()
-		return n, fmt.Sprintf("live subscriber: %s results/s (%s so far)", fmtInt(n-last), fmtInt(n))
+		n := sender.st.okEvents.Load()
+		return n, fmt.Sprintf("live sender: %s events/s acknowledged (%s so far)", fmtInt(n-last), fmtInt(n))
 	})
-	progress("[resume] live subscriber on %s, %d events/s in POSTs of %d; 1 s warm-up, then %s without resumes", live[0], o.ResumeRate, liveBatch, o.Duration)
+	progress("[resume] live subscriber (its own process) on %s, %d events/s in POSTs of %d; 1 s warm-up, then %s without resumes", live[0], o.ResumeRate, liveBatch, o.Duration)
 	sleep(ctx, time.Second)
 	quietFrom := time.Now()
 	sleep(ctx, o.Duration)
@@ -628,14 +633,16 @@ func (lt *loadTester) resumeBurst(ctx context.Context, res *ResumeResult) error 
 	}
 	stopBurst := everySecond("resume burst", func(_ time.Duration, last int64) (int64, string) {
 		n := received.Load()
-		return n, fmt.Sprintf("%d of %d resumes complete, %s replayed results/s (%s so far), live subscriber %s results",
-			completed.Load(), o.Resumers, fmtInt(n-last), fmtInt(n), fmtInt(g.received.Load()))
+		return n, fmt.Sprintf("%d of %d resumes complete, %s replayed results/s (%s so far), live sender %s events acknowledged",
+			completed.Load(), o.Resumers, fmtInt(n-last), fmtInt(n), fmtInt(sender.st.okEvents.Load()))
 	})
+	cpu := startCPU(lt.srv.Pid(), findBroker(o.Brokers))
 	progress("[resume] %d SSE connections resume at once, %d to %d results back each", o.Resumers, o.ResumeBack, o.ResumeBack+burstSpread-1)
 	burstStart = time.Now()
 	close(begin)
 	wg.Wait()
 	burstEnd := time.Now()
+	b.CPU = cpu.stop()
 	stopBurst()
 	after, err := lt.resumeCounts(ctx)
 	if err != nil {
@@ -645,9 +652,16 @@ func (lt *loadTester) resumeBurst(ctx context.Context, res *ResumeResult) error 
 	sleep(ctx, time.Second)
 	st := sender.stop()
 	sent := st.okEvents.Load()
-	g.waitFor(sent, 10*time.Second, time.Minute)
-	g.Close()
-	sum := g.summary()
+	// The helper cannot say how many it has; give the last events the
+	// quiet p99 many times over to arrive.
+	sleep(ctx, 3*time.Second)
+	liveDone = true
+	seqs, samples, err := lp.stop()
+	if err != nil {
+		return err
+	}
+	sum := (&sseGroup{subs: []*sseSub{{seqs: seqs, count: int64(len(seqs))}}}).summary()
+	sum.Samples = samples
 
 	b.Seconds = burstEnd.Sub(burstStart).Seconds()
 	b.Deltas = countDelta(before, after)
@@ -683,6 +697,7 @@ func (lt *loadTester) resumeBurst(ctx context.Context, res *ResumeResult) error 
 	b.LiveSent, b.LiveReceived, b.LiveLost = sent, sum.Received, sum.missing(st.acked)
 	b.LiveErrors = st.errs.report()
 	res.Requests += st.okRequests.Load()
+	progress("[resume] cpu during the burst: %s", b.CPU)
 	progress("[resume] burst: %d of %d resumes complete and exact in %.2fs (per resume p50 %s, max %s), %s results replayed (%s/s); resumes_total delta %v",
 		b.Completed, b.Resumers, b.Seconds, fmtMs(b.ResumeTime.P50), fmtMs(b.ResumeTime.Max), fmtInt(b.Replayed), fmtInt(int64(b.ReplayedPerSec)), b.Deltas)
 	progress("[resume] live subscriber p99: %s without resumes (%d samples), %s during them (%d samples): ×%.2f (target <= %.0f)",
