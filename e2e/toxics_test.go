@@ -1,0 +1,111 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	toxiproxy "github.com/Shopify/toxiproxy/v2"
+	"github.com/rs/zerolog"
+)
+
+// proxiedKafka is a private broker that every client reaches through an
+// in-process toxiproxy: the broker listens on one port and advertises the
+// proxy's (scripts/kafka.sh KAFKA_ADVERTISED_PORT), so the connections a
+// client opens after bootstrapping, to the address the broker hands out, go
+// through the proxy as well. Toxics added to the proxy then act on every
+// byte between the server and Kafka, and nothing else.
+type proxiedKafka struct {
+	broker *privateKafka
+	proxy  *toxiproxy.Proxy
+	// Addr is the proxy's address: the only one clients should be given.
+	Addr string
+}
+
+// startProxiedKafka starts the proxy and then the broker behind it (the
+// broker may dial its own advertised address, so the proxy comes first),
+// and stops both when the test ends. Ports are free when chosen; if one is
+// taken before it is bound, new ones are tried.
+func startProxiedKafka(t *testing.T) *proxiedKafka {
+	t.Helper()
+	api := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(nil), zerolog.Nop())
+	var last error
+	for range 3 {
+		_, port, _ := strings.Cut(freeAddr(t), ":")
+		_, ctrl, _ := strings.Cut(freeAddr(t), ":")
+		proxy := toxiproxy.NewProxy(api, "kafka", "127.0.0.1:0", "127.0.0.1:"+port)
+		if last = proxy.Start(); last != nil {
+			continue
+		}
+		_, proxyPort, _ := strings.Cut(proxy.Listen, ":")
+		k := &privateKafka{port: port, env: []string{
+			"KAFKA_DATA_DIR=" + t.TempDir(),
+			"KAFKA_PORT=" + port,
+			"KAFKA_CONTROLLER_PORT=" + ctrl,
+			"KAFKA_ADVERTISED_PORT=" + proxyPort,
+			"KAFKA_HEAP_OPTS=-Xms128m -Xmx512m",
+			"KAFKA_START_TIMEOUT=120",
+		}}
+		if last = k.run("start", 150*time.Second); last == nil {
+			pk := &proxiedKafka{broker: k, proxy: proxy, Addr: proxy.Listen}
+			t.Cleanup(func() {
+				proxy.Stop()
+				if err := k.run("stop", 60*time.Second); err != nil {
+					t.Errorf("stopping the private broker: %v", err)
+				}
+			})
+			return pk
+		}
+		proxy.Stop()
+		_ = k.run("stop", 60*time.Second)
+	}
+	t.Fatalf("starting a private broker behind a proxy: %v", last)
+	return nil
+}
+
+// toxic adds a toxic given as toxiproxy's JSON (name, type, stream,
+// toxicity, attributes) to every connection, open or future, and returns
+// the function that removes it again.
+func (k *proxiedKafka) toxic(t *testing.T, spec string) (remove func()) {
+	t.Helper()
+	w, err := k.proxy.Toxics.AddToxicJson(strings.NewReader(spec))
+	if err != nil {
+		t.Fatalf("adding toxic %s: %v", spec, err)
+	}
+	return func() {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := k.proxy.Toxics.RemoveToxic(ctx, w.Name); err != nil {
+			t.Errorf("removing toxic %s: %v", w.Name, err)
+		}
+	}
+}
+
+// cut makes Kafka unreachable the way a dead host is: the proxy stops
+// listening (connections are refused) and drops every connection it
+// carries. The returned function lets connections through again.
+func (k *proxiedKafka) cut(t *testing.T) (restore func()) {
+	t.Helper()
+	k.proxy.Stop()
+	return func() {
+		t.Helper()
+		// The same address again; a free port may be taken in between, so
+		// retry for a little while.
+		var err error
+		for range 50 {
+			if err = k.proxy.Start(); err == nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Fatalf("restarting the proxy on %s: %v", k.Addr, err)
+	}
+}
+
+// toxicSpec is toxiproxy's JSON for one toxic.
+func toxicSpec(name, typ, stream string, attrs string) string {
+	return fmt.Sprintf(`{"name":%q,"type":%q,"stream":%q,"toxicity":1,"attributes":%s}`, name, typ, stream, attrs)
+}
