@@ -52,6 +52,7 @@ func TestOpenAPIContract(t *testing.T) {
 		t.Errorf("GET /console: not a page: %.200s", rep.Body)
 	}
 	c.do(exchange{method: "GET", path: "/console/app.js", header: noKey, want: 200})
+	c.do(exchange{method: "GET", path: "/console/icon.svg", header: noKey, want: 200})
 	c.do(exchange{method: "GET", path: "/console/nothing.js", header: noKey, want: 404})
 
 	// Streams: create (three ways), PUT 201/200/409, get, list.
