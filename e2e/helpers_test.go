@@ -1,6 +1,7 @@
 // Package e2e drives the built rtstream binary over HTTP, the way a client
-// does. It imports no package of this module on purpose: the server is a black
-// box configured through its environment.
+// does: the server is a black box configured through its environment. The
+// only packages of this module it imports are the ones clients use (client,
+// the CLI's binary) — never the server's internals.
 package e2e
 
 import (
