@@ -76,7 +76,13 @@ func NewResultsReader(cfg Config, follower *ResultsFollower, log *slog.Logger) (
 		return nil, err
 	}
 	topic := cfg.Topics().Results
-	client, err := sarama.NewClient(cfg.Brokers, cfg.SaramaConfig())
+	sc := cfg.SaramaConfig()
+	// A replay reads records that exist (below the follower's position): a
+	// fetch never needs to wait for more, and Sarama's default 500 ms wait
+	// showed up as the first record of every replay arriving half a second
+	// late.
+	sc.Consumer.MaxWaitTime = 10 * time.Millisecond
+	client, err := sarama.NewClient(cfg.Brokers, sc)
 	if err != nil {
 		return nil, fmt.Errorf("pubsub: replay client: %w", err)
 	}
