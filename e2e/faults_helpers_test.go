@@ -60,6 +60,7 @@ type faultLoad struct {
 	subWG     sync.WaitGroup
 	subs      []string // subscriber names, for the catch-up wait
 	subStream []string // the stream of each subscriber
+	churn     []int    // the connections each subscriber drops of its own accord
 	connects  []atomic.Int64
 }
 
@@ -73,8 +74,9 @@ type sendAnswer struct {
 
 // startFaultLoad starts sendersPerStream senders on every stream and
 // subsPerStream resuming subscribers on every stream. Subscribers resume
-// churn times of their own accord (so resumes also happen while nothing
-// breaks); a failed connection makes them resume on the next server.
+// churn or churn+1 times of their own accord (so resumes also happen while
+// nothing breaks, and with two servers half of them end up on each); a
+// failed connection makes them resume on the next server.
 func startFaultLoad(t *testing.T, bases, ids []string, sendersPerStream, subsPerStream, churn int, hangBound time.Duration) *faultLoad {
 	l := &faultLoad{t: t, bases: bases, ids: ids, chk: newChecker(), hangBound: hangBound}
 	l.sendCtx, l.stopSend = context.WithCancel(context.Background())
@@ -89,13 +91,14 @@ func startFaultLoad(t *testing.T, bases, ids []string, sendersPerStream, subsPer
 		for k := range subsPerStream {
 			l.subs = append(l.subs, fmt.Sprintf("sub-%d-%d", i, k))
 			l.subStream = append(l.subStream, id)
+			l.churn = append(l.churn, churn+len(l.churn)%2)
 		}
 	}
 	l.connects = make([]atomic.Int64, len(l.subs))
 	for j, name := range l.subs {
 		id := l.subStream[j]
 		l.subWG.Go(func() {
-			follow(l.subCtx, bases, id, j, churn, &l.connects[j], func(eventID, cursor string) {
+			follow(l.subCtx, bases, id, j, l.churn[j], &l.connects[j], func(eventID, cursor string) {
 				l.chk.receivedAt(name, id, eventID, cursor)
 			})
 		})
@@ -271,6 +274,18 @@ func (l *faultLoad) finish(max time.Duration) verdict {
 	}
 	l.t.Logf("subscriber connections: %s", strings.Join(connects, " "))
 	return total
+}
+
+// notResumed names the subscribers that opened fewer than want connections
+// beyond the ones they dropped of their own accord.
+func (l *faultLoad) notResumed(want int) []string {
+	var out []string
+	for j, name := range l.subs {
+		if n := l.connects[j].Load(); n < int64(1+l.churn[j]+want) {
+			out = append(out, fmt.Sprintf("%s (%d connections, %d dropped by itself)", name, n, l.churn[j]))
+		}
+	}
+	return out
 }
 
 // recordCounts is how many records the events and results topics of prefix

@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -151,6 +152,11 @@ func TestFaultServerKill9TwoInstances(t *testing.T) {
 	}
 
 	v := load.finish(90 * time.Second)
+	// Each subscriber was on a server when it died, at least once, and
+	// resumed on the other one.
+	if bad := load.notResumed(1); len(bad) > 0 {
+		t.Errorf("subscribers that never had to resume after a crash: %s", strings.Join(bad, ", "))
+	}
 	for _, s := range servers {
 		if !s.running() {
 			t.Errorf("server %s exited: %v", s.name, s.err)
