@@ -1,9 +1,17 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -108,4 +116,304 @@ func (k *proxiedKafka) cut(t *testing.T) (restore func()) {
 // toxicSpec is toxiproxy's JSON for one toxic.
 func toxicSpec(name, typ, stream string, attrs string) string {
 	return fmt.Sprintf(`{"name":%q,"type":%q,"stream":%q,"toxicity":1,"attributes":%s}`, name, typ, stream, attrs)
+}
+
+// netLoad is the load TestNetFaults keeps on the server while the network
+// fails: one sender per stream POSTing batches of 1 to 10 events one
+// request at a time (so its acknowledged events have one order), retrying
+// what was not acknowledged, and one resuming SSE subscriber per stream.
+// Every send attempt's answer and its time are kept, to be judged per
+// fault.
+type netLoad struct {
+	t         *testing.T
+	base      string
+	ids       []string
+	chk       *checker
+	hangBound time.Duration // a send unanswered for longer hangs: the test fails
+
+	acked       atomic.Int64 // events answered 202
+	refused     atomic.Int64 // sends answered 503
+	lostAnswers atomic.Int64 // sends whose connection failed
+
+	mu      sync.Mutex
+	answers []netAnswer
+
+	stopSend, stopSubs context.CancelFunc
+	sendCtx, subCtx    context.Context
+	sendWG, subWG      sync.WaitGroup
+	connects           []atomic.Int64
+}
+
+// netAnswer is one send attempt: when it began, how long its answer took,
+// and its status (0: no answer).
+type netAnswer struct {
+	at      time.Time
+	elapsed time.Duration
+	status  int
+}
+
+func startNetLoad(t *testing.T, base string, ids []string, churn int, hangBound time.Duration) *netLoad {
+	l := &netLoad{t: t, base: base, ids: ids, chk: newChecker(), hangBound: hangBound, connects: make([]atomic.Int64, len(ids))}
+	l.sendCtx, l.stopSend = context.WithCancel(context.Background())
+	l.subCtx, l.stopSubs = context.WithCancel(context.Background())
+	t.Cleanup(func() { // also when the test stops early
+		l.stopSend()
+		l.stopSubs()
+		l.sendWG.Wait()
+		l.subWG.Wait()
+	})
+	for i, id := range ids {
+		l.subWG.Go(func() {
+			follow(l.subCtx, []string{base}, id, i, churn, &l.connects[i], func(eventID, cursor string) {
+				l.chk.receivedAt(fmt.Sprintf("sub-%d", i), id, eventID, cursor)
+			})
+		})
+		l.sendWG.Go(func() { l.sender(i, id) })
+	}
+	return l
+}
+
+func (l *netLoad) sender(stream int, id string) {
+	rng := rand.New(rand.NewPCG(uint64(stream), 29))
+	url := l.base + "/v1/streams/" + id + "/events"
+	for n := 0; l.sendCtx.Err() == nil; {
+		size := 1 + rng.IntN(10)
+		var body bytes.Buffer
+		body.WriteByte('[')
+		for k := range size {
+			if k > 0 {
+				body.WriteByte(',')
+			}
+			fmt.Fprintf(&body, `{"stream":%d,"n":%d}`, stream, n+k)
+		}
+		body.WriteByte(']')
+		for l.sendCtx.Err() == nil {
+			ids, retry := l.sendOnce(url, body.Bytes())
+			if ids != nil {
+				l.chk.ack(id, "sender", ids)
+				l.acked.Add(int64(len(ids)))
+				n += size
+				break
+			}
+			if !retry {
+				return
+			}
+			// Back off between retries rather than spin through the outage.
+			time.Sleep(time.Duration(100+rng.IntN(100)) * time.Millisecond)
+		}
+	}
+}
+
+// sendOnce makes one attempt and records its answer. It returns the
+// acknowledged event ids, or whether to retry; an answer the contract does
+// not allow, or none within hangBound, fails the test.
+func (l *netLoad) sendOnce(url string, body []byte) (ids []string, retry bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), l.hangBound)
+	defer cancel()
+	began := time.Now()
+	rep, err := tryCall(ctx, http.MethodPost, url, "application/json", body)
+	l.mu.Lock()
+	l.answers = append(l.answers, netAnswer{at: began, elapsed: time.Since(began), status: rep.Status})
+	l.mu.Unlock()
+	switch {
+	case err != nil && errors.Is(err, context.DeadlineExceeded):
+		// Judged, and then retried like a lost answer, so that one hang
+		// does not stop the load and hide what comes after it.
+		l.t.Errorf("POST %s at %s: no answer within %s: the send hangs", url, began.Format("15:04:05.000"), l.hangBound)
+		l.lostAnswers.Add(1)
+		return nil, true
+	case err != nil:
+		l.lostAnswers.Add(1)
+		return nil, true
+	case rep.Status == http.StatusAccepted:
+		var a accepted
+		if err := json.Unmarshal(rep.Body, &a); err != nil || a.Accepted != len(a.EventIDs) || len(a.EventIDs) == 0 {
+			l.t.Errorf("POST %s: a 202 that is not an acknowledgement: %s", url, rep)
+			return nil, false
+		}
+		return a.EventIDs, false
+	case rep.Status == http.StatusServiceUnavailable:
+		l.refused.Add(1)
+		if ra, err := strconv.Atoi(rep.Header.Get("Retry-After")); err != nil || ra < 1 {
+			l.t.Errorf("POST %s: 503 with Retry-After %q, want a number of seconds", url, rep.Header.Get("Retry-After"))
+		}
+		return nil, true
+	default:
+		l.t.Errorf("POST %s: %s, want 202 or 503", url, rep)
+		return nil, false
+	}
+}
+
+// sendStats sums up the send attempts begun in one window.
+type sendStats struct {
+	accepted, refused, none int
+	slowest                 time.Duration
+}
+
+func (s sendStats) String() string {
+	return fmt.Sprintf("%d answered 202, %d 503, %d none, slowest %s", s.accepted, s.refused, s.none, s.slowest.Round(time.Millisecond))
+}
+
+// answersIn sums up the attempts begun in [from, to).
+func (l *netLoad) answersIn(from, to time.Time) sendStats {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var s sendStats
+	for _, a := range l.answers {
+		if a.at.Before(from) || !a.at.Before(to) {
+			continue
+		}
+		switch a.status {
+		case http.StatusAccepted:
+			s.accepted++
+		case http.StatusServiceUnavailable:
+			s.refused++
+		default:
+			s.none++
+		}
+		s.slowest = max(s.slowest, a.elapsed)
+	}
+	return s
+}
+
+// slowest is the longest any answer took.
+func (l *netLoad) slowest() time.Duration {
+	return l.answersIn(time.Time{}, time.Now().Add(time.Hour)).slowest
+}
+
+// acksAfter counts the 202 answers to attempts begun at or after from.
+func (l *netLoad) acksAfter(from time.Time) int {
+	return l.answersIn(from, time.Now().Add(time.Hour)).accepted
+}
+
+// waitAcked waits until at least n events were acknowledged, failing the
+// test after max.
+func (l *netLoad) waitAcked(n int64, max time.Duration) {
+	l.t.Helper()
+	deadline := time.Now().Add(max)
+	for l.acked.Load() < n {
+		if time.Now().After(deadline) {
+			l.t.Fatalf("only %d of %d events acknowledged within %s", l.acked.Load(), n, max)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// finish stops the senders, waits (up to max) until every subscriber has
+// every acknowledged event, waits a moment more so that a duplicate right
+// behind the last result is seen too, stops the subscribers and has the
+// checker judge. It returns the checker's total.
+func (l *netLoad) finish(max time.Duration) verdict {
+	l.t.Helper()
+	l.stopSend()
+	l.sendWG.Wait()
+	last := time.Now()
+	for i, id := range l.ids {
+		for l.chk.missing(fmt.Sprintf("sub-%d", i), id) > 0 && time.Since(last) < max {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	l.t.Logf("subscribers caught up %s after the last send", time.Since(last).Round(time.Millisecond))
+	time.Sleep(time.Second)
+	l.stopSubs()
+	l.subWG.Wait()
+	l.chk.report(l.t)
+	var total verdict
+	for i, id := range l.ids {
+		v := l.chk.check(fmt.Sprintf("sub-%d", i), id)
+		total.Acked += v.Acked
+		total.Received += v.Received
+		total.Lost += v.Lost
+		total.Duplicated += v.Duplicated
+		total.Reordered += v.Reordered
+		total.Unacked += v.Unacked
+	}
+	var connects []string
+	for i := range l.connects {
+		connects = append(connects, strconv.FormatInt(l.connects[i].Load(), 10))
+	}
+	l.t.Logf("subscriber connections: %s", strings.Join(connects, " "))
+	return total
+}
+
+// readyzWatch asks GET /readyz every 250 ms for the whole test and keeps
+// the answers, so that each fault can be judged afterwards.
+type readyzWatch struct {
+	mu      sync.Mutex
+	answers []readyzAnswer
+}
+
+type readyzAnswer struct {
+	at     time.Time
+	status int // 0: no answer
+	detail string
+}
+
+func watchReadyz(t *testing.T, base string) *readyzWatch {
+	w := &readyzWatch{}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	wg.Go(func() {
+		for ctx.Err() == nil {
+			rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
+			at := time.Now()
+			rep, err := tryCall(rctx, http.MethodGet, base+"/readyz", "", nil)
+			rcancel()
+			a := readyzAnswer{at: at, status: rep.Status}
+			if err == nil && rep.Status != http.StatusOK {
+				var p problemBody
+				_ = json.Unmarshal(rep.Body, &p)
+				a.detail = p.Detail
+			}
+			w.mu.Lock()
+			w.answers = append(w.answers, a)
+			w.mu.Unlock()
+			select {
+			case <-ctx.Done():
+			case <-time.After(250 * time.Millisecond):
+			}
+		}
+	})
+	return w
+}
+
+// readyzStats sums up the /readyz answers to requests made in one window.
+type readyzStats struct {
+	ok, unready, kafka503, none int
+	example                     string
+}
+
+func (s readyzStats) String() string {
+	str := fmt.Sprintf("%d×200, %d×503 (%d naming kafka), %d none", s.ok, s.unready, s.kafka503, s.none)
+	if s.example != "" {
+		str += fmt.Sprintf(" (%q)", s.example)
+	}
+	return str
+}
+
+func (w *readyzWatch) in(from, to time.Time) readyzStats {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var s readyzStats
+	for _, a := range w.answers {
+		if a.at.Before(from) || !a.at.Before(to) {
+			continue
+		}
+		switch a.status {
+		case http.StatusOK:
+			s.ok++
+		case 0:
+			s.none++
+		default:
+			s.unready++
+			if strings.Contains(a.detail, "kafka") {
+				s.kafka503++
+			}
+			if s.example == "" {
+				s.example = a.detail
+			}
+		}
+	}
+	return s
 }
