@@ -21,6 +21,7 @@ import (
 	"os/signal"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -45,6 +46,18 @@ type options struct {
 	ResumeStreams int
 	ResumeReps    int
 	ProcRounds    int
+	// VegetaDuration is each vegeta attack's length; VegetaRates the
+	// constant-rate attacks' requests/s by route.
+	VegetaDuration time.Duration
+	VegetaRates    map[string]int
+	// SwarmSizes are the swarm's connection counts, one run each, over
+	// SwarmStreams streams fed SwarmRate events/s for SwarmDuration;
+	// SwarmPerProc connections per client process.
+	SwarmSizes    []int
+	SwarmStreams  int
+	SwarmRate     int
+	SwarmDuration time.Duration
+	SwarmPerProc  int
 	JSONPath      string
 	ServerBin     string
 	Keep          bool
@@ -54,12 +67,13 @@ type options struct {
 // allPhases are the phases in the order they run. serverPhases share one
 // server; the resume and processors phases start one of their own each, the
 // middleware and metrics phases two. defaultPhases run without -phases: the
-// resume and processors phases are left out, as they add about three minutes
-// and a burst of 1,000 connections (ask for them by name, or "all").
+// resume, processors and swarm phases are left out, as they add minutes and
+// thousands of connections (ask for them by name, or "all"). The swarm phase
+// starts a server per size.
 var (
-	allPhases     = []string{"baseline", "single", "batch", "e2e", "latency", "resume", "processors", "middleware", "metrics"}
-	defaultPhases = []string{"baseline", "single", "batch", "e2e", "latency", "middleware", "metrics"}
-	serverPhases  = []string{"single", "batch", "e2e", "latency"}
+	allPhases     = []string{"baseline", "single", "batch", "e2e", "latency", "vegeta", "resume", "processors", "middleware", "metrics", "swarm"}
+	defaultPhases = []string{"baseline", "single", "batch", "e2e", "latency", "vegeta", "middleware", "metrics"}
+	serverPhases  = []string{"single", "batch", "e2e", "latency", "vegeta"}
 )
 
 func parseFlags(args []string) (options, error) {
@@ -79,6 +93,13 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.ResumeStreams, "resume-streams", 4, "streams the burst's resumers share")
 	fs.IntVar(&o.ResumeReps, "resume-reps", 3, "timed resumes of 10,000 results, from Kafka and from history each")
 	fs.IntVar(&o.ProcRounds, "proc-rounds", 4, "rounds of the processors phase, alternating ON, OFF, OFF, ON, ...; even, -duration/(rounds/2) each")
+	fs.DurationVar(&o.VegetaDuration, "vegeta-duration", 5*time.Second, "how long each vegeta attack runs")
+	vrates := fs.String("vegeta-rates", "", "requests/s of the constant-rate vegeta attacks, as route=rate pairs (routes single,batch,create; 0 skips one); default single=1000,batch=100,create=100")
+	sizes := fs.String("swarm", "1000,5000,20000", "SSE connections of the swarm phase, one run per comma-separated size")
+	fs.IntVar(&o.SwarmStreams, "swarm-streams", 100, "streams the swarm's connections are spread over")
+	fs.IntVar(&o.SwarmRate, "swarm-rate", 1500, "events/s sent to the swarm's streams (in POSTs of 10, round robin); each reaches every subscriber of its stream")
+	fs.DurationVar(&o.SwarmDuration, "swarm-duration", 10*time.Second, "how long the swarm's feed runs per size")
+	fs.IntVar(&o.SwarmPerProc, "swarm-per-proc", 5000, "SSE connections per swarm client process")
 	fs.StringVar(&o.JSONPath, "json", "out/bench.json", "where to write the figures as JSON")
 	fs.StringVar(&o.ServerBin, "server-bin", "", "a prebuilt rtstream binary (default: build ./cmd/rtstream into a temp dir)")
 	fs.BoolVar(&o.Keep, "keep", false, "keep the temp dir (server binary, data and log) and the server's topics after the run")
@@ -90,6 +111,13 @@ func parseFlags(args []string) (options, error) {
 		if b = strings.TrimSpace(b); b != "" {
 			o.Brokers = append(o.Brokers, b)
 		}
+	}
+	var err error
+	if o.VegetaRates, err = parseVegetaRates(*vrates, defaultVegetaRates); err != nil {
+		return o, err
+	}
+	if o.SwarmSizes, err = parseSizes(*sizes); err != nil {
+		return o, err
 	}
 	o.Phases = map[string]bool{}
 	for _, p := range strings.Split(*phases, ",") {
@@ -124,6 +152,10 @@ func parseFlags(args []string) (options, error) {
 		return o, errors.New("-proc-rounds must be even and at least 2")
 	case o.Resumers < 1 || o.ResumeStreams < 1 || o.ResumeReps < 1 || o.ResumeRate < 10:
 		return o, errors.New("-resumers, -resume-streams and -resume-reps must be at least 1, -resume-rate at least 10")
+	case o.VegetaDuration <= 0:
+		return o, errors.New("-vegeta-duration must be positive")
+	case o.SwarmStreams < 1 || o.SwarmRate < swarmBatch || o.SwarmDuration <= 0 || o.SwarmPerProc < 1:
+		return o, fmt.Errorf("-swarm-streams and -swarm-per-proc must be at least 1, -swarm-rate at least %d, -swarm-duration positive", swarmBatch)
 	case o.ResumeBack <= 1024:
 		return o, errors.New("-resume-back must be over 1024: a cursor fewer records back is in the history, and the burst is of resumes from Kafka")
 	}
@@ -133,6 +165,12 @@ func parseFlags(args []string) (options, error) {
 func main() {
 	if url := os.Getenv(liveHelperEnv); url != "" {
 		os.Exit(liveHelperMain(url))
+	}
+	if addr := os.Getenv(bareHTTPEnv); addr != "" {
+		os.Exit(bareHTTPMain(addr))
+	}
+	if cfg := os.Getenv(swarmChildEnv); cfg != "" {
+		os.Exit(swarmChildMain(cfg))
 	}
 	opts, err := parseFlags(os.Args[1:])
 	if err != nil {
@@ -159,6 +197,8 @@ func run(ctx context.Context, o options) int {
 			Batch: o.Batch, Rate: o.Rate, Streams: o.Streams, MWRounds: o.MWRounds, MetricsRounds: o.MetricsRounds,
 			Resumers: o.Resumers, ResumeBack: o.ResumeBack, ResumeRate: o.ResumeRate, ResumeStreams: o.ResumeStreams,
 			ResumeReps: o.ResumeReps, ProcRounds: o.ProcRounds,
+			VegetaDuration: o.VegetaDuration.String(), VegetaRates: o.VegetaRates,
+			SwarmSizes: o.SwarmSizes, SwarmStreams: o.SwarmStreams, SwarmRate: o.SwarmRate, SwarmDuration: o.SwarmDuration.String(),
 			GoVersion: runtime.Version(), NumCPU: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0),
 		},
 	}
@@ -222,7 +262,7 @@ func phases(ctx context.Context, o options, rep *Report) error {
 		}
 	}
 	onServer := slices.ContainsFunc(serverPhases, func(p string) bool { return o.Phases[p] })
-	if !onServer && !o.Phases["resume"] && !o.Phases["processors"] && !o.Phases["middleware"] && !o.Phases["metrics"] {
+	if !onServer && !o.Phases["resume"] && !o.Phases["processors"] && !o.Phases["middleware"] && !o.Phases["metrics"] && !o.Phases["swarm"] {
 		return nil
 	}
 	bin, cleanup, err := buildServer(ctx, o)
@@ -255,6 +295,11 @@ func phases(ctx context.Context, o options, rep *Report) error {
 		rep.Metrics = &CompareResult{}
 		if err := runComparison(ctx, o, bin, kc, rep, metricsComparison(o), rep.Metrics); err != nil {
 			return fmt.Errorf("metrics: %w", err)
+		}
+	}
+	if o.Phases["swarm"] {
+		if err := runSwarmPhase(ctx, o, bin, kc, rep); err != nil {
+			return fmt.Errorf("swarm: %w", err)
 		}
 	}
 	return nil
@@ -312,6 +357,10 @@ func runServerPhases(ctx context.Context, o options, bin string, kc *kafkaObserv
 		}},
 		{"e2e", func(ctx context.Context) (err error) { rep.E2E, err = lt.endToEnd(ctx); return }},
 		{"latency", func(ctx context.Context) (err error) { rep.Latency, err = lt.latency(ctx); return }},
+		{"vegeta", func(ctx context.Context) (err error) {
+			rep.Vegeta, err = lt.runVegeta(ctx, router, findBroker(o.Brokers))
+			return
+		}},
 	}
 	ran, prev := 0, ""
 	for _, p := range list {
@@ -345,4 +394,23 @@ func runServerPhases(ctx context.Context, o options, bin string, kc *kafkaObserv
 // carries only the table.
 func progress(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
+}
+
+// parseSizes reads -swarm: comma-separated connection counts, each at least 1.
+func parseSizes(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("-swarm: %q is not a connection count", f)
+		}
+		out = append(out, n)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("-swarm: no size")
+	}
+	return out, nil
 }

@@ -4,9 +4,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 )
@@ -38,6 +41,8 @@ type Report struct {
 	Metrics      *CompareResult    `json:"metrics,omitempty"`
 	Resume       *ResumeResult     `json:"resume,omitempty"`
 	Processors   *ProcessorsResult `json:"processors,omitempty"`
+	Vegeta       *VegetaResult     `json:"vegeta,omitempty"`
+	Swarm        *SwarmResult      `json:"sse_swarm,omitempty"`
 	Targets      []TargetResult    `json:"targets"`
 	StreamCreate LatencySummary    `json:"stream_create_ms"`
 	RouterDrains []RouterDrain     `json:"router_drains,omitempty"`
@@ -65,9 +70,17 @@ type ReportConfig struct {
 	ResumeStreams int      `json:"resume_streams"`
 	ResumeReps    int      `json:"resume_reps"`
 	ProcRounds    int      `json:"proc_rounds"`
-	GoVersion     string   `json:"go_version"`
-	NumCPU        int      `json:"num_cpu"`
-	GOMAXPROCS    int      `json:"gomaxprocs"`
+	// VegetaDuration and VegetaRates shape the vegeta phase; the Swarm
+	// fields the swarm phase.
+	VegetaDuration string         `json:"vegeta_duration"`
+	VegetaRates    map[string]int `json:"vegeta_rates"`
+	SwarmSizes     []int          `json:"swarm_sizes"`
+	SwarmStreams   int            `json:"swarm_streams"`
+	SwarmRate      int            `json:"swarm_rate"`
+	SwarmDuration  string         `json:"swarm_duration"`
+	GoVersion      string         `json:"go_version"`
+	NumCPU         int            `json:"num_cpu"`
+	GOMAXPROCS     int            `json:"gomaxprocs"`
 }
 
 // BaselineResult is the raw producer's run.
@@ -345,6 +358,108 @@ func (p *ProcessorsResult) roundSpan(on bool) (lo, hi float64) {
 	return lo, hi
 }
 
+// VegetaResult is the vegeta phase: the bare net/http ceiling and the
+// attacks on rtstream's write routes.
+type VegetaResult struct {
+	Seconds float64        `json:"seconds_per_attack"`
+	Workers int            `json:"max_rate_workers_and_connections"`
+	Rates   map[string]int `json:"constant_rates"`
+	Attacks []VegetaAttack `json:"attacks"`
+	// SingleMax and BareMax are the max-rate throughputs (answered as
+	// expected, per second) of single-event POSTs and of the bare server;
+	// Ratio is SingleMax ÷ BareMax, the figure the target is about.
+	SingleMax float64 `json:"single_max_per_sec"`
+	BareMax   float64 `json:"bare_max_per_sec"`
+	Ratio     float64 `json:"single_to_bare_ratio"`
+}
+
+// VegetaAttack is one vegeta attack.
+type VegetaAttack struct {
+	Route string `json:"route"` // single, batch, create, or bare
+	Mode  string `json:"mode"`  // max or constant
+	// Rate is the requested requests/s of a constant-rate attack.
+	Rate             int     `json:"rate,omitempty"`
+	EventsPerRequest int     `json:"events_per_request"`
+	Requests         int64   `json:"requests"`
+	Seconds          float64 `json:"seconds"`
+	WaitSeconds      float64 `json:"wait_seconds"`
+	// SentPerSec is vegeta's rate (requests sent per second), Throughput
+	// its successful (2xx/3xx) answers per second over the attack and the
+	// wait for the last answers.
+	SentPerSec   float64        `json:"sent_per_sec"`
+	Throughput   float64        `json:"throughput"`
+	EventsPerSec float64        `json:"events_per_sec,omitempty"`
+	Success      float64        `json:"success_ratio"`
+	Latency      LatencySummary `json:"latency_ms"`
+	StatusCodes  map[string]int `json:"status_codes"`
+	Errors       ErrorReport    `json:"errors"`
+	CPU          CPUUsage       `json:"cpu"`
+}
+
+// SwarmResult is the swarm phase: one run per size.
+type SwarmResult struct {
+	Streams    int         `json:"streams"`
+	Rate       int         `json:"events_per_sec"`
+	Seconds    float64     `json:"send_seconds"`
+	PerProcess int         `json:"connections_per_client_process"`
+	Runs       []*SwarmRun `json:"runs"`
+}
+
+// SwarmRun is one size of the swarm.
+type SwarmRun struct {
+	Asked int `json:"asked"`
+	// Connections is what was tried: Asked, or fewer when the server's
+	// open-file limit has no room for Asked (Capped says why).
+	Connections       int     `json:"connections"`
+	Capped            string  `json:"capped,omitempty"`
+	FDLimitError      string  `json:"fd_limit_error,omitempty"`
+	ServerFDLimit     uint64  `json:"server_fd_limit"`
+	ServerFDs         int     `json:"server_fds_connected"`
+	Connected         int64   `json:"connected"`
+	ConnectFailed     int64   `json:"connect_failed"`
+	FirstConnectError string  `json:"first_connect_error,omitempty"`
+	ConnectSeconds    float64 `json:"connect_seconds"`
+	RSSIdleKiB        int64   `json:"rss_idle_kib"`
+	RSSConnectedKiB   int64   `json:"rss_connected_kib"`
+	RSSLoadKiB        int64   `json:"rss_under_load_kib"`
+	RSSHWMKiB         int64   `json:"rss_hwm_kib"`
+	// RSSPerConn is (connected − idle) ÷ connected, in bytes.
+	RSSPerConn float64     `json:"rss_per_connection_bytes"`
+	Sent       int64       `json:"events_sent"`
+	SentPerSec float64     `json:"events_per_sec"`
+	SendErrors ErrorReport `json:"send_errors"`
+	// Expected is the deliveries the acknowledged events owe: each
+	// event times its stream's subscribers. Offered is that per second of
+	// sending.
+	Expected         int64          `json:"deliveries_expected"`
+	Offered          float64        `json:"deliveries_offered_per_sec"`
+	Received         int64          `json:"deliveries_received"`
+	Missing          int64          `json:"deliveries_missing"`
+	DeliverySeconds  float64        `json:"seconds_first_send_to_last_delivery"`
+	DeliveriesPerSec float64        `json:"deliveries_per_sec"`
+	Latency          LatencySummary `json:"post_to_receive_ms"`
+	Disconnects      int64          `json:"disconnects"`
+	FirstDisconnect  string         `json:"first_disconnect,omitempty"`
+	CPU              CPUUsage       `json:"cpu"`
+	// ClientCPU is the cores the child processes holding the connections
+	// used while the feed ran (rtbench's own are in CPU.Bench).
+	ClientCPU float64    `json:"client_cores"`
+	Stop      ServerStop `json:"server_stop"`
+	Error     string     `json:"error,omitempty"`
+}
+
+// largest is the run with the most connections that delivered something,
+// the one the swarm targets are judged on.
+func (s *SwarmResult) largest() *SwarmRun {
+	var best *SwarmRun
+	for _, r := range s.Runs {
+		if r.Connected > 0 && r.Error == "" && (best == nil || r.Connected > best.Connected) {
+			best = r
+		}
+	}
+	return best
+}
+
 // LatencySummary holds percentiles in milliseconds.
 type LatencySummary struct {
 	Count int     `json:"count"`
@@ -511,6 +626,33 @@ func (rep *Report) evaluate() {
 		}
 		rep.Targets = append(rep.Targets, t)
 	}
+	if v := rep.Vegeta; v != nil && v.BareMax > 0 && v.SingleMax > 0 {
+		t := TargetResult{Name: "single POST / bare net/http", Value: v.Ratio * 100, Target: targetSingleVsBare * 100, Unit: "%", Pass: v.Ratio >= targetSingleVsBare}
+		t.Margin = fmt.Sprintf("%+.1f pts", (v.Ratio-targetSingleVsBare)*100)
+		rep.Targets = append(rep.Targets, t)
+	}
+	if sw := rep.Swarm; sw != nil {
+		if r := sw.largest(); r != nil {
+			size := fmt.Sprintf(" at %s connected", fmtInt(r.Connected))
+			t := TargetResult{Name: "SSE subscribers", Value: float64(r.Connected), Target: targetSwarmSubscribers, Unit: "connections",
+				Pass: r.Connected >= targetSwarmSubscribers}
+			t.Margin = signedInt(r.Connected - targetSwarmSubscribers)
+			if r.Capped != "" {
+				t.Margin += ", capped: " + r.Capped
+			}
+			rep.Targets = append(rep.Targets, t)
+			kib := r.RSSPerConn / 1024
+			t = TargetResult{Name: "SSE RSS per connection", Value: kib, Target: targetSwarmRSS / 1024, Unit: "KiB",
+				Pass: r.RSSPerConn <= targetSwarmRSS && r.Connected >= targetSwarmSubscribers}
+			t.Margin = fmt.Sprintf("%+.1f KiB%s", kib-targetSwarmRSS/1024, size)
+			rep.Targets = append(rep.Targets, t)
+			t = TargetResult{Name: "SSE deliveries/s", Value: r.DeliveriesPerSec, Target: targetSwarmDeliveries, Unit: "deliveries/s",
+				Pass: r.DeliveriesPerSec >= targetSwarmDeliveries && r.Connected >= targetSwarmSubscribers}
+			t.Margin = fmt.Sprintf("%s/s (%+.0f%%)%s, %s/s offered", signedInt(int64(r.DeliveriesPerSec-targetSwarmDeliveries)),
+				(r.DeliveriesPerSec/targetSwarmDeliveries-1)*100, size, fmtInt(int64(r.Offered)))
+			rep.Targets = append(rep.Targets, t)
+		}
+	}
 }
 
 // namedComparison is a comparison phase's result with the name its table
@@ -570,6 +712,20 @@ func (rep *Report) requestTotals() (reqs, errs int64) {
 		for _, s := range []ProcSide{p.On, p.Off} {
 			reqs += s.Requests + s.Errors.Total
 			errs += s.Errors.Total
+		}
+	}
+	if v := rep.Vegeta; v != nil {
+		for _, a := range v.Attacks {
+			if a.Route != "bare" {
+				reqs += a.Requests
+				errs += a.Errors.Total
+			}
+		}
+	}
+	if sw := rep.Swarm; sw != nil {
+		for _, r := range sw.Runs {
+			reqs += r.Sent/swarmBatch + r.SendErrors.Total + r.Connected + r.ConnectFailed
+			errs += r.SendErrors.Total + r.ConnectFailed
 		}
 	}
 	return reqs, errs
@@ -728,6 +884,61 @@ func printTable(w io.Writer, rep *Report) {
 		row("  server CPU per event", fmt.Sprintf("%.1f µs", p.On.ServerCPUPerEvent), "", "", "", "", fmt.Sprintf("%+.1f%% vs passthrough", p.CPUCost*100))
 		row("processors cost (OFF/ON - 1)", fmt.Sprintf("%+.1f%%", p.Cost*100), "", "", "", fmt.Sprintf("<= %.0f%%", p.Target*100), verdict("processors cost"))
 	}
+	if v := rep.Vegeta; v != nil {
+		for _, a := range v.Attacks {
+			name := "vegeta " + a.Route + " " + a.Mode
+			if a.Rate > 0 {
+				name += " " + fmtInt(int64(a.Rate)) + "/s"
+			}
+			base, ratio, target, verdictCell := "-", "-", "none", "-"
+			switch {
+			case a.Route == "bare":
+				name = "vegeta bare net/http max"
+				target = "ceiling"
+			case a.Route == "single" && a.Mode == "max" && v.BareMax > 0:
+				base, ratio = fmtInt(int64(v.BareMax)), fmt.Sprintf("%.1f%%", v.Ratio*100)
+				target, verdictCell = fmt.Sprintf(">= %.0f%%", targetSingleVsBare*100), verdict("single POST / bare net/http")
+			}
+			row(name, fmtInt(int64(a.Throughput)), "req/s", base, ratio, target, verdictCell)
+			if a.EventsPerRequest > 1 {
+				row("  events", fmtInt(int64(a.EventsPerSec)), "events/s", "", "", "", "")
+			}
+			row("  p50 / p90 / p99 / max", fmtMs(a.Latency.P50)+" / "+fmtMs(a.Latency.P90)+" / "+fmtMs(a.Latency.P99)+" / "+fmtMs(a.Latency.Max), "", "", "", "", "")
+			row("  requests / errors", fmtInt(a.Requests)+" / "+fmtInt(a.Errors.Total), "", "", "", "", statusCodes(a.StatusCodes))
+		}
+	}
+	if sw := rep.Swarm; sw != nil {
+		for _, r := range sw.Runs {
+			name := fmt.Sprintf("SSE swarm %s over %d streams", fmtInt(int64(r.Asked)), sw.Streams)
+			if r.Error != "" && r.Connected == 0 {
+				row(name, "failed", "", "", "", "", oneLine(r.Error))
+				continue
+			}
+			largest := r == sw.largest()
+			pick := func(name string) string {
+				if largest {
+					return verdict(name)
+				}
+				return "-"
+			}
+			row(name, fmtInt(r.Connected), "connected", "", "", ">= "+fmtInt(targetSwarmSubscribers), pick("SSE subscribers"))
+			if r.Capped != "" {
+				row("  capped", fmtInt(int64(r.Connections)), "tried", "", "", "", oneLine(r.Capped))
+			}
+			if r.ConnectFailed > 0 {
+				row("  connect failed", fmtInt(r.ConnectFailed), "", "", "", "", oneLine(r.FirstConnectError))
+			}
+			row("  server RSS per connection", fmt.Sprintf("%.1f", r.RSSPerConn/1024), "KiB", "", "", fmt.Sprintf("<= %d KiB", targetSwarmRSS/1024), pick("SSE RSS per connection"))
+			row("  server VmRSS idle / connected / load", fmtInt(r.RSSIdleKiB)+" / "+fmtInt(r.RSSConnectedKiB)+" / "+fmtInt(r.RSSLoadKiB), "KiB", "", "", "", "")
+			row("  deliveries", fmtInt(int64(r.DeliveriesPerSec)), "per s", fmtInt(int64(r.Offered)), "offered", ">= "+fmtInt(targetSwarmDeliveries), pick("SSE deliveries/s"))
+			row("  received / expected", fmtInt(r.Received)+" / "+fmtInt(r.Expected), "deliveries", "", "", "", fmt.Sprintf("%d disconnects", r.Disconnects))
+			row("  POST->receive p50 / p90 / p99 / max", fmtMs(r.Latency.P50)+" / "+fmtMs(r.Latency.P90)+" / "+fmtMs(r.Latency.P99)+" / "+fmtMs(r.Latency.Max), "", "", "", "", "")
+			row("  cpu: server / broker / clients / other", fmt.Sprintf("%.2f / %.2f / %.2f / %.2f", r.CPU.Server, r.CPU.Broker, r.ClientCPU, max(0, r.CPU.Other-r.ClientCPU)), "cores", "", "", "", "")
+			if r.Error != "" {
+				row("  error", "", "", "", "", "", oneLine(r.Error))
+			}
+		}
+	}
 	for _, d := range rep.RouterDrains {
 		if d.InitialLag > 0 {
 			row("router backlog after "+d.After, fmtInt(d.InitialLag), "records", "", "", "", fmt.Sprintf("drained in %.1f s", d.Seconds))
@@ -748,6 +959,16 @@ func printTable(w io.Writer, rep *Report) {
 	if rep.Fatal != "" {
 		fmt.Fprintf(w, "\nrun failed: %s\n", rep.Fatal)
 	}
+}
+
+// statusCodes writes a status histogram as "202×1234 503×2", in order.
+func statusCodes(m map[string]int) string {
+	keys := slices.Sorted(maps.Keys(m))
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s×%d", k, m[k]))
+	}
+	return strings.Join(parts, " ")
 }
 
 // roundSpan is the req/s of the slowest and the fastest round of one side.

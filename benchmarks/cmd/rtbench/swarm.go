@@ -1,0 +1,518 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// The swarm phase (issue 7: 20,000 SSE subscribers at ≤ 16 KiB of server
+// RSS each and ≥ 200,000 deliveries/s) holds N SSE connections spread over M
+// streams, for each N of -swarm, each on a fresh server so that one size's
+// heap is not in the next one's RSS. vegeta cannot hold streams open, so
+// rtbench does: child processes (swarmchild.go) hold the connections, the
+// parent sends a paced feed and reads the server's /proc.
+//
+// For each size:
+//  1. raise the open-file limit the server inherits to N plus a reserve (the
+//     hard limit too, which only a process with CAP_SYS_RESOURCE may do);
+//  2. start the server with MAX_SSE_CONNECTIONS and MAX_SSE_PER_KEY above N
+//     (every connection uses the one key), create M streams, send a short
+//     uncounted warm-up with no subscriber, read VmRSS (idle);
+//  3. connect N subscribers and read VmRSS again (connected): (connected −
+//     idle) / N is the RSS per connection, the figure the target is about;
+//  4. send -swarm-rate events/s for -swarm-duration in POSTs of 10, round
+//     robin over the streams, each event stamped with its send time; every
+//     subscriber of a stream gets every event: N/M deliveries per event;
+//  5. wait until every expected delivery arrived or none arrived for 5 s.
+//
+// deliveries/s = deliveries received ÷ (last delivery − first send), as the
+// end-to-end phase counts events; the latency is each delivery's receive
+// time − its event's send time, over all deliveries.
+const (
+	// targetSwarmSubscribers, targetSwarmRSS and targetSwarmDeliveries
+	// are the issue's swarm goals.
+	targetSwarmSubscribers = 20_000
+	targetSwarmRSS         = 16 * 1024 // bytes per connection
+	targetSwarmDeliveries  = 200_000   // per second
+	// swarmFDReserve is the server's files besides the subscribers: the
+	// listener, Kafka connections, the log, epoll, the data dir, ... (about
+	// 40 when idle) with room to spare.
+	swarmFDReserve = 200
+	// swarmBatch is the events per POST of the swarm's feed.
+	swarmBatch = 10
+)
+
+// runSwarmPhase runs every size of -swarm and puts each in rep.Swarm, also
+// the ones that failed, with why.
+func runSwarmPhase(ctx context.Context, o options, bin string, kc *kafkaObserver, rep *Report) error {
+	res := &SwarmResult{Streams: o.SwarmStreams, Rate: o.SwarmRate, Seconds: o.SwarmDuration.Seconds(), PerProcess: o.SwarmPerProc}
+	rep.Swarm = res
+	for _, n := range o.SwarmSizes {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		run := &SwarmRun{Asked: n}
+		res.Runs = append(res.Runs, run)
+		if err := runSwarmSize(ctx, o, bin, kc, rep, run); err != nil {
+			run.Error = err.Error()
+			progress("[swarm %d] FAILED: %v", n, err)
+		}
+	}
+	return nil
+}
+
+// runSwarmSize runs one size into run.
+func runSwarmSize(ctx context.Context, o options, bin string, kc *kafkaObserver, rep *Report, run *SwarmRun) error {
+	phase := fmt.Sprintf("swarm %s", fmtInt(int64(run.Asked)))
+	need := uint64(run.Asked + swarmFDReserve)
+	if got, err := raiseOwnFDLimit(need); err != nil {
+		run.FDLimitError = err.Error()
+		progress("[%s] WARNING: cannot give the server %d open files (limit stays %d): %v", phase, need, got, err)
+	}
+	v := serverVariant{name: fmt.Sprintf("swarm%d", run.Asked), auth: true, logLevel: "warn", env: []string{
+		fmt.Sprintf("MAX_SSE_CONNECTIONS=%d", run.Asked+1000),
+		fmt.Sprintf("MAX_SSE_PER_KEY=%d", run.Asked+1000),
+	}}
+	srv, err := startServer(ctx, o, bin, v)
+	if err != nil {
+		return fmt.Errorf("start server: %w", err)
+	}
+	defer func() { run.Stop = stopServer(srv, kc, o) }()
+	lt := newLoadTester(srv, o)
+	defer lt.Close()
+	pid := srv.Pid()
+
+	run.ServerFDLimit = procFDLimit(pid)
+	idleFDs := procFDCount(pid)
+	run.Connections = run.Asked
+	if room := int(run.ServerFDLimit) - idleFDs - swarmFDReserve/4; run.ServerFDLimit > 0 && run.Asked > room {
+		run.Connections = room
+		run.Capped = fmt.Sprintf("server open-file limit %d with %d files open when idle: room for %d connections, not %d",
+			run.ServerFDLimit, idleFDs, room, run.Asked)
+		if run.FDLimitError != "" {
+			run.Capped += " (" + run.FDLimitError + ")"
+		}
+		progress("[%s] WARNING: %s; running %s connections", phase, run.Capped, fmtInt(int64(room)))
+	}
+	n := run.Connections
+
+	streams, err := lt.createStreams(ctx, "swarm", o.SwarmStreams)
+	if err != nil {
+		return err
+	}
+	perStream := make([]int64, len(streams))
+	for g := range n {
+		perStream[g%len(streams)]++
+	}
+	// Warm-up without subscribers: the producer, the router and the
+	// fan-out's per-stream state exist before the idle RSS is read.
+	warm := newSwarmFeed(lt, streams)
+	warm.run(ctx, phase+" warm-up", o.SwarmRate, time.Second, nil)
+	time.Sleep(time.Second)
+	run.RSSIdleKiB = procStatusKiB(pid, "VmRSS")
+	progress("[%s] server pid %d: VmRSS %s KiB idle, %d files open, open-file limit %d", phase, pid, fmtInt(run.RSSIdleKiB), idleFDs, run.ServerFDLimit)
+
+	// Connect.
+	kids, err := startSwarmChildren(lt, streams, n, o.SwarmPerProc)
+	defer func() {
+		for _, k := range kids {
+			k.kill()
+		}
+	}()
+	if err != nil {
+		return err
+	}
+	connStart := time.Now()
+	stopProg := everySecond(phase+" connect", func(_ time.Duration, _ int64) (int64, string) {
+		var c int64
+		for _, k := range kids {
+			c += k.connected.Load()
+		}
+		return c, fmt.Sprintf("%d of %d child processes done connecting; server %d files open", c, len(kids), procFDCount(pid))
+	})
+	for _, k := range kids {
+		if err := k.waitConnected(ctx, 5*time.Minute); err != nil {
+			stopProg()
+			return err
+		}
+		run.Connected += k.ok
+		run.ConnectFailed += k.failed
+		if run.FirstConnectError == "" {
+			run.FirstConnectError = k.firstErr
+		}
+	}
+	stopProg()
+	run.ConnectSeconds = time.Since(connStart).Seconds()
+	progress("[%s] %s of %s connected in %.1fs (%d failed%s)", phase, fmtInt(run.Connected), fmtInt(int64(n)), run.ConnectSeconds,
+		run.ConnectFailed, prefixed(": ", run.FirstConnectError))
+	time.Sleep(2 * time.Second)
+	run.RSSConnectedKiB = procStatusKiB(pid, "VmRSS")
+	run.ServerFDs = procFDCount(pid)
+	if run.Connected > 0 {
+		run.RSSPerConn = float64(run.RSSConnectedKiB-run.RSSIdleKiB) * 1024 / float64(run.Connected)
+	}
+	progress("[%s] server VmRSS %s KiB with %s connected: %.1f KiB per connection (target <= %d KiB)", phase,
+		fmtInt(run.RSSConnectedKiB), fmtInt(run.Connected), run.RSSPerConn/1024, targetSwarmRSS/1024)
+	if run.Connected == 0 {
+		return fmt.Errorf("no subscriber connected: %s", run.FirstConnectError)
+	}
+
+	// Feed.
+	received := func() int64 {
+		var r int64
+		for _, k := range kids {
+			r += k.received.Load()
+		}
+		return r
+	}
+	base := received() // results of the warm-up are not replayed: 0
+	var peak atomic.Int64
+	cpu := startCPU(pid, findBroker(o.Brokers))
+	kidCPU := kidsCPU(kids)
+	feed := newSwarmFeed(lt, streams)
+	firstSend := time.Now()
+	feed.run(ctx, phase, o.SwarmRate, o.SwarmDuration, func(_ time.Duration) string {
+		if r := procStatusKiB(pid, "VmRSS"); r > peak.Load() {
+			peak.Store(r)
+		}
+		return fmt.Sprintf("%s deliveries so far, server VmRSS %s KiB", fmtInt(received()-base), fmtInt(peak.Load()))
+	})
+	u := cpu.stop()
+	run.CPU = u
+	run.ClientCPU = (kidsCPU(kids) - kidCPU).Seconds() / u.Seconds
+	run.Sent = feed.acked.Load()
+	run.SentPerSec = float64(run.Sent) / feed.elapsed.Seconds()
+	run.SendErrors = feed.errs.report()
+	for i := range streams {
+		run.Expected += feed.perStream[i].Load() * perStream[i]
+	}
+	run.Offered = float64(run.Expected) / feed.elapsed.Seconds()
+	run.RSSLoadKiB = max(peak.Load(), procStatusKiB(pid, "VmRSS"))
+	run.RSSHWMKiB = procStatusKiB(pid, "VmHWM")
+	progress("[%s] sent %s events (%s/s); waiting for %s deliveries; cpu: %s; swarm clients %.2f cores", phase,
+		fmtInt(run.Sent), fmtInt(int64(run.SentPerSec)), fmtInt(run.Expected), u, run.ClientCPU)
+
+	// Drain, then collect.
+	last, lastChange, drainStart := received(), time.Now(), time.Now()
+	for received()-base < run.Expected && time.Since(lastChange) < 5*time.Second && time.Since(drainStart) < time.Minute && ctx.Err() == nil {
+		time.Sleep(200 * time.Millisecond)
+		if r := received(); r != last {
+			last, lastChange = r, time.Now()
+		}
+	}
+	hist := newLatencyHist()
+	var lastNs int64
+	for _, k := range kids {
+		if err := k.finish(hist); err != nil {
+			return err
+		}
+		run.Received += k.doneReceived
+		run.Disconnects += k.disconnects
+		lastNs = max(lastNs, k.lastNs)
+		if run.FirstDisconnect == "" {
+			run.FirstDisconnect = k.firstDisconnect
+		}
+	}
+	run.Received -= base
+	run.Latency = hist.summary()
+	if lastNs > 0 {
+		run.DeliverySeconds = time.Unix(0, lastNs).Sub(firstSend).Seconds()
+		run.DeliveriesPerSec = float64(run.Received) / run.DeliverySeconds
+	}
+	run.Missing = run.Expected - run.Received
+	progress("[%s] %s deliveries/s (%s of %s expected, %d disconnects); POST->receive p50 %s, p90 %s, p99 %s, max %s",
+		phase, fmtInt(int64(run.DeliveriesPerSec)), fmtInt(run.Received), fmtInt(run.Expected), run.Disconnects,
+		fmtMs(run.Latency.P50), fmtMs(run.Latency.P90), fmtMs(run.Latency.P99), fmtMs(run.Latency.Max))
+	rep.CPU = append(rep.CPU, PhaseCPU{Phase: "swarm" + strconv.Itoa(run.Asked), Usage: u})
+	return nil
+}
+
+func prefixed(p, s string) string {
+	if s == "" {
+		return ""
+	}
+	return p + s
+}
+
+// swarmFeed sends events open loop: -swarm-rate events/s in POSTs of
+// swarmBatch, round robin over the streams, from a pool of -concurrency
+// workers; a POST due while every worker is busy is skipped and counted.
+// It counts the acknowledged events per stream, from which the deliveries
+// the subscribers should get follow.
+type swarmFeed struct {
+	lt        *loadTester
+	streams   []string
+	perStream []atomic.Int64
+	acked     atomic.Int64
+	skipped   int64
+	errs      errTally
+	elapsed   time.Duration
+}
+
+func newSwarmFeed(lt *loadTester, streams []string) *swarmFeed {
+	return &swarmFeed{lt: lt, streams: streams, perStream: make([]atomic.Int64, len(streams))}
+}
+
+// run sends for d; line, when set, adds to the progress line every second.
+func (p *swarmFeed) run(ctx context.Context, phase string, rate int, d time.Duration, line func(time.Duration) string) {
+	jobs := make(chan int, 1024)
+	var wg sync.WaitGroup
+	for range p.lt.o.Concurrency {
+		wg.Go(func() {
+			var buf []byte
+			for i := range jobs {
+				seq := p.lt.seq.Add(swarmBatch) - swarmBatch
+				buf = appendBody(buf, seq, swarmBatch, time.Now())
+				if _, err := p.lt.post(ctx, p.streams[i], buf, swarmBatch); err != nil {
+					p.errs.add(err)
+					continue
+				}
+				p.perStream[i].Add(swarmBatch)
+				p.acked.Add(swarmBatch)
+			}
+		})
+	}
+	stop := everySecond(phase, func(el time.Duration, last int64) (int64, string) {
+		a := p.acked.Load()
+		s := fmt.Sprintf("%s events/s acknowledged, %d errors", fmtInt(a-last), p.errs.total())
+		if line != nil {
+			s += "; " + line(el)
+		}
+		return a, s
+	})
+	perSec := float64(rate) / swarmBatch
+	ticker := time.NewTicker(max(time.Millisecond, time.Duration(float64(time.Second)/perSec)))
+	start := time.Now()
+	var dispatched int64
+pace:
+	for {
+		select {
+		case <-ctx.Done():
+			break pace
+		case now := <-ticker.C:
+			el := now.Sub(start)
+			if el >= d {
+				break pace
+			}
+			for due := int64(el.Seconds()*perSec) + 1; dispatched < due; dispatched++ {
+				select {
+				case jobs <- int(dispatched % int64(len(p.streams))):
+				default:
+					p.skipped++
+				}
+			}
+		}
+	}
+	ticker.Stop()
+	close(jobs)
+	wg.Wait()
+	p.elapsed = time.Since(start)
+	stop()
+}
+
+// swarmKid is the parent's handle on one child.
+type swarmKid struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	lines chan string
+	count int
+
+	connected atomic.Int64 // 1 once the child reported its connections
+	received  atomic.Int64
+	ok        int64
+	failed    int64
+	firstErr  string
+
+	doneReceived, disconnects, lastNs int64
+	firstDisconnect                   string
+	hist                              string
+}
+
+// startSwarmChildren starts ceil(n/perProc) children, child i holding its
+// share of the n connections and dialling from 127.0.0.(i+2).
+func startSwarmChildren(lt *loadTester, streams []string, n, perProc int) ([]*swarmKid, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	addr := strings.TrimPrefix(lt.srv.URL, "http://")
+	var kids []*swarmKid
+	for i, first := 0, 0; first < n; i++ {
+		count := min(perProc, n-first)
+		cfg := swarmChildConfig{Addr: addr, Key: lt.srv.APIKey, Streams: streams, First: first, Count: count,
+			Source: fmt.Sprintf("127.0.0.%d", i+2), Dials: 64}
+		js, _ := json.Marshal(cfg)
+		cmd := exec.Command(exe)
+		cmd.Env = append(os.Environ(), swarmChildEnv+"="+string(js))
+		cmd.Stderr = os.Stderr
+		k := &swarmKid{cmd: cmd, lines: make(chan string, 64), count: count}
+		if k.stdin, err = cmd.StdinPipe(); err != nil {
+			return kids, err
+		}
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			return kids, err
+		}
+		if err := cmd.Start(); err != nil {
+			return kids, fmt.Errorf("start swarm child: %w", err)
+		}
+		kids = append(kids, k)
+		go k.read(stdout)
+		first += count
+	}
+	progress("[swarm %s] %d child processes, up to %s connections each, dialling from 127.0.0.2-%d", fmtInt(int64(n)), len(kids),
+		fmtInt(int64(perProc)), len(kids)+1)
+	return kids, nil
+}
+
+// read follows the child's stdout: progress lines update the counters, the
+// rest goes to lines.
+func (k *swarmKid) read(r io.Reader) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	defer close(k.lines)
+	for sc.Scan() {
+		l := sc.Text()
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "recv" {
+			n, _ := strconv.ParseInt(f[1], 10, 64)
+			k.received.Store(n)
+			continue
+		}
+		k.lines <- l
+	}
+}
+
+// waitConnected waits for the child's "connected" line.
+func (k *swarmKid) waitConnected(ctx context.Context, max time.Duration) error {
+	timeout := time.After(max)
+	for {
+		select {
+		case l, ok := <-k.lines:
+			if !ok {
+				return fmt.Errorf("swarm child %d exited before it connected", k.cmd.Process.Pid)
+			}
+			f := strings.Fields(l)
+			if len(f) >= 3 && f[0] == "connected" {
+				k.ok, _ = strconv.ParseInt(f[1], 10, 64)
+				k.failed, _ = strconv.ParseInt(f[2], 10, 64)
+				k.firstErr = strings.Join(f[3:], " ")
+				k.connected.Store(1)
+				return nil
+			}
+		case <-timeout:
+			return fmt.Errorf("swarm child %d: not connected after %s", k.cmd.Process.Pid, max)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// finish closes the child's stdin, reads its histogram and totals into h
+// and k, and waits for it.
+func (k *swarmKid) finish(h *latencyHist) error {
+	_ = k.stdin.Close()
+	timeout := time.After(time.Minute)
+	for {
+		select {
+		case l, ok := <-k.lines:
+			if !ok {
+				_ = k.cmd.Wait()
+				return fmt.Errorf("swarm child %d exited without its totals", k.cmd.Process.Pid)
+			}
+			switch f := strings.Fields(l); {
+			case len(f) >= 1 && f[0] == "hist":
+				if err := h.decode(strings.TrimPrefix(l, "hist")); err != nil {
+					return err
+				}
+			case len(f) >= 4 && f[0] == "done":
+				k.doneReceived, _ = strconv.ParseInt(f[1], 10, 64)
+				k.disconnects, _ = strconv.ParseInt(f[2], 10, 64)
+				k.lastNs, _ = strconv.ParseInt(f[3], 10, 64)
+				k.firstDisconnect = strings.Join(f[4:], " ")
+				return k.cmd.Wait()
+			}
+		case <-timeout:
+			k.kill()
+			return fmt.Errorf("swarm child %d: no totals within a minute of the end", k.cmd.Process.Pid)
+		}
+	}
+}
+
+// kill ends a child that is still running (after an error).
+func (k *swarmKid) kill() {
+	if k.cmd.ProcessState == nil && k.cmd.Process != nil {
+		_ = k.cmd.Process.Kill()
+		go func() { _ = k.cmd.Wait() }()
+	}
+}
+
+// kidsCPU is the CPU time the children used so far.
+func kidsCPU(kids []*swarmKid) time.Duration {
+	var d time.Duration
+	for _, k := range kids {
+		d += procCPU(k.cmd.Process.Pid)
+	}
+	return d
+}
+
+// procStatusKiB reads one "<field>: <n> kB" line of /proc/<pid>/status.
+func procStatusKiB(pid int, field string) int64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	return parseStatusKiB(string(data), field)
+}
+
+func parseStatusKiB(status, field string) int64 {
+	for _, l := range strings.Split(status, "\n") {
+		if v, ok := strings.CutPrefix(l, field+":"); ok {
+			f := strings.Fields(v)
+			if len(f) >= 1 {
+				n, _ := strconv.ParseInt(f[0], 10, 64)
+				return n
+			}
+		}
+	}
+	return 0
+}
+
+// procFDLimit is the soft open-file limit of pid, from /proc/<pid>/limits.
+func procFDLimit(pid int) uint64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/limits", pid))
+	if err != nil {
+		return 0
+	}
+	return parseFDLimit(string(data))
+}
+
+func parseFDLimit(limits string) uint64 {
+	for _, l := range strings.Split(limits, "\n") {
+		if v, ok := strings.CutPrefix(l, "Max open files"); ok {
+			if f := strings.Fields(v); len(f) >= 1 {
+				n, _ := strconv.ParseUint(f[0], 10, 64)
+				return n
+			}
+		}
+	}
+	return 0
+}
+
+// procFDCount is how many files pid has open.
+func procFDCount(pid int) int {
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		return 0
+	}
+	return len(ents)
+}
