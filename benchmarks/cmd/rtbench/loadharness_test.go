@@ -203,3 +203,18 @@ func TestVegetaAndSwarmVerdicts(t *testing.T) {
 		}
 	}
 }
+
+func TestParseGoRuntime(t *testing.T) {
+	text := "# HELP go_goroutines Number of goroutines.\n# TYPE go_goroutines gauge\ngo_goroutines 20057\n" +
+		"go_memstats_heap_inuse_bytes 8.9817088e+08\ngo_memstats_stack_inuse_bytes 1.6515072e+08\n" +
+		"go_memstats_heap_inuse_bytes_total{x=\"y\"} 3\n"
+	g := parseGoRuntime(strings.NewReader(text))
+	if g.Goroutines != 20057 || g.HeapInuse != 898170880 || g.StackInuse != 165150720 {
+		t.Errorf("%+v", g)
+	}
+	r := &SwarmRun{Connected: 1000, GoIdle: GoRuntime{Goroutines: 57, HeapInuse: 1 << 20, StackInuse: 1 << 20},
+		GoConnected: GoRuntime{Goroutines: 2057, HeapInuse: 1<<20 + 1000*40*1024, StackInuse: 1<<20 + 1000*8*1024}}
+	if got, want := r.perConnRuntime(), "per connection 2.00 goroutines, heap in use 40.0 KiB, stacks 8.0 KiB"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}

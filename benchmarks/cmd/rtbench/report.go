@@ -424,10 +424,15 @@ type SwarmRun struct {
 	RSSLoadKiB        int64   `json:"rss_under_load_kib"`
 	RSSHWMKiB         int64   `json:"rss_hwm_kib"`
 	// RSSPerConn is (connected − idle) ÷ connected, in bytes.
-	RSSPerConn float64     `json:"rss_per_connection_bytes"`
-	Sent       int64       `json:"events_sent"`
-	SentPerSec float64     `json:"events_per_sec"`
-	SendErrors ErrorReport `json:"send_errors"`
+	RSSPerConn float64 `json:"rss_per_connection_bytes"`
+	// GoIdle and GoConnected are the server's Go runtime figures before
+	// and with the connections.
+	GoIdle         GoRuntime   `json:"go_runtime_idle"`
+	GoConnected    GoRuntime   `json:"go_runtime_connected"`
+	SkippedBatches int64       `json:"skipped_batches"`
+	Sent           int64       `json:"events_sent"`
+	SentPerSec     float64     `json:"events_per_sec"`
+	SendErrors     ErrorReport `json:"send_errors"`
 	// Expected is the deliveries the acknowledged events owe: each
 	// event times its stream's subscribers. Offered is that per second of
 	// sending.
@@ -446,6 +451,13 @@ type SwarmRun struct {
 	ClientCPU float64    `json:"client_cores"`
 	Stop      ServerStop `json:"server_stop"`
 	Error     string     `json:"error,omitempty"`
+}
+
+// GoRuntime is what the server's /metrics says of its Go runtime.
+type GoRuntime struct {
+	Goroutines int64 `json:"goroutines"`
+	HeapInuse  int64 `json:"heap_inuse_bytes"`
+	StackInuse int64 `json:"stack_inuse_bytes"`
 }
 
 // largest is the run with the most connections that delivered something,
@@ -929,9 +941,11 @@ func printTable(w io.Writer, rep *Report) {
 				row("  connect failed", fmtInt(r.ConnectFailed), "", "", "", "", oneLine(r.FirstConnectError))
 			}
 			row("  server RSS per connection", fmt.Sprintf("%.1f", r.RSSPerConn/1024), "KiB", "", "", fmt.Sprintf("<= %d KiB", targetSwarmRSS/1024), pick("SSE RSS per connection"))
+			row("  of which (Go runtime)", r.perConnRuntime(), "", "", "", "", "")
 			row("  server VmRSS idle / connected / load", fmtInt(r.RSSIdleKiB)+" / "+fmtInt(r.RSSConnectedKiB)+" / "+fmtInt(r.RSSLoadKiB), "KiB", "", "", "", "")
 			row("  deliveries", fmtInt(int64(r.DeliveriesPerSec)), "per s", fmtInt(int64(r.Offered)), "offered", ">= "+fmtInt(targetSwarmDeliveries), pick("SSE deliveries/s"))
 			row("  received / expected", fmtInt(r.Received)+" / "+fmtInt(r.Expected), "deliveries", "", "", "", fmt.Sprintf("%d disconnects", r.Disconnects))
+			row("  events sent", fmtInt(int64(r.SentPerSec)), "per s", fmtInt(int64(sw.Rate)), "asked", "", fmt.Sprintf("%d batches skipped (senders busy), %d send errors", r.SkippedBatches, r.SendErrors.Total))
 			row("  POST->receive p50 / p90 / p99 / max", fmtMs(r.Latency.P50)+" / "+fmtMs(r.Latency.P90)+" / "+fmtMs(r.Latency.P99)+" / "+fmtMs(r.Latency.Max), "", "", "", "", "")
 			row("  cpu: server / broker / clients / other", fmt.Sprintf("%.2f / %.2f / %.2f / %.2f", r.CPU.Server, r.CPU.Broker, r.ClientCPU, max(0, r.CPU.Other-r.ClientCPU)), "cores", "", "", "", "")
 			if r.Error != "" {

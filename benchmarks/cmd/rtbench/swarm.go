@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"strconv"
@@ -120,6 +121,7 @@ func runSwarmSize(ctx context.Context, o options, bin string, kc *kafkaObserver,
 	warm.run(ctx, phase+" warm-up", o.SwarmRate, time.Second, nil)
 	time.Sleep(time.Second)
 	run.RSSIdleKiB = procStatusKiB(pid, "VmRSS")
+	run.GoIdle = lt.goRuntime(ctx)
 	progress("[%s] server pid %d: VmRSS %s KiB idle, %d files open, open-file limit %d", phase, pid, fmtInt(run.RSSIdleKiB), idleFDs, run.ServerFDLimit)
 
 	// Connect.
@@ -157,12 +159,13 @@ func runSwarmSize(ctx context.Context, o options, bin string, kc *kafkaObserver,
 		run.ConnectFailed, prefixed(": ", run.FirstConnectError))
 	time.Sleep(2 * time.Second)
 	run.RSSConnectedKiB = procStatusKiB(pid, "VmRSS")
+	run.GoConnected = lt.goRuntime(ctx)
 	run.ServerFDs = procFDCount(pid)
 	if run.Connected > 0 {
 		run.RSSPerConn = float64(run.RSSConnectedKiB-run.RSSIdleKiB) * 1024 / float64(run.Connected)
 	}
-	progress("[%s] server VmRSS %s KiB with %s connected: %.1f KiB per connection (target <= %d KiB)", phase,
-		fmtInt(run.RSSConnectedKiB), fmtInt(run.Connected), run.RSSPerConn/1024, targetSwarmRSS/1024)
+	progress("[%s] server VmRSS %s KiB with %s connected: %.1f KiB per connection (target <= %d KiB); %s", phase,
+		fmtInt(run.RSSConnectedKiB), fmtInt(run.Connected), run.RSSPerConn/1024, targetSwarmRSS/1024, run.perConnRuntime())
 	if run.Connected == 0 {
 		return fmt.Errorf("no subscriber connected: %s", run.FirstConnectError)
 	}
@@ -191,6 +194,7 @@ func runSwarmSize(ctx context.Context, o options, bin string, kc *kafkaObserver,
 	run.CPU = u
 	run.ClientCPU = (kidsCPU(kids) - kidCPU).Seconds() / u.Seconds
 	run.Sent = feed.acked.Load()
+	run.SkippedBatches = feed.skipped
 	run.SentPerSec = float64(run.Sent) / feed.elapsed.Seconds()
 	run.SendErrors = feed.errs.report()
 	for i := range streams {
@@ -318,6 +322,65 @@ pace:
 	wg.Wait()
 	p.elapsed = time.Since(start)
 	stop()
+}
+
+// goRuntime reads the Go runtime's goroutines and heap and stack bytes in
+// use from the server's /metrics: beside VmRSS they tell what a connection
+// costs (goroutines, buffers on the heap, their stacks). Zeros when /metrics
+// cannot be read.
+func (lt *loadTester) goRuntime(ctx context.Context) GoRuntime {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, lt.srv.URL+"/metrics", nil)
+	if err != nil {
+		return GoRuntime{}
+	}
+	lt.auth(req)
+	resp, err := lt.http.Do(req)
+	if err != nil {
+		return GoRuntime{}
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return GoRuntime{}
+	}
+	return parseGoRuntime(resp.Body)
+}
+
+func parseGoRuntime(r io.Reader) GoRuntime {
+	var g GoRuntime
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) != 2 {
+			continue
+		}
+		v, err := strconv.ParseFloat(f[1], 64)
+		if err != nil {
+			continue
+		}
+		switch f[0] {
+		case "go_goroutines":
+			g.Goroutines = int64(v)
+		case "go_memstats_heap_inuse_bytes":
+			g.HeapInuse = int64(v)
+		case "go_memstats_stack_inuse_bytes":
+			g.StackInuse = int64(v)
+		}
+	}
+	return g
+}
+
+// perConnRuntime is the runtime's growth from idle to connected per
+// connection, as text.
+func (r *SwarmRun) perConnRuntime() string {
+	if r.Connected == 0 || r.GoConnected.Goroutines == 0 {
+		return "no /metrics"
+	}
+	n := float64(r.Connected)
+	return fmt.Sprintf("per connection %.2f goroutines, heap in use %.1f KiB, stacks %.1f KiB",
+		float64(r.GoConnected.Goroutines-r.GoIdle.Goroutines)/n,
+		float64(r.GoConnected.HeapInuse-r.GoIdle.HeapInuse)/n/1024,
+		float64(r.GoConnected.StackInuse-r.GoIdle.StackInuse)/n/1024)
 }
 
 // swarmKid is the parent's handle on one child.
