@@ -45,7 +45,8 @@ const (
 	targetSwarmSubscribers = 20_000
 	targetSwarmRSS         = 16 * 1024 // bytes per connection
 	targetSwarmDeliveries  = 200_000   // per second
-	// swarmFDReserve is the server's files besides the subscribers: the
+	// swarmFDReserve is the server's files besides the subscribers and the
+	// feed's connections: the
 	// listener, Kafka connections, the log, epoll, the data dir, ... (about
 	// 40 when idle) with room to spare.
 	swarmFDReserve = 200
@@ -75,7 +76,7 @@ func runSwarmPhase(ctx context.Context, o options, bin string, kc *kafkaObserver
 // runSwarmSize runs one size into run.
 func runSwarmSize(ctx context.Context, o options, bin string, kc *kafkaObserver, rep *Report, run *SwarmRun) error {
 	phase := fmt.Sprintf("swarm %s", fmtInt(int64(run.Asked)))
-	need := uint64(run.Asked + swarmFDReserve)
+	need := uint64(run.Asked + o.Concurrency + swarmFDReserve)
 	if got, err := raiseOwnFDLimit(need); err != nil {
 		run.FDLimitError = err.Error()
 		progress("[%s] WARNING: cannot give the server %d open files (limit stays %d): %v", phase, need, got, err)
@@ -96,7 +97,11 @@ func runSwarmSize(ctx context.Context, o options, bin string, kc *kafkaObserver,
 	run.ServerFDLimit = procFDLimit(pid)
 	idleFDs := procFDCount(pid)
 	run.Connections = run.Asked
-	if room := int(run.ServerFDLimit) - idleFDs - swarmFDReserve/4; run.ServerFDLimit > 0 && run.Asked > room {
+	// Room: the limit less what is open when idle, the feed's connections
+	// (up to -concurrency) and 100 spare for Kafka reconnects and /metrics.
+	// Over it the server's accept fails with EMFILE and retries, which
+	// stalls every connection, the feed's too.
+	if room := int(run.ServerFDLimit) - idleFDs - o.Concurrency - 100; run.ServerFDLimit > 0 && run.Asked > room {
 		run.Connections = room
 		run.Capped = fmt.Sprintf("server open-file limit %d with %d files open when idle: room for %d connections, not %d",
 			run.ServerFDLimit, idleFDs, room, run.Asked)
@@ -250,7 +255,9 @@ func prefixed(p, s string) string {
 
 // swarmFeed sends events open loop: -swarm-rate events/s in POSTs of
 // swarmBatch, round robin over the streams, from a pool of -concurrency
-// workers; a POST due while every worker is busy is skipped and counted.
+// workers; a POST due while every worker is busy is skipped and counted
+// (the queue holds one POST per worker, no more: a longer one would turn a
+// slow server into a feed that runs past its time instead of a lower rate).
 // It counts the acknowledged events per stream, from which the deliveries
 // the subscribers should get follow.
 type swarmFeed struct {
@@ -269,7 +276,7 @@ func newSwarmFeed(lt *loadTester, streams []string) *swarmFeed {
 
 // run sends for d; line, when set, adds to the progress line every second.
 func (p *swarmFeed) run(ctx context.Context, phase string, rate int, d time.Duration, line func(time.Duration) string) {
-	jobs := make(chan int, 1024)
+	jobs := make(chan int, p.lt.o.Concurrency)
 	var wg sync.WaitGroup
 	for range p.lt.o.Concurrency {
 		wg.Go(func() {
@@ -320,6 +327,8 @@ pace:
 	ticker.Stop()
 	close(jobs)
 	wg.Wait()
+	// elapsed runs to the last answer: the acknowledged events are
+	// counted over the time they took.
 	p.elapsed = time.Since(start)
 	stop()
 }
