@@ -46,9 +46,8 @@ const (
 	targetSwarmRSS         = 16 * 1024 // bytes per connection
 	targetSwarmDeliveries  = 200_000   // per second
 	// swarmFDReserve is the server's files besides the subscribers and the
-	// feed's connections: the
-	// listener, Kafka connections, the log, epoll, the data dir, ... (about
-	// 40 when idle) with room to spare.
+	// feed's connections: the listener, Kafka connections, the log, epoll,
+	// the data dir, ... (about 35 when idle) with room to spare.
 	swarmFDReserve = 200
 	// swarmBatch is the events per POST of the swarm's feed.
 	swarmBatch = 10
