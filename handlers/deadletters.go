@@ -47,7 +47,7 @@ func (s *server) deadLetters(w http.ResponseWriter, r *http.Request) {
 	}
 	// The stream must exist (read-your-writes, like every route): a
 	// deleted stream's dead letters are not served.
-	if _, err := s.Streams.Get(r.Context(), id); err != nil {
+	if err := s.streamExists(r, id); err != nil {
 		s.fail(w, r, err)
 		return
 	}

@@ -85,7 +85,14 @@ func (s *server) sendEvents(w http.ResponseWriter, r *http.Request) {
 			"send application/json (one event or an array of events) or application/x-ndjson (one event per line)"))
 		return
 	}
-	if _, err := s.Streams.Get(r.Context(), id); err != nil {
+	// One deadline bounds the whole send, the stream lookup included: the
+	// lookup is a Kafka round trip too, and a client must have its answer
+	// (202 or 503) within SEND_TIMEOUT however the network to Kafka fails.
+	deadline := time.Now().Add(s.cfg.SendTimeout)
+	lookupCtx, cancelLookup := context.WithDeadline(r.Context(), deadline)
+	_, err := s.Streams.Get(lookupCtx, id)
+	cancelLookup()
+	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -118,10 +125,10 @@ func (s *server) sendEvents(w http.ResponseWriter, r *http.Request) {
 	// Answers up to here depend on the request alone (and the stream's
 	// existence), so they are not stored: a retry recomputes the same one.
 	if idemKey != "" && s.Idempotency != nil {
-		s.sendIdempotent(w, r, id, idemKey, kind, body, events)
+		s.sendIdempotent(w, r, id, idemKey, kind, body, events, deadline)
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.SendTimeout)
+	ctx, cancel := context.WithDeadline(r.Context(), deadline)
 	defer cancel()
 	ids, err := s.Events.Send(ctx, id, events)
 	if err != nil {
@@ -135,13 +142,12 @@ func (s *server) sendEvents(w http.ResponseWriter, r *http.Request) {
 // sendIdempotent sends a request that carries an Idempotency-Key: at most
 // once per key, scope and window. A duplicate that arrives while the first is
 // in flight waits for its answer, up to the send timeout, then gets 409.
-func (s *server) sendIdempotent(w http.ResponseWriter, r *http.Request, streamID, clientKey string, kind bodyKind, body []byte, events []json.RawMessage) {
+func (s *server) sendIdempotent(w http.ResponseWriter, r *http.Request, streamID, clientKey string, kind bodyKind, body []byte, events []json.RawMessage, deadline time.Time) {
 	principal, _ := middleware.PrincipalFrom(r.Context())
 	key := idempotencyScope(principal.ID, streamID, clientKey)
 	fp := fingerprint(kind, body)
 	log := observability.Logger(r.Context(), s.log)
 
-	deadline := time.Now().Add(s.cfg.SendTimeout)
 	pause := 5 * time.Millisecond
 	var token string
 	for token == "" {
@@ -206,8 +212,8 @@ func (s *server) sendIdempotent(w http.ResponseWriter, r *http.Request, streamID
 
 	// The send does not follow the client's cancellation: once claimed, the
 	// answer is worth finishing and storing, since the client's retry will
-	// ask for it. The send timeout still bounds it.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), s.cfg.SendTimeout)
+	// ask for it. The request's deadline still bounds it.
+	ctx, cancel := context.WithDeadline(context.WithoutCancel(r.Context()), deadline)
 	defer cancel()
 	ids, err := s.Events.Send(ctx, streamID, events)
 	if err != nil {

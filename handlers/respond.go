@@ -59,3 +59,18 @@ func badRequest(w http.ResponseWriter, r *http.Request, detail string, errs ...p
 	p.Errors = errs
 	problem.Write(w, r, p)
 }
+
+// lookupStream reads a stream from the registry under SEND_TIMEOUT: the
+// strict read is a Kafka round trip, and no request may hang on a broker that
+// accepts connections but does not answer (it gets 503 instead).
+func (s *server) lookupStream(r *http.Request, id string) (rtstream.Stream, error) {
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.SendTimeout)
+	defer cancel()
+	return s.Streams.Get(ctx, id)
+}
+
+// streamExists is lookupStream for routes that only need to know.
+func (s *server) streamExists(r *http.Request, id string) error {
+	_, err := s.lookupStream(r, id)
+	return err
+}

@@ -67,7 +67,7 @@ func (s *server) results(w http.ResponseWriter, r *http.Request) {
 		s.poll(w, r, id)
 		return
 	}
-	if _, err := s.Streams.Get(r.Context(), id); err != nil {
+	if err := s.streamExists(r, id); err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -255,7 +255,7 @@ func (s *server) poll(w http.ResponseWriter, r *http.Request, id string) {
 		}
 		from, next = rtstream.From{After: &c}, v
 	}
-	if _, err := s.Streams.Get(r.Context(), id); err != nil {
+	if err := s.streamExists(r, id); err != nil {
 		s.fail(w, r, err)
 		return
 	}

@@ -156,7 +156,7 @@ func (s *server) getStream(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	st, err := s.Streams.Get(r.Context(), id)
+	st, err := s.lookupStream(r, id)
 	if err != nil {
 		s.fail(w, r, err)
 		return

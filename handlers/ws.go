@@ -64,7 +64,7 @@ func (s *server) websocket(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	if _, err := s.Streams.Get(r.Context(), id); err != nil {
+	if err := s.streamExists(r, id); err != nil {
 		s.fail(w, r, err)
 		return
 	}
