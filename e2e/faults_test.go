@@ -114,7 +114,7 @@ func TestFaultBrokerKill9(t *testing.T) {
 		// Every attempt was answered, so these were answered 503 and
 		// written anyway: the producer keeps retrying a record after
 		// SEND_TIMEOUT gave up on it (decision 0002, at-least-once).
-		t.Logf("%d events whose send was answered 503 reached the subscribers (%d results over all of them): written after the answer", v.Unacked/len(load.subs), v.Unacked)
+		t.Logf("%d events whose send was answered 503 reached their stream's subscribers (%d results over all of them): written after the answer", v.Unacked*len(load.ids)/len(load.subs), v.Unacked)
 	}
 	logRecordCounts(t, kafka.addr(), prefix)
 }
