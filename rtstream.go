@@ -20,8 +20,8 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrConflict is returned when a stream exists with another definition.
 	ErrConflict = errors.New("conflict")
-	// ErrUnavailable is returned when Kafka did not acknowledge a write in time:
-	// the caller was told nothing was accepted and may retry.
+	// ErrUnavailable is returned when Kafka did not acknowledge a write in time;
+	// the caller may retry. With ErrUnconfirmed the write may still land.
 	ErrUnavailable = errors.New("unavailable")
 	// ErrInvalid is returned for input that can never succeed.
 	ErrInvalid = errors.New("invalid")
@@ -29,6 +29,10 @@ var (
 	ErrTooLarge = errors.New("too large")
 	// ErrTooSlow ends a subscription that did not keep up with its stream.
 	ErrTooSlow = errors.New("subscriber too slow")
+	// ErrUnconfirmed comes with ErrUnavailable when a write was handed to
+	// Kafka but not acknowledged in time: it may still be stored (Kafka
+	// acknowledges it later), so the caller must not claim it was not.
+	ErrUnconfirmed = errors.New("unconfirmed")
 )
 
 var streamIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)

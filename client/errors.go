@@ -101,7 +101,8 @@ func IsConflict(err error) bool { return StatusCode(err) == http.StatusConflict 
 func IsRateLimited(err error) bool { return StatusCode(err) == http.StatusTooManyRequests }
 
 // IsUnavailable reports whether err is a 503: Kafka did not acknowledge in
-// time, nothing was accepted.
+// time. Its detail says whether nothing was accepted or the events may still
+// be stored (retry with the same Idempotency-Key then).
 func IsUnavailable(err error) bool { return StatusCode(err) == http.StatusServiceUnavailable }
 
 // maxProblem bounds how much of an error answer is read.

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/rtstream/rtstream"
 	"github.com/rtstream/rtstream/middleware"
 	"github.com/rtstream/rtstream/observability"
 	"github.com/rtstream/rtstream/problem"
@@ -216,9 +217,18 @@ func (s *server) sendIdempotent(w http.ResponseWriter, r *http.Request, streamID
 	ctx, cancel := context.WithDeadline(context.WithoutCancel(r.Context()), deadline)
 	defer cancel()
 	ids, err := s.Events.Send(ctx, streamID, events)
+	if errors.Is(err, rtstream.ErrUnconfirmed) {
+		// Kafka may still store the events: keep the claim until it
+		// expires, so that a retry meanwhile waits and gets 409 rather
+		// than sending them a second time.
+		held = false
+		log.Warn("idempotency: send unconfirmed; the claim stays until it expires", "err", err)
+		s.fail(w, r, err)
+		return
+	}
 	if err != nil {
-		// Not final (Kafka unavailable, stream deleted meanwhile): forget
-		// the claim before answering, so the client's retry really retries.
+		// Nothing was stored (Kafka refused, stream deleted meanwhile):
+		// forget the claim before answering, so the retry really retries.
 		release()
 		s.fail(w, r, err)
 		return

@@ -234,6 +234,11 @@ func TestIdempotencyAnswers(t *testing.T) {
 			{keyA, "application/json", `1`, "k", "s1", 202, false},
 			{keyA, "application/json", `1`, "k", "s1", 202, true},
 		}, 2},
+		{"an unconfirmed 503 keeps the claim: the retry waits and gets 409, nothing is sent twice",
+			[]error{fmt.Errorf("%w: %w", rtstream.ErrUnavailable, rtstream.ErrUnconfirmed)}, []req{
+				{keyA, "application/json", `1`, "k", "s1", 503, false},
+				{keyA, "application/json", `1`, "k", "s1", 409, false},
+			}, 1},
 		{"a 400 is not stored: a corrected body is accepted", nil, []req{
 			{keyA, "application/json", `{bad`, "k", "s1", 400, false},
 			{keyA, "application/json", `{"ok":1}`, "k", "s1", 202, false},

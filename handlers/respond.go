@@ -35,6 +35,12 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		status = http.StatusBadRequest
 	case errors.Is(err, rtstream.ErrTooLarge):
 		status = http.StatusRequestEntityTooLarge
+	case errors.Is(err, rtstream.ErrUnconfirmed):
+		observability.Logger(r.Context(), s.log).Warn("kafka did not confirm in time", "err", err)
+		problem.Write(w, r, problem.Problem{Status: http.StatusServiceUnavailable,
+			Detail: "Kafka did not confirm the request in time: its events may still be stored. " +
+				"Retry with the same Idempotency-Key to learn the outcome without adding them twice", RetryAfter: 1})
+		return
 	case errors.Is(err, rtstream.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		observability.Logger(r.Context(), s.log).Warn("kafka unavailable", "err", err)
 		problem.Write(w, r, problem.Problem{Status: http.StatusServiceUnavailable,

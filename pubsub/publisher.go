@@ -13,6 +13,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/rtstream/rtstream"
 	"github.com/rtstream/rtstream/observability"
 )
 
@@ -174,7 +175,9 @@ func (p *Publisher) publish(topic string, msgs []*message.Message) error {
 		}
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("pubsub: publish to %s: waiting for acks: %w", topic, ctx.Err())
+		// The records are with the producer, which keeps retrying them:
+		// they may yet be stored.
+		return fmt.Errorf("pubsub: publish to %s: waiting for acks: %w: %w", topic, rtstream.ErrUnconfirmed, ctx.Err())
 	}
 }
 
