@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"net/http"
+	"strings"
 
 	"github.com/go-chi/chi/v5"
 
@@ -27,8 +28,13 @@ func NewServer(deps Deps) http.Handler {
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, problem.New(http.StatusNotFound, "no such route"))
 	})
-	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
-		problem.Write(w, r, problem.New(http.StatusMethodNotAllowed, "method not allowed on this route"))
+	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) {
+		// RFC 9110 requires Allow on a 405. chi's own 405 handler sets it,
+		// but a custom one is not told the methods, so ask the router.
+		if allow := allowedMethods(r, req); allow != "" {
+			w.Header().Set("Allow", allow)
+		}
+		problem.Write(w, req, problem.New(http.StatusMethodNotAllowed, "method not allowed on this route"))
 	})
 
 	r.Get("/healthz", s.healthz)
@@ -66,4 +72,23 @@ func NewServer(deps Deps) http.Handler {
 		r.Get("/v1/streams/{id}/ws", s.websocket)
 	})
 	return r
+}
+
+// allowedMethods lists, for an Allow header, the methods the router serves
+// at the request's path ("" when none).
+func allowedMethods(mux *chi.Mux, r *http.Request) string {
+	path := r.URL.RawPath
+	if path == "" {
+		path = r.URL.Path
+	}
+	var allowed []string
+	for _, m := range []string{
+		http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace,
+	} {
+		if mux.Match(chi.NewRouteContext(), m, path) {
+			allowed = append(allowed, m)
+		}
+	}
+	return strings.Join(allowed, ", ")
 }
