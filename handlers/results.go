@@ -67,6 +67,9 @@ func (s *server) results(w http.ResponseWriter, r *http.Request) {
 		s.poll(w, r, id)
 		return
 	}
+	if _, ok := pollParams(w, r); !ok {
+		return
+	}
 	if err := s.streamExists(r, id); err != nil {
 		s.fail(w, r, err)
 		return
@@ -206,6 +209,71 @@ func writeResult(bw *bufio.Writer, buf []byte, d *rtstream.Delivery) ([]byte, er
 	return buf, err
 }
 
+// polling is what a JSON poll asks for.
+type polling struct {
+	limit int
+	wait  time.Duration
+	from  rtstream.From
+	next  string // the cursor to answer with when the page is empty
+}
+
+// pollParams reads and checks the JSON poll's parameters: limit, wait, and
+// the cursor to read after — ?after=, else Last-Event-ID (or
+// ?last_event_id=), else from the stream's first result. An empty value is
+// the same as none. A bad value is answered 400 and ok is false. The event
+// stream checks them too (and ignores them): a malformed parameter is an
+// error on every form of the route.
+func pollParams(w http.ResponseWriter, r *http.Request) (p polling, ok bool) {
+	q := r.URL.Query()
+	p.limit = defaultPollLimit
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxPollLimit {
+			badRequest(w, r, fmt.Sprintf("limit must be an integer from 1 to %d", maxPollLimit),
+				problem.FieldError{Pointer: "#/query/limit", Detail: "out of range"})
+			return p, false
+		}
+		p.limit = n
+	}
+	if v := q.Get("wait"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			var secs int
+			if secs, err = strconv.Atoi(v); err == nil {
+				d = time.Duration(secs) * time.Second
+			}
+		}
+		if err != nil || d < 0 || d > maxPollWait {
+			badRequest(w, r, fmt.Sprintf("wait must be a duration such as 10s (or seconds), at most %s", maxPollWait),
+				problem.FieldError{Pointer: "#/query/wait", Detail: "not a duration in range"})
+			return p, false
+		}
+		p.wait = d
+	}
+	switch v := q.Get("from"); v {
+	case "", "earliest", "latest", "now":
+	default:
+		badRequest(w, r, "from must be earliest or latest", problem.FieldError{Pointer: "#/query/from", Detail: "unknown starting point"})
+		return p, false
+	}
+	p.from = rtstream.From{Earliest: true}
+	after, pointer := q.Get("after"), "#/query/after"
+	if after == "" {
+		if after, pointer = r.Header.Get("Last-Event-ID"), "#/header/Last-Event-ID"; after == "" {
+			after, pointer = q.Get("last_event_id"), "#/query/last_event_id"
+		}
+	}
+	if after != "" {
+		c, err := rtstream.ParseCursor(after)
+		if err != nil {
+			badRequest(w, r, "the cursor to read after must be one this API returned", problem.FieldError{Pointer: pointer, Detail: "not a cursor"})
+			return p, false
+		}
+		p.from, p.next = rtstream.From{After: &c}, after
+	}
+	return p, true
+}
+
 // Bounds of a JSON poll.
 const (
 	defaultPollLimit = 100
@@ -218,43 +286,11 @@ const (
 // ?wait=, a poll that finds nothing blocks until a result arrives or the wait
 // ends. "next" is the cursor to poll after next time.
 func (s *server) poll(w http.ResponseWriter, r *http.Request, id string) {
-	q := r.URL.Query()
-	limit := defaultPollLimit
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > maxPollLimit {
-			badRequest(w, r, fmt.Sprintf("limit must be an integer from 1 to %d", maxPollLimit),
-				problem.FieldError{Pointer: "#/query/limit", Detail: "out of range"})
-			return
-		}
-		limit = n
+	pp, ok := pollParams(w, r)
+	if !ok {
+		return
 	}
-	var wait time.Duration
-	if v := q.Get("wait"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			var secs int
-			if secs, err = strconv.Atoi(v); err == nil {
-				d = time.Duration(secs) * time.Second
-			}
-		}
-		if err != nil || d < 0 || d > maxPollWait {
-			badRequest(w, r, fmt.Sprintf("wait must be a duration such as 10s (or seconds), at most %s", maxPollWait),
-				problem.FieldError{Pointer: "#/query/wait", Detail: "not a duration in range"})
-			return
-		}
-		wait = d
-	}
-	from := rtstream.From{Earliest: true}
-	next := ""
-	if v := q.Get("after"); v != "" {
-		c, err := rtstream.ParseCursor(v)
-		if err != nil {
-			badRequest(w, r, "after must be a cursor this API returned", problem.FieldError{Pointer: "#/query/after", Detail: "not a cursor"})
-			return
-		}
-		from, next = rtstream.From{After: &c}, v
-	}
+	limit, wait, from, next := pp.limit, pp.wait, pp.from, pp.next
 	if err := s.streamExists(r, id); err != nil {
 		s.fail(w, r, err)
 		return

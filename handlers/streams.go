@@ -76,6 +76,10 @@ func (s *server) decodeStream(w http.ResponseWriter, r *http.Request) (streamBod
 		problem.Write(w, r, problem.New(http.StatusUnsupportedMediaType, "a stream definition is application/json"))
 		return body, false
 	}
+	if trimmed := bytes.TrimSpace(data); trimmed[0] != '{' {
+		badRequest(w, r, "a stream definition is a JSON object, such as {\"name\": \"sensors\"}")
+		return body, false
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&body); err != nil {
