@@ -116,7 +116,9 @@ func (s *server) results(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
 
-	bw := bufio.NewWriterSize(w, 32<<10)
+	// 4 KiB: what one flush usually carries; the per-connection memory
+	// of a 32 KiB buffer was the largest part of an idle subscriber (swarm).
+	bw := bufio.NewWriterSize(w, 4<<10)
 	// flush writes what is buffered under a deadline, so that a client that
 	// stopped reading cannot pin this goroutine.
 	flush := func() error {
