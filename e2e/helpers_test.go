@@ -876,3 +876,23 @@ func expectNoMoreResults(t *testing.T, eventsURL string, feeds ...*sseConn) {
 		}
 	}
 }
+
+// expectHeartbeat checks that an idle feed carries ": ping" comments (the
+// servers here run with SSE_HEARTBEAT=1s): two of them within within, and
+// nothing but comments in between.
+func expectHeartbeat(t *testing.T, c *sseConn, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for pings := 0; pings < 2; {
+		f, ok := c.next(time.Until(deadline))
+		if !ok {
+			t.Fatalf("%s: %d of 2 heartbeats within %s: %s", c.url, pings, within, c.reason())
+		}
+		switch {
+		case f.Comment == "ping":
+			pings++
+		case f.Comment == "":
+			t.Fatalf("%s: an idle feed sent a frame %+v", c.url, f)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"testing"
+	"time"
 )
 
 // routeSet is where a client creates streams, sends events and reads results.
@@ -62,6 +63,7 @@ func runRoundTrip(t *testing.T, base string, routes routeSet) {
 	got := feed.awaitResults(t, len(ids), resultTimeout)
 	checkResults(t, st.ID, got, ids, want)
 	expectNoMoreResults(t, eventsURL, feed)
+	expectHeartbeat(t, feed, 5*time.Second)
 }
 
 // roundTripPayloads are one event, a JSON array of 100 events and 100 NDJSON
