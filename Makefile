@@ -7,7 +7,7 @@ GO ?= go
 test: kafka-start redis-start vet
 	RTSTREAM_TEST_KAFKA_BROKERS=127.0.0.1:$${KAFKA_PORT:-9092} \
 	RTSTREAM_TEST_REDIS_URL=redis://127.0.0.1:$${REDIS_PORT:-6379}/0 \
-	$(GO) test -race -count=1 -timeout 30m ./...
+	$(GO) test -race -count=1 -timeout 30m $(GOTESTFLAGS) ./...
 
 # Bounded fuzzing of every decoder and parser facing input (CI runs it).
 FUZZTIME ?= 8s
