@@ -25,6 +25,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	gometrics "github.com/rcrowley/go-metrics"
 )
 
 // options are the command-line flags.
@@ -163,6 +165,9 @@ func parseFlags(args []string) (options, error) {
 }
 
 func main() {
+	// The server turns Sarama's go-metrics off (cmd/rtstream); the raw
+	// producer baseline runs with the same client settings.
+	gometrics.UseNilMetrics = true
 	if url := os.Getenv(liveHelperEnv); url != "" {
 		os.Exit(liveHelperMain(url))
 	}
