@@ -119,12 +119,18 @@ func (s *server) results(w http.ResponseWriter, r *http.Request) {
 	// 4 KiB: what one flush usually carries; the per-connection memory
 	// of a 32 KiB buffer was the largest part of an idle subscriber (swarm).
 	bw := bufio.NewWriterSize(w, 4<<10)
-	// flush writes what is buffered under a deadline, so that a client that
-	// stopped reading cannot pin this goroutine.
-	flush := func() error {
+	// arm sets the deadline of the writes that follow, so that a client that
+	// stopped reading cannot pin this goroutine. It is armed before every
+	// burst of writes, not only before a flush: the buffer writes through
+	// by itself when a frame does not fit, and a deadline left over from a
+	// flush long ago would cut a healthy client that was merely idle.
+	arm := func() error {
 		if err := rc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
 			return err
 		}
+		return nil
+	}
+	flush := func() error {
 		if err := bw.Flush(); err != nil {
 			return err
 		}
@@ -140,6 +146,9 @@ func (s *server) results(w http.ResponseWriter, r *http.Request) {
 			panic(http.ErrAbortHandler)
 		}
 	}
+	if err := arm(); err != nil {
+		return
+	}
 	if _, err := bw.WriteString(": connected\n\n"); err != nil || flush() != nil {
 		return
 	}
@@ -151,6 +160,9 @@ func (s *server) results(w http.ResponseWriter, r *http.Request) {
 		case <-r.Context().Done():
 			return
 		case <-heartbeat.C:
+			if err := arm(); err != nil {
+				return
+			}
 			if _, err := bw.WriteString(": ping\n\n"); err != nil {
 				writeFailed(err)
 				return
@@ -162,6 +174,9 @@ func (s *server) results(w http.ResponseWriter, r *http.Request) {
 		case <-feed.Done():
 			switch err := feed.Err(); {
 			case errors.Is(err, rtstream.ErrNotFound):
+				if arm() != nil {
+					return
+				}
 				_, _ = bw.WriteString("event: end\ndata: {\"reason\":\"stream deleted\"}\n\n")
 				_ = flush()
 			case errors.Is(err, rtstream.ErrTooSlow):
@@ -175,6 +190,9 @@ func (s *server) results(w http.ResponseWriter, r *http.Request) {
 			// Write what is pending now, then flush once.
 			now := time.Now()
 			for more := true; more; {
+				if err := arm(); err != nil {
+					return
+				}
 				for i := range ds {
 					var err error
 					if frame, err = writeResult(bw, frame, &ds[i]); err != nil {
