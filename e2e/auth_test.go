@@ -61,6 +61,7 @@ func protectedRoutes(id, newID string) []apiRoute {
 		{method: "DELETE", path: "/v1/streams/" + id},
 		{method: "POST", path: "/v1/streams/" + id + "/events", body: event},
 		{method: "GET", path: "/v1/streams/" + id + "/results", results: true},
+		{method: "GET", path: "/v1/streams/" + id + "/dead-letters"},
 		{method: "POST", path: "/stream/start", body: create},
 		{method: "POST", path: "/stream/" + id + "/send", body: event},
 		{method: "GET", path: "/stream/" + id + "/results", results: true},
