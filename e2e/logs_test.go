@@ -152,7 +152,7 @@ func TestLogsHideKeys(t *testing.T) {
 	}
 
 	wantID := keyIDOf(key)
-	var access, withKeyID, saneSeen, unauthorized int
+	var access, withKeyID, saneSeen, unauthorized, opened, closed int
 	for n, line := range bytes.Split(out, []byte("\n")) {
 		if len(bytes.TrimSpace(line)) == 0 || bytes.HasPrefix(line, []byte("==== start #")) {
 			continue
@@ -162,7 +162,19 @@ func TestLogsHideKeys(t *testing.T) {
 			t.Errorf("log line %d is not JSON with LOG_FORMAT=json: %s", n+1, line)
 			continue
 		}
-		if rec["msg"] != "request" {
+		switch rec["msg"] {
+		case "results stream open":
+			opened++
+			continue
+		case "results stream closed":
+			closed++
+			_, hasDuration := rec["duration"]
+			if d, _ := rec["delivered"].(float64); int(d) != len(ids) || !hasDuration || rec["stream_id"] != st.ID {
+				t.Errorf("close line %d: want stream_id %s, a duration and %d delivered: %s", n+1, st.ID, len(ids), line)
+			}
+			continue
+		case "request":
+		default:
 			continue
 		}
 		access++
@@ -198,6 +210,10 @@ func TestLogsHideKeys(t *testing.T) {
 		if rec["request_id"] == sane {
 			saneSeen++
 		}
+	}
+	// Each result stream is logged when it opens and when it closes.
+	if opened != 3 || closed != 3 {
+		t.Errorf("result streams logged %d times open and %d closed, want 3 and 3", opened, closed)
 	}
 	// Authenticated: create, 3 streams, 2 sends, 3 GETs, sane id, 4 insane, delete.
 	if withKeyID < 14 {
