@@ -233,8 +233,10 @@ func decodeDeadLetters(m *sarama.ConsumerMessage) []rtstream.DeadLetter {
 		reason = "unknown"
 	}
 	failedAt := m.Timestamp.UTC()
+	// The events' data may alias m.Value, as the fallback below does: a
+	// consumed message is not written to.
 	var batch rtstream.EventBatch
-	if err := json.Unmarshal(m.Value, &batch); err == nil && len(batch.Events) > 0 {
+	if err := rtstream.DecodeEventBatch(m.Value, &batch); err == nil && len(batch.Events) > 0 {
 		out := make([]rtstream.DeadLetter, len(batch.Events))
 		for i, ev := range batch.Events {
 			out[i] = rtstream.DeadLetter{EventID: ev.ID, Reason: reason, FailedAt: failedAt, Data: ev.Data}

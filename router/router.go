@@ -7,7 +7,6 @@ package router
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -202,7 +201,9 @@ func NewPipeline(streams Streams, m *observability.Metrics) *Pipeline {
 func (p *Pipeline) Process(msg *message.Message) (results, dead []*message.Message, err error) {
 	start := time.Now()
 	var in rtstream.EventBatch
-	if err := json.Unmarshal(msg.Payload, &in); err != nil {
+	// The events' data may alias msg.Payload. Nothing writes to a payload,
+	// and every result and dead letter is encoded before Process returns.
+	if err := rtstream.DecodeEventBatch(msg.Payload, &in); err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", errUnreadable, err)
 	}
 	if !rtstream.ValidStreamID(in.StreamID) {
