@@ -451,3 +451,27 @@ func checkSecurityHeaders(t *testing.T, what string, h http.Header) {
 		t.Errorf("%s: Content-Security-Policy %q, want a restrictive policy", what, got)
 	}
 }
+
+// TestPprofOnlyOnItsOwnListener: the profiler is not on the API's listener,
+// with or without PPROF_ADDR, and PPROF_ADDR serves it on that address only.
+func TestPprofOnlyOnItsOwnListener(t *testing.T) {
+	t.Parallel()
+	brokers := realKafka(t)
+	plain := startServer(t, "nopprof", kafkaEnv(brokers, newPrefix(t, "nopprof")))
+	env := kafkaEnv(brokers, newPrefix(t, "pprof"))
+	pprofAddr := freeAddr(t)
+	env["PPROF_ADDR"] = pprofAddr
+	profiled := startServer(t, "pprof", env)
+
+	for _, base := range []string{plain.Base, profiled.Base} {
+		for _, hdr := range []http.Header{nil, noKey} {
+			if rep := do(t, http.MethodGet, base+"/debug/pprof/", "", nil, hdr); rep.Status != http.StatusNotFound {
+				t.Errorf("GET %s/debug/pprof/: %s, want 404 on the API's listener", base, rep)
+			}
+		}
+	}
+	rep := do(t, http.MethodGet, "http://"+pprofAddr+"/debug/pprof/cmdline", "", nil, noKey)
+	if rep.Status != http.StatusOK || !strings.Contains(string(rep.Body), "rtstream") {
+		t.Errorf("GET the profiler on PPROF_ADDR %s: %s, want 200 with the command line", pprofAddr, rep)
+	}
+}
