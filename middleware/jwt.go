@@ -133,7 +133,10 @@ func (v *JWT) key(ctx context.Context, t *jwt.Token) (any, error) {
 	if !stale {
 		return nil, fmt.Errorf("unknown key id %q", kid)
 	}
-	if err := v.refresh(ctx); err != nil {
+	// The fetch serves every request after this one (a failed fetch holds
+	// off the next for MinRefresh), so a client that hangs up must not
+	// cancel it; the JWKS client's timeout bounds it.
+	if err := v.refresh(context.WithoutCancel(ctx)); err != nil {
 		return nil, err
 	}
 	v.mu.Lock()
