@@ -8,6 +8,7 @@ import (
 	"mime"
 	"strings"
 
+	"github.com/rtstream/rtstream/jsonscan"
 	"github.com/rtstream/rtstream/problem"
 )
 
@@ -47,6 +48,11 @@ var errEmpty = errors.New("the request has no event")
 // decodeEvents splits a body into events: one JSON value is one event, a
 // top-level array is a batch, and NDJSON is one event per non-blank line.
 // Every event is checked to be valid JSON, so nothing invalid reaches Kafka.
+//
+// Valid bodies are checked and split by jsonscan in one pass; encoding/json
+// only explains the invalid ones, with the line and column of the error.
+// Events are sub-slices of body: it is read for this request alone and never
+// written to.
 func decodeEvents(kind bodyKind, body []byte) ([]json.RawMessage, error) {
 	if kind == kindNDJSON {
 		return decodeNDJSON(body)
@@ -56,24 +62,70 @@ func decodeEvents(kind bodyKind, body []byte) ([]json.RawMessage, error) {
 		return nil, errEmpty
 	}
 	if trimmed[0] == '[' {
-		var batch []json.RawMessage
-		if err := json.Unmarshal(trimmed, &batch); err != nil {
-			return nil, &decodeError{detail: "invalid JSON: " + jsonErrorDetail(trimmed, err)}
+		batch, ok := splitArray(trimmed)
+		if !ok {
+			// Invalid: json.Unmarshal says where. (Were it valid after
+			// all, it would decode the batch just as well.)
+			if err := json.Unmarshal(trimmed, &batch); err != nil {
+				return nil, &decodeError{detail: "invalid JSON: " + jsonErrorDetail(trimmed, err)}
+			}
+			for i := range batch {
+				batch[i] = oneLine(batch[i])
+			}
 		}
 		if len(batch) == 0 {
 			return nil, errEmpty
 		}
-		for i := range batch {
-			batch[i] = oneLine(batch[i])
-		}
 		return batch, nil
 	}
-	if !json.Valid(trimmed) {
+	end, multiline, ok := jsonscan.Value(trimmed, 0, 0)
+	if !ok || end != len(trimmed) {
 		var v json.RawMessage
 		err := json.Unmarshal(trimmed, &v)
 		return nil, &decodeError{detail: "invalid JSON: " + jsonErrorDetail(trimmed, err)}
 	}
-	return []json.RawMessage{oneLine(trimmed)}, nil
+	if multiline {
+		return []json.RawMessage{oneLine(trimmed)}, nil
+	}
+	return []json.RawMessage{trimmed}, nil
+}
+
+// splitArray splits a valid JSON array into its elements, each made one line,
+// as json.Unmarshal into []json.RawMessage and oneLine would; ok is false
+// when arr is not one valid array. An element's capacity is cut to its
+// length, so that appending to it cannot write over the next.
+func splitArray(arr []byte) (elems []json.RawMessage, ok bool) {
+	i, _ := jsonscan.SkipSpace(arr, 1)
+	if i < len(arr) && arr[i] == ']' {
+		return []json.RawMessage{}, i == len(arr)-1
+	}
+	for {
+		end, multiline, ok := jsonscan.Value(arr, i, 1)
+		if !ok {
+			return nil, false
+		}
+		if elems == nil {
+			// Guess the length from the first element's size, rather
+			// than grow the slice many times.
+			elems = make([]json.RawMessage, 0, 2+len(arr)/(end-i+1))
+		}
+		elem := json.RawMessage(arr[i:end:end])
+		if multiline {
+			elem = oneLine(elem)
+		}
+		elems = append(elems, elem)
+		if i, _ = jsonscan.SkipSpace(arr, end); i >= len(arr) {
+			return nil, false
+		}
+		switch arr[i] {
+		case ',':
+			i, _ = jsonscan.SkipSpace(arr, i+1)
+		case ']':
+			return elems, i == len(arr)-1
+		default:
+			return nil, false
+		}
+	}
 }
 
 // oneLine compacts valid JSON that has line breaks between its tokens: every
@@ -90,13 +142,16 @@ func oneLine(data []byte) json.RawMessage {
 }
 
 func decodeNDJSON(body []byte) ([]json.RawMessage, error) {
-	var events []json.RawMessage
-	for n, line := range bytes.Split(body, []byte("\n")) {
+	events := make([]json.RawMessage, 0, bytes.Count(body, []byte("\n"))+1)
+	n := -1
+	for line := range bytes.SplitSeq(body, []byte("\n")) {
+		n++
 		line = bytes.TrimSpace(line)
 		if len(line) == 0 {
 			continue
 		}
-		if !json.Valid(line) {
+		end, multiline, ok := jsonscan.Value(line, 0, 0)
+		if !ok || end != len(line) {
 			var v json.RawMessage
 			msg, _, col, ok := jsonErrorPos(line, json.Unmarshal(line, &v))
 			where := fmt.Sprintf("line %d", n+1)
@@ -108,7 +163,10 @@ func decodeNDJSON(body []byte) ([]json.RawMessage, error) {
 				fields: []problem.FieldError{{Pointer: fmt.Sprintf("/%d", len(events)), Detail: fmt.Sprintf("line %d is not valid JSON", n+1)}},
 			}
 		}
-		events = append(events, oneLine(line))
+		if multiline { // a CR between tokens
+			line = oneLine(line)
+		}
+		events = append(events, line)
 	}
 	if len(events) == 0 {
 		return nil, errEmpty

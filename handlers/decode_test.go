@@ -4,8 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/rtstream/rtstream/jsonscan"
+	"github.com/rtstream/rtstream/problem"
 )
 
 func TestDecodeEvents(t *testing.T) {
@@ -102,5 +106,177 @@ func FuzzDecodeEvents(f *testing.F) {
 				t.Fatalf("event %d is not valid one-line JSON: %q", i, e)
 			}
 		}
+	})
+}
+
+// decodeEventsEncodingJSON is decodeEvents as it was before jsonscan: every
+// check by encoding/json. It is the reference the faster decodeEvents must
+// agree with on every body, errors and their positions included.
+func decodeEventsEncodingJSON(kind bodyKind, body []byte) ([]json.RawMessage, error) {
+	if kind == kindNDJSON {
+		var events []json.RawMessage
+		for n, line := range bytes.Split(body, []byte("\n")) {
+			line = bytes.TrimSpace(line)
+			if len(line) == 0 {
+				continue
+			}
+			if !json.Valid(line) {
+				var v json.RawMessage
+				msg, _, col, ok := jsonErrorPos(line, json.Unmarshal(line, &v))
+				where := fmt.Sprintf("line %d", n+1)
+				if ok {
+					where += fmt.Sprintf(", column %d", col)
+				}
+				return nil, &decodeError{
+					detail: fmt.Sprintf("invalid JSON on %s: %s", where, msg),
+					fields: []problem.FieldError{{Pointer: fmt.Sprintf("/%d", len(events)), Detail: fmt.Sprintf("line %d is not valid JSON", n+1)}},
+				}
+			}
+			events = append(events, oneLine(line))
+		}
+		if len(events) == 0 {
+			return nil, errEmpty
+		}
+		return events, nil
+	}
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 {
+		return nil, errEmpty
+	}
+	if trimmed[0] == '[' {
+		var batch []json.RawMessage
+		if err := json.Unmarshal(trimmed, &batch); err != nil {
+			return nil, &decodeError{detail: "invalid JSON: " + jsonErrorDetail(trimmed, err)}
+		}
+		if len(batch) == 0 {
+			return nil, errEmpty
+		}
+		for i := range batch {
+			batch[i] = oneLine(batch[i])
+		}
+		return batch, nil
+	}
+	if !json.Valid(trimmed) {
+		var v json.RawMessage
+		err := json.Unmarshal(trimmed, &v)
+		return nil, &decodeError{detail: "invalid JSON: " + jsonErrorDetail(trimmed, err)}
+	}
+	return []json.RawMessage{oneLine(trimmed)}, nil
+}
+
+// benchmarkBodies are request bodies of 100 events of about 100 bytes each,
+// in each form a client may send them, and one event alone.
+func benchmarkBodies() []struct {
+	name string
+	kind bodyKind
+	body []byte
+} {
+	var batch, pretty, nd bytes.Buffer
+	batch.WriteByte('[')
+	pretty.WriteString("[\n")
+	for i := range 100 {
+		ev := fmt.Sprintf(`{"user":"user-%05d","action":"click","value":%d.25,"tags":["web","eu"],"ok":true,"ref":null}`, i, i*7)
+		if i > 0 {
+			batch.WriteString(", ")
+			pretty.WriteString(",\n")
+		}
+		batch.WriteString(ev)
+		pretty.WriteString("  " + strings.ReplaceAll(ev, `,"`, ",\n    \""))
+		nd.WriteString(ev + "\n")
+	}
+	batch.WriteByte(']')
+	pretty.WriteString("\n]\n")
+	return []struct {
+		name string
+		kind bodyKind
+		body []byte
+	}{
+		{"batch", kindJSON, batch.Bytes()},
+		{"batch_pretty", kindJSON, pretty.Bytes()},
+		{"ndjson", kindNDJSON, nd.Bytes()},
+		{"one", kindJSON, []byte(`{"user":"user-00001","action":"click","value":7.25,"tags":["web","eu"],"ok":true,"ref":null}`)},
+	}
+}
+
+func BenchmarkDecodeEvents(b *testing.B) {
+	decoders := []struct {
+		name   string
+		decode func(bodyKind, []byte) ([]json.RawMessage, error)
+	}{
+		{"encoding_json", decodeEventsEncodingJSON},
+		{"fast", decodeEvents},
+	}
+	for _, body := range benchmarkBodies() {
+		for _, d := range decoders {
+			b.Run(body.name+"/"+d.name, func(b *testing.B) {
+				b.SetBytes(int64(len(body.body)))
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, err := d.decode(body.kind, body.body); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
+
+// checkSameDecode fails unless decodeEvents and the encoding/json reference
+// give the same events, or the same error with the same details.
+func checkSameDecode(t *testing.T, kind bodyKind, body []byte) {
+	t.Helper()
+	got, gotErr := decodeEvents(kind, body)
+	want, wantErr := decodeEventsEncodingJSON(kind, body)
+	if (gotErr == nil) != (wantErr == nil) {
+		t.Fatalf("decodeEvents(%v, %q) error %v; reference error %v", kind, body, gotErr, wantErr)
+	}
+	if gotErr != nil {
+		var gotDE, wantDE *decodeError
+		if errors.As(gotErr, &gotDE) != errors.As(wantErr, &wantDE) || gotErr.Error() != wantErr.Error() ||
+			(gotDE != nil && fmt.Sprint(gotDE.fields) != fmt.Sprint(wantDE.fields)) {
+			t.Fatalf("decodeEvents(%v, %q) error %#v; reference error %#v", kind, body, gotErr, wantErr)
+		}
+		return
+	}
+	if len(got) != len(want) {
+		t.Fatalf("decodeEvents(%v, %q) = %q; reference %q", kind, body, got, want)
+	}
+	for i := range got {
+		if !bytes.Equal(got[i], want[i]) {
+			t.Fatalf("decodeEvents(%v, %q) = %q; reference %q", kind, body, got, want)
+		}
+	}
+}
+
+func TestDecodeEventsMatchesEncodingJSON(t *testing.T) {
+	deep := func(n int) string { return strings.Repeat("[", n) + strings.Repeat("]", n) }
+	bodies := []string{
+		``, ` `, "\n\n", `[]`, `[ ]`, ` [ ] `, `[`, `]`, `[1`, `[1,`, `[1,]`, `[,1]`, `[1 2]`, `[1]]`, `[] []`, `[1] x`, `[1]x`,
+		`1`, ` 1 `, `1 2`, `"a"`, `"a`, `nul`, `null`, `{}`, `{"a":1}`, `{"a":1`, `{"a" 1}`, `x`,
+		`[{"a":1}, {"b":[2, 3]}, "x\ny", null, true, -0.5e3]`, "[\r\n1,\r\n\t{\"a\":\r\n2}\r\n]", "{\"a\":\r[1,\r2]}",
+		"\v[1]\v", "\u00a0[1]\u00a0", "\x85[1]", "[\v1]", "\xef\xbb\xbf[1]", "\"\xff\"", "[\"\x01\"]",
+		deep(jsonscan.MaxDepth), deep(jsonscan.MaxDepth + 1), "[" + deep(jsonscan.MaxDepth-1) + "]", "[" + deep(jsonscan.MaxDepth) + "]",
+		"1\n2\n", "1\r\n\r\n[1,\r2]\r\n", "1\n\n{oops}\n", "{\"a\":1}\n{\"a\":1,,}\n", " \t\n\v\n", "1\n2 3\n", "[1,\n2]\n",
+	}
+	for _, body := range bodies {
+		for _, kind := range []bodyKind{kindJSON, kindNDJSON} {
+			checkSameDecode(t, kind, []byte(body))
+		}
+	}
+}
+
+// FuzzDecodeEventsMatchesEncodingJSON: the fast decodeEvents and the
+// encoding/json reference agree on every body.
+func FuzzDecodeEventsMatchesEncodingJSON(f *testing.F) {
+	for _, s := range []string{`{"a":1}`, `[1, {"b":[2]}]`, "[\n1,\r\n2]", "1\n2\n", `[`, `[1,]`, "\x00", `"\u2028"`, "{\"a\":\r1}\n[]\n"} {
+		f.Add(s, true)
+		f.Add(s, false)
+	}
+	f.Fuzz(func(t *testing.T, body string, ndjson bool) {
+		kind := kindJSON
+		if ndjson {
+			kind = kindNDJSON
+		}
+		checkSameDecode(t, kind, []byte(body))
 	})
 }
