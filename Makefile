@@ -2,9 +2,9 @@
 # single-node one (scripts/kafka.sh) and leaves it running for the next run.
 GO ?= go
 
-.PHONY: test fuzz prometheus-check up down kafka-start kafka-stop kafka-status redis-start redis-stop run bench fmt vet
+.PHONY: test tools fuzz prometheus-check up down kafka-start kafka-stop kafka-status redis-start redis-stop run bench fmt vet
 
-test: kafka-start redis-start vet
+test: tools kafka-start redis-start vet
 	RTSTREAM_TEST_KAFKA_BROKERS=127.0.0.1:$${KAFKA_PORT:-9092} \
 	RTSTREAM_TEST_REDIS_URL=redis://127.0.0.1:$${REDIS_PORT:-6379}/0 \
 	$(GO) test -race -count=1 -timeout 30m $(GOTESTFLAGS) ./...
@@ -34,6 +34,13 @@ down:
 
 redis-start:
 	scripts/redis.sh start
+
+# What the tests beyond Go need, installed when missing (quick when present):
+# Debian's prometheus (promtool), chromium + playwright-core, schemathesis.
+tools:
+	scripts/prometheus.sh install </dev/null
+	scripts/browser.sh install </dev/null
+	scripts/schemathesis.sh install </dev/null
 
 redis-stop:
 	scripts/redis.sh stop
