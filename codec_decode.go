@@ -58,8 +58,7 @@ func decodeEventBatchFast(p []byte, b *EventBatch) bool {
 	// json.Unmarshal makes an empty slice, not nil, of "events":[].
 	events := []Event{}
 	// Events of one request share their time: parse it once.
-	var lastTime []byte
-	var lastAt time.Time
+	var received timeCache
 	if i < len(p) && p[i] == ']' {
 		i++
 	} else {
@@ -74,25 +73,9 @@ func decodeEventBatchFast(p []byte, b *EventBatch) bool {
 			}
 			spans = append(spans, start, end)
 			size += end - start
-			// The time's string as json.Unmarshal hands it to
-			// Time.UnmarshalJSON, quotes included: same value, same
-			// errors. An escape could only make it fail to parse.
-			start = end + len(eventReceived)
-			end = start + 1
-			for end < len(p) && plainASCII[p[end]] {
-				end++
-			}
-			if end >= len(p) || p[end] != '"' {
+			if e.ReceivedAt, i, ok = received.read(p, end+len(eventReceived)); !ok {
 				return false
 			}
-			if quoted := p[start : end+1]; string(quoted) == string(lastTime) {
-				e.ReceivedAt = lastAt
-			} else if e.ReceivedAt.UnmarshalJSON(quoted) == nil {
-				lastTime, lastAt = quoted, e.ReceivedAt
-			} else {
-				return false
-			}
-			i = end + 1
 			if !hasAt(p, i, eventData) {
 				return false
 			}
@@ -137,6 +120,41 @@ func decodeEventBatchFast(p []byte, b *EventBatch) bool {
 	}
 	b.Events = events
 	return true
+}
+
+// timeCache reads one time field of a record's items, parsing each string
+// once while the same string repeats (the items of one request share their
+// times).
+type timeCache struct {
+	quoted []byte
+	at     time.Time
+}
+
+// read reads the time whose string's opening quote is at p[start] and returns
+// the index after its closing quote. It parses the string as json.Unmarshal
+// hands it to Time.UnmarshalJSON, quotes included: same value, same errors.
+// An escape could only make it fail to parse, so strings with one are not
+// read.
+func (c *timeCache) read(p []byte, start int) (t time.Time, end int, ok bool) {
+	if start >= len(p) || p[start] != '"' {
+		return time.Time{}, 0, false
+	}
+	end = start + 1
+	for end < len(p) && plainASCII[p[end]] {
+		end++
+	}
+	if end >= len(p) || p[end] != '"' {
+		return time.Time{}, 0, false
+	}
+	quoted := p[start : end+1]
+	if c.quoted != nil && string(quoted) == string(c.quoted) {
+		return c.at, end + 1, true
+	}
+	if t.UnmarshalJSON(quoted) != nil {
+		return time.Time{}, 0, false
+	}
+	c.quoted, c.at = quoted, t
+	return t, end + 1, true
 }
 
 // plainString finds the string that starts at p[i], after its opening
