@@ -2,6 +2,7 @@ package rtstream
 
 import (
 	"encoding/json"
+	"math"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -192,4 +193,187 @@ var plainASCII = func() (t [256]bool) {
 // hasAt reports whether p holds s at i.
 func hasAt(p []byte, i int, s string) bool {
 	return len(p)-i >= len(s) && string(p[i:i+len(s)]) == s
+}
+
+// DecodeResultBatch decodes a results record into *b, which it replaces: the
+// result and the error are those of json.Unmarshal into a zero ResultBatch.
+// Like DecodeEventBatch it reads AppendJSON's layout in one pass and hands
+// anything else to json.Unmarshal.
+//
+// Unlike DecodeEventBatch, it copies the results' Data, all of a record's
+// into one allocation (each cut to its length, so appending to one cannot
+// write over the next); the ids share another. Aliasing p would be safe with
+// Sarama, which never reuses a message's bytes (each fetch response is read
+// into a new buffer, and decompressed batches are cloned out of its pools),
+// but a ConsumerMessage's Value is a sub-slice of that whole response or
+// batch. The fan-out history keeps recent results and bounds its memory by
+// counting len(Data): results aliasing the response would keep every record
+// fetched with them alive, those of unwatched streams included, far beyond
+// what the history counts.
+func DecodeResultBatch(p []byte, b *ResultBatch) error {
+	if decodeResultBatchFast(p, b) {
+		return nil
+	}
+	*b = ResultBatch{}
+	return json.Unmarshal(p, b)
+}
+
+// The parts of (*ResultBatch).AppendJSON's layout between the values; the
+// stream id's comes first, as in an events record.
+const (
+	resultsPartition = `,"source":{"partition":`
+	resultsOffset    = `,"offset":`
+	resultsList      = `},"results":[`
+	resultHead       = `{"stream_id":"`
+	resultEvent      = `,"event_id":"`
+	resultReceived   = `,"received_at":`
+	resultProcessed  = `,"processed_at":`
+	resultData       = `,"data":`
+)
+
+// decodeResultBatchFast reads exactly (*ResultBatch).AppendJSON's layout into
+// *b and reports whether p was in it; *b is not changed when it was not.
+func decodeResultBatchFast(p []byte, b *ResultBatch) bool {
+	if !hasAt(p, 0, batchHead) {
+		return false
+	}
+	// Where the ids and data are in p, start and end: the stream's first,
+	// then per result its stream id, event id and data. A result's stream
+	// id is the record's (always, as the router writes them): start -1
+	// says so, and the result shares the record's string.
+	var spansBuf [2 + 6*128]int
+	spans := spansBuf[:0]
+	i, end, ok := plainString(p, len(batchHead))
+	if !ok || !hasAt(p, end+1, resultsPartition) {
+		return false
+	}
+	spans = append(spans, i, end)
+	stream := p[i:end]
+	idSize, dataSize := end-i, 0
+	var src Position
+	var n int64
+	if n, i, ok = readInt(p, end+1+len(resultsPartition), math.MinInt32, math.MaxInt32); !ok || !hasAt(p, i, resultsOffset) {
+		return false
+	}
+	src.Partition = int32(n)
+	if src.Offset, i, ok = readInt(p, i+len(resultsOffset), math.MinInt64, math.MaxInt64); !ok || !hasAt(p, i, resultsList) {
+		return false
+	}
+	i += len(resultsList)
+	// json.Unmarshal makes an empty slice, not nil, of "results":[].
+	results := []Result{}
+	// A record's results share their processing time, and those of one
+	// request their receiving time: parse each once.
+	var received, processed timeCache
+	if i < len(p) && p[i] == ']' {
+		i++
+	} else {
+		for first := i; ; {
+			var r Result
+			if !hasAt(p, i, resultHead) {
+				return false
+			}
+			start, end, ok := plainString(p, i+len(resultHead))
+			if !ok || !hasAt(p, end+1, resultEvent) {
+				return false
+			}
+			if string(p[start:end]) == string(stream) {
+				spans = append(spans, -1, -1)
+			} else {
+				spans = append(spans, start, end)
+				idSize += end - start
+			}
+			start, end, ok = plainString(p, end+1+len(resultEvent))
+			if !ok || !hasAt(p, end+1, resultReceived) {
+				return false
+			}
+			spans = append(spans, start, end)
+			idSize += end - start
+			if r.ReceivedAt, i, ok = received.read(p, end+1+len(resultReceived)); !ok || !hasAt(p, i, resultProcessed) {
+				return false
+			}
+			if r.ProcessedAt, i, ok = processed.read(p, i+len(resultProcessed)); !ok || !hasAt(p, i, resultData) {
+				return false
+			}
+			i += len(resultData)
+			// Inside the record, the results array and the result.
+			end, _, ok = jsonscan.Value(p, i, 3)
+			if !ok || end >= len(p) || p[end] != '}' {
+				return false
+			}
+			spans = append(spans, i, end)
+			dataSize += end - i
+			i = end + 1
+			if len(results) == 0 {
+				// Guess the length from the first result's size,
+				// rather than grow the slice many times.
+				results = make([]Result, 0, 2+(len(p)-i)/(i-first))
+			}
+			results = append(results, r)
+			if i < len(p) && p[i] == ',' {
+				i++
+				continue
+			}
+			if i < len(p) && p[i] == ']' {
+				i++
+				break
+			}
+			return false
+		}
+	}
+	if i != len(p)-1 || p[i] != '}' {
+		return false
+	}
+	var all strings.Builder
+	all.Grow(idSize)
+	all.Write(p[spans[0]:spans[1]])
+	for k := 2; k < len(spans); k += 6 {
+		if spans[k] >= 0 {
+			all.Write(p[spans[k]:spans[k+1]])
+		}
+		all.Write(p[spans[k+2]:spans[k+3]])
+	}
+	ids := all.String()
+	data := make([]byte, 0, dataSize)
+	b.StreamID, ids = ids[:spans[1]-spans[0]], ids[spans[1]-spans[0]:]
+	for k := range results {
+		r, s := &results[k], spans[2+6*k:8+6*k]
+		r.StreamID = b.StreamID
+		if s[0] >= 0 {
+			r.StreamID, ids = ids[:s[1]-s[0]], ids[s[1]-s[0]:]
+		}
+		r.EventID, ids = ids[:s[3]-s[2]], ids[s[3]-s[2]:]
+		at := len(data)
+		data = append(data, p[s[4]:s[5]]...)
+		r.Data = data[at:len(data):len(data)]
+	}
+	b.Source, b.Results = src, results
+	return true
+}
+
+// readInt reads the integer that begins at p[i] when json.Unmarshal would
+// read it into an integer in [lo, hi] as it is: -?(0|[1-9][0-9]*), no
+// fraction or exponent. It returns the index after it.
+func readInt(p []byte, i int, lo, hi int64) (n int64, end int, ok bool) {
+	neg := i < len(p) && p[i] == '-'
+	if neg {
+		i++
+	}
+	start := i
+	var u uint64
+	for ; i < len(p) && '0' <= p[i] && p[i] <= '9'; i++ {
+		if i-start == 19 { // more than int64 holds; Kafka never gets there
+			return 0, 0, false
+		}
+		u = u*10 + uint64(p[i]-'0')
+	}
+	switch {
+	case i == start, p[start] == '0' && i > start+1:
+		return 0, 0, false
+	case neg && u <= uint64(-(lo+1))+1: // -lo may not fit
+		return -int64(u), i, true // wraps to math.MinInt64 as it should
+	case !neg && u <= uint64(hi):
+		return int64(u), i, true
+	}
+	return 0, 0, false
 }
