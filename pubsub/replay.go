@@ -2,7 +2,6 @@ package pubsub
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -286,7 +285,7 @@ func (r *ResultsReader) readOnce(partition int32, run *replayRun, start int64, a
 			if string(m.Key) == q.stream {
 				if batch == nil {
 					batch = new(rtstream.ResultBatch)
-					if err := json.Unmarshal(m.Value, batch); err != nil {
+					if err := rtstream.DecodeResultBatch(m.Value, batch); err != nil {
 						r.log.Error("replay: skipping unreadable record", "partition", m.Partition, "offset", m.Offset, "err", err)
 						batch = &rtstream.ResultBatch{StreamID: q.stream}
 					}

@@ -2,7 +2,6 @@ package pubsub
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -93,7 +92,7 @@ func FollowResults(cfg Config, log *slog.Logger, to Fanout) (*ResultsFollower, e
 					continue
 				}
 				var b rtstream.ResultBatch
-				if err := json.Unmarshal(m.Value, &b); err != nil {
+				if err := rtstream.DecodeResultBatch(m.Value, &b); err != nil {
 					log.Error("results: skipping unreadable record", "partition", m.Partition, "offset", m.Offset, "err", err)
 					continue
 				}
