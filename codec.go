@@ -12,8 +12,8 @@ import (
 // record → router → results record → SSE frame), and that was most of the
 // server's CPU under load. Data is checked and compacted once, where it enters
 // (the API's decoder), so these methods copy it as it is. DecodeEventBatch
-// reads events records back the same way (codec_decode.go); other records are
-// decoded with encoding/json.
+// and DecodeResultBatch read events and results records back the same way
+// (codec_decode.go), falling back to encoding/json for any other layout.
 
 // AppendJSON appends the batch as the JSON that json.Unmarshal reads back.
 // Every event's Data must be valid JSON without line breaks.
