@@ -5,7 +5,6 @@
 package processor
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -138,12 +137,9 @@ func (p *Program) Eval(ev Event) (out json.RawMessage, keep bool, err error) {
 		return ev.Data, true, nil
 	}
 	e := &env{EventID: ev.ID, ReceivedAt: ev.ReceivedAt, deadline: time.Now().Add(TimeBudget)}
-	dec := json.NewDecoder(bytes.NewReader(ev.Data))
-	dec.UseNumber()
-	if err := dec.Decode(&e.Data); err != nil {
+	if e.Data, err = decodeData(ev.Data); err != nil {
 		return nil, false, fmt.Errorf("%w: data is not JSON: %w", ErrEval, err)
 	}
-	e.Data = numbers(e.Data)
 	machine := vms.Get().(*vm.VM)
 	defer vms.Put(machine)
 	if p.filter != nil {
@@ -208,15 +204,16 @@ func evalError(field string, err error) error {
 
 // marshal encodes a map's value, refusing results over MaxResultBytes.
 // Without HTML escaping: results carry data as JSON means it, like the
-// passthrough does.
+// passthrough does. appendJSON writes the usual values; encoding/json writes
+// (or refuses) the rest, in the same bytes.
 func marshal(v any) (json.RawMessage, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, fmt.Errorf("result is not JSON: %w", err)
+	out, ok := appendJSON(make([]byte, 0, 128), v, 0)
+	if !ok {
+		var err error
+		if out, err = marshalStd(v); err != nil {
+			return nil, err
+		}
 	}
-	out := bytes.TrimRight(buf.Bytes(), "\n")
 	if len(out) > MaxResultBytes {
 		return nil, fmt.Errorf("result is %d bytes, over %d", len(out), MaxResultBytes)
 	}
