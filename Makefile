@@ -13,7 +13,8 @@ test: tools kafka-start redis-start vet
 FUZZTIME ?= 8s
 FUZZ_TARGETS = .:FuzzResultAppendJSON .:FuzzDecodeEventBatch ./jsonscan:FuzzValid .:FuzzParseCursor ./handlers:FuzzDecodeEvents ./handlers:FuzzDecodeEventsMatchesEncodingJSON ./handlers:FuzzDecodeFrame \
 	./handlers:FuzzDecodeStream ./handlers:FuzzResultFrames ./processor:FuzzCompile ./middleware:FuzzAuthenticate \
-	./middleware:FuzzJWTVerify ./ratelimit:FuzzResolveClientIP
+	./middleware:FuzzJWTVerify ./ratelimit:FuzzResolveClientIP ./processor:FuzzDecodeDataMatchesEncodingJSON \
+	./processor:FuzzMarshalMatchesEncodingJSON
 
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
