@@ -11,7 +11,7 @@ test: tools kafka-start redis-start vet
 
 # Bounded fuzzing of every decoder and parser facing input (CI runs it).
 FUZZTIME ?= 8s
-FUZZ_TARGETS = .:FuzzResultAppendJSON .:FuzzDecodeEventBatch ./jsonscan:FuzzValid .:FuzzParseCursor ./handlers:FuzzDecodeEvents ./handlers:FuzzDecodeEventsMatchesEncodingJSON ./handlers:FuzzDecodeFrame \
+FUZZ_TARGETS = .:FuzzResultAppendJSON .:FuzzDecodeEventBatch .:FuzzDecodeResultBatch ./jsonscan:FuzzValid .:FuzzParseCursor ./handlers:FuzzDecodeEvents ./handlers:FuzzDecodeEventsMatchesEncodingJSON ./handlers:FuzzDecodeFrame \
 	./handlers:FuzzDecodeStream ./handlers:FuzzResultFrames ./processor:FuzzCompile ./middleware:FuzzAuthenticate \
 	./middleware:FuzzJWTVerify ./ratelimit:FuzzResolveClientIP ./processor:FuzzDecodeDataMatchesEncodingJSON \
 	./processor:FuzzMarshalMatchesEncodingJSON
