@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -54,46 +53,12 @@ func (s *scripted) count(id string) int {
 // not retried, and its record goes to the poison topic with the panic as the
 // reason; the records after both are processed, in order.
 func TestRouterMiddlewareOnKafka(t *testing.T) {
-	brokers := os.Getenv("RTSTREAM_TEST_KAFKA_BROKERS")
-	if brokers == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("RTSTREAM_TEST_KAFKA_BROKERS is not set; CI must run against the real broker")
-		}
-		t.Skip("needs a real Kafka: run `make test`")
-	}
+	reg := &scripted{failures: 3, calls: map[string]int{}}
 	// One partition, so that the order of the results across streams is the
 	// order the records were sent in.
-	cfg := pubsub.Config{Brokers: strings.Split(brokers, ","), TopicPrefix: "test-routermw-" + watermill.NewShortUUID(), Partitions: 1}
-	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
-	defer cancel()
-	if err := pubsub.EnsureTopics(ctx, cfg); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { deleteTopics(t, cfg) })
-	pub, err := pubsub.NewPublisher(cfg, 0, 2, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pub.Close()
-	sub, err := pubsub.NewSubscriber(cfg, cfg.TopicPrefix+"-router", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg := &scripted{failures: 3, calls: map[string]int{}}
-	r, err := router.New(router.Config{
-		Topics: cfg.Topics(), Streams: reg, ConsumerGroup: cfg.TopicPrefix + "-router",
-		MaxRetries: 5, RetryInitialInterval: 10 * time.Millisecond,
-	}, sub, pub, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	defer func() {
-		cancel()
-		<-done
-	}()
-	<-r.Running()
+	cfg, pub := startRouter(t, "test-routermw-", 1, router.Config{
+		Streams: reg, MaxRetries: 5, RetryInitialInterval: 10 * time.Millisecond,
+	})
 
 	for i, stream := range []string{"flaky", "boom", "ok"} {
 		payload := fmt.Sprintf(`{"stream_id":%q,"events":[{"event_id":"e%d","received_at":"2026-01-01T00:00:00Z","data":%d}]}`, stream, i, i)

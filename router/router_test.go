@@ -53,41 +53,7 @@ func TestProcessRejectsUnreadableRecordsPermanently(t *testing.T) {
 // becomes a results record that names its source, an unreadable one goes to
 // the poison topic with its reason, and the router carries on.
 func TestRouterOnKafka(t *testing.T) {
-	brokers := os.Getenv("RTSTREAM_TEST_KAFKA_BROKERS")
-	if brokers == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("RTSTREAM_TEST_KAFKA_BROKERS is not set; CI must run against the real broker")
-		}
-		t.Skip("needs a real Kafka: run `make test`")
-	}
-	cfg := pubsub.Config{Brokers: strings.Split(brokers, ","), TopicPrefix: "test-router-" + watermill.NewShortUUID(), Partitions: 2}
-	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
-	defer cancel()
-	if err := pubsub.EnsureTopics(ctx, cfg); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { deleteTopics(t, cfg) })
-	pub, err := pubsub.NewPublisher(cfg, 0, 2, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pub.Close()
-	sub, err := pubsub.NewSubscriber(cfg, cfg.TopicPrefix+"-router", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := router.New(router.Config{Topics: cfg.Topics(), ConsumerGroup: cfg.TopicPrefix + "-router"}, sub, pub, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	defer func() {
-		cancel()
-		<-done
-	}()
-	<-r.Running()
-
+	cfg, pub := startRouter(t, "test-router-", 2, router.Config{})
 	send := func(payload string) {
 		m := message.NewMessage(watermill.NewUUID(), []byte(payload))
 		m.Metadata.Set(pubsub.KeyMetadata, "s")
@@ -127,6 +93,55 @@ func TestRouterOnKafka(t *testing.T) {
 	if !strings.Contains(reason, "unreadable event record") {
 		t.Fatalf("poison reason %q", reason)
 	}
+}
+
+// startRouter runs a router on the real broker with fresh topics (deleted
+// when the test ends) and returns their configuration and a publisher to
+// them. rc's topics and consumer group are filled in. Without a broker the
+// test skips, except under CI, which must never skip.
+func startRouter(t *testing.T, prefix string, partitions int32, rc router.Config) (pubsub.Config, message.Publisher) {
+	t.Helper()
+	brokers := os.Getenv("RTSTREAM_TEST_KAFKA_BROKERS")
+	if brokers == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatal("RTSTREAM_TEST_KAFKA_BROKERS is not set; CI must run against the real broker")
+		}
+		t.Skip("needs a real Kafka: run `make test`")
+	}
+	cfg := pubsub.Config{Brokers: strings.Split(brokers, ","), TopicPrefix: prefix + watermill.NewShortUUID(), Partitions: partitions}
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	if err := pubsub.EnsureTopics(ctx, cfg); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { deleteTopics(t, cfg) })
+	pub, err := pubsub.NewPublisher(cfg, 0, 2, nil)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pub.Close() })
+	sub, err := pubsub.NewSubscriber(cfg, cfg.TopicPrefix+"-router", nil)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	rc.Topics, rc.ConsumerGroup = cfg.Topics(), cfg.TopicPrefix+"-router"
+	r, err := router.New(rc, sub, pub, nil)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	// Cleanups run last-in first-out: the router stops before the
+	// publisher closes and the topics go.
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	<-r.Running()
+	return cfg, pub
 }
 
 // readAll reads n records from topic's partitions, waiting for them.
