@@ -231,6 +231,15 @@ func special(x uint64) uint64 {
 	return ((x-ones*0x20) & ^x | (q-ones) & ^q | (b-ones) & ^b) & high
 }
 
+// Number returns the end of the JSON number that begins at p[i], for callers
+// that read numbers themselves; ok is false when no number begins there.
+func Number(p []byte, i int) (end int, ok bool) {
+	if i >= len(p) {
+		return i, false
+	}
+	return skipNumber(p, i)
+}
+
 // skipNumber skips the number that begins at p[i]:
 // -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
 func skipNumber(p []byte, i int) (int, bool) {

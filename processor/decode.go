@@ -8,6 +8,8 @@ import (
 	"unicode"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/rtstream/rtstream/jsonscan"
 )
 
 // decodeData decodes an event's data into what an expression sees:
@@ -367,53 +369,19 @@ func hex4(p []byte, i int) rune {
 	return r
 }
 
-// number decodes the number at d.i as numbers() would:
-// -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+// number decodes the number at d.i as numbers() would, the number's grammar
+// being jsonscan's.
 func (d *decoder) number() (any, bool) {
 	p, start := d.p, d.i
-	i := start
-	neg := i < len(p) && p[i] == '-'
-	if neg {
-		i++
-	}
-	switch {
-	case i < len(p) && p[i] == '0':
-		i++
-	case i < len(p) && p[i] >= '1' && p[i] <= '9':
-		i++
-		for i < len(p) && p[i] >= '0' && p[i] <= '9' {
-			i++
-		}
-	default:
+	i, ok := jsonscan.Number(p, start)
+	if !ok {
 		return nil, false
 	}
+	neg := p[start] == '-'
+	integer := bytes.IndexAny(p[start:i], ".eE") < 0
 	digits := i - start
 	if neg {
 		digits--
-	}
-	integer := true
-	if i < len(p) && p[i] == '.' {
-		integer = false
-		i++
-		if i >= len(p) || p[i] < '0' || p[i] > '9' {
-			return nil, false
-		}
-		for i < len(p) && p[i] >= '0' && p[i] <= '9' {
-			i++
-		}
-	}
-	if i < len(p) && (p[i] == 'e' || p[i] == 'E') {
-		integer = false
-		i++
-		if i < len(p) && (p[i] == '+' || p[i] == '-') {
-			i++
-		}
-		if i >= len(p) || p[i] < '0' || p[i] > '9' {
-			return nil, false
-		}
-		for i < len(p) && p[i] >= '0' && p[i] <= '9' {
-			i++
-		}
 	}
 	d.i = i
 	if integer && digits <= 18 {
