@@ -280,6 +280,25 @@ func (l *faultLoad) waitAcked(n int64, max time.Duration) {
 	}
 }
 
+// waitSettled waits until every subscriber has dropped all the connections
+// it drops of its own accord and opened the one it keeps, failing the test
+// after max. A crash before that could be absorbed by a connection the
+// subscriber was about to drop anyway, and the crash would then test no
+// resume for it.
+func (l *faultLoad) waitSettled(max time.Duration) {
+	l.t.Helper()
+	deadline := time.Now().Add(max)
+	for j, name := range l.subs {
+		for l.connects[j].Load() <= int64(l.churn[j]) {
+			if time.Now().After(deadline) || l.t.Failed() {
+				l.t.Fatalf("subscriber %s still on its connections %d of %d dropped by itself after %s",
+					name, l.connects[j].Load(), l.churn[j], max)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
 // finish stops the senders, waits until every subscriber has every
 // acknowledged event (up to max), lets a moment pass so that a duplicate
 // right behind the last result would be seen too, stops the subscribers and

@@ -146,6 +146,9 @@ func TestFaultServerKill9TwoInstances(t *testing.T) {
 
 	const step = 800 // events acknowledged between the faults
 	load.waitAcked(step, 60*time.Second)
+	// Every subscriber is then on the server its last connection went to,
+	// half on each: A's crash moves half of them, B's all of them.
+	load.waitSettled(30 * time.Second)
 	for _, s := range servers {
 		before := load.acked.Load()
 		if err := s.kill(); err != nil {
