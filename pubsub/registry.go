@@ -225,6 +225,14 @@ func (r *Registry) lookup(id string) (rtstream.Stream, bool) {
 	return s, ok
 }
 
+// Has reports whether this instance's copy of the registry holds id, with
+// no round trip. A stream deleted is gone from the copy before onDelete is
+// called for it.
+func (r *Registry) Has(id string) bool {
+	_, ok := r.lookup(id)
+	return ok
+}
+
 // Get returns the stream or rtstream.ErrNotFound, after catching up with the
 // topic, so a create or delete acknowledged by any instance is seen.
 func (r *Registry) Get(ctx context.Context, id string) (rtstream.Stream, error) {

@@ -24,7 +24,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	gometrics "github.com/rcrowley/go-metrics"
 
-	"github.com/rtstream/rtstream"
 	"github.com/rtstream/rtstream/fanout"
 	"github.com/rtstream/rtstream/handlers"
 	"github.com/rtstream/rtstream/middleware"
@@ -275,21 +274,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		// The client IP is resolved first: the access log and the IP limit
 		// both use it. The IP limit runs before auth (it protects auth), the
 		// key limit after it.
-		Outer:       []func(http.Handler) http.Handler{ratelimit.ResolveClientIP(trusted), middleware.SecureHeaders, middleware.CORS(origins)},
-		ClientIP:    func(r *http.Request) string { return ratelimit.ClientIP(r.Context()) },
-		Guard:       []func(http.Handler) http.Handler{limiter.IP(), auth.Middleware, limiter.Key(keyID)},
-		Origins:     origins,
-		Logger:      log,
-		Streams:     registry,
-		DeadLetters: deadLetters,
-		Events:      pubsub.NewEvents(kcfg, pub),
-		Subscribe: func(ctx context.Context, id string, from rtstream.From) (handlers.Feed, error) {
-			s, err := hub.Resume(ctx, id, from)
-			if err != nil {
-				return nil, err
-			}
-			return s, nil
-		},
+		Outer:          []func(http.Handler) http.Handler{ratelimit.ResolveClientIP(trusted), middleware.SecureHeaders, middleware.CORS(origins)},
+		ClientIP:       func(r *http.Request) string { return ratelimit.ClientIP(r.Context()) },
+		Guard:          []func(http.Handler) http.Handler{limiter.IP(), auth.Middleware, limiter.Key(keyID)},
+		Origins:        origins,
+		Logger:         log,
+		Streams:        registry,
+		DeadLetters:    deadLetters,
+		Events:         pubsub.NewEvents(kcfg, pub),
+		Subscribe:      subscribeKnown(hub, registry.Has),
 		Ready:          ready,
 		MetricsHandler: metricsHandler,
 		Metrics:        metrics,
