@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,51 +18,9 @@ import (
 	"github.com/IBM/sarama"
 )
 
-// ownLock makes the broker's later scripts/kafka.sh calls take a lock of
-// their own. The script serialises every call under one lock in its cache
-// root, so a kill -9 planned for the middle of a load could wait 45 s behind
-// another test's broker start (seen while other packages' tests ran). The
-// broker's own calls need no serialising against those: they touch only its
-// data dir, ports and pid. The private cache root links the Kafka jars of the
-// real one; without them (never fetched) nothing changes.
-func (k *privateKafka) ownLock(t *testing.T) {
-	t.Helper()
-	root := os.Getenv("RTSTREAM_CACHE")
-	if root == "" {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			return
-		}
-		root = filepath.Join(home, ".cache", "rtstream")
-	}
-	entries, err := os.ReadDir(root)
-	if err != nil {
-		return
-	}
-	dir := t.TempDir()
-	linked := 0
-	for _, e := range entries {
-		name := e.Name()
-		if !e.IsDir() || !strings.HasPrefix(name, "kafka-") || name == "kafka-data" {
-			continue
-		}
-		if _, err := os.Stat(filepath.Join(root, name, "libs")); err != nil {
-			continue
-		}
-		if err := os.Symlink(filepath.Join(root, name), filepath.Join(dir, name)); err != nil {
-			t.Fatalf("linking the Kafka jars: %v", err)
-		}
-		linked++
-	}
-	if linked > 0 {
-		// run puts k.env after the caller's environment; the last value wins.
-		k.env = append(k.env, "RTSTREAM_CACHE="+dir)
-	}
-}
-
 // kill9 crashes the private broker with SIGKILL (scripts/kafka.sh kill9 reads
-// the pid from this broker's own data dir, so it cannot touch another one).
-// It is bounded like a start, in case the script's lock is the shared one.
+// the pid from this broker's own data dir, so it cannot touch another one,
+// and takes only that data dir's lock, so no other broker's start holds it up).
 func (k *privateKafka) kill9(t *testing.T) {
 	t.Helper()
 	if err := k.run("kill9", 150*time.Second); err != nil {

@@ -23,7 +23,6 @@ func TestFaultBrokerKill9(t *testing.T) {
 	t.Parallel()
 	realKafka(t) // a machine with a real Kafka has what scripts/kafka.sh needs; CI must not skip
 	kafka := startPrivateKafka(t)
-	kafka.ownLock(t)
 
 	const (
 		sendTimeout = 3 * time.Second

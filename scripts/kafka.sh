@@ -46,7 +46,8 @@ CONFIG="$DATA_DIR/server.properties"
 LOG4J_CONFIG="$DATA_DIR/log4j2.yaml"
 LOG_FILE="$DATA_DIR/kafka.log"
 PID_FILE="$DATA_DIR/kafka.pid"
-LOCK_FILE="$CACHE/kafka.lock"
+LOCK_DIR="$CACHE/locks"
+FETCH_LOCK_FILE="$CACHE/kafka-fetch.lock"
 
 if [[ -n "${JAVA_HOME:-}" && -x "$JAVA_HOME/bin/java" ]]; then
   JAVA="$JAVA_HOME/bin/java"
@@ -57,12 +58,25 @@ fi
 log() { echo "kafka.sh: $*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-# Serialise start/stop/reset/fetch between concurrent invocations. fd 9 is
-# closed for the broker process so it does not inherit the lock.
+# Serialise start/stop/kill9/reset of one broker (one data dir) between
+# concurrent invocations. Brokers on other data dirs (the tests' private ones)
+# are not held up: a kill -9 planned for the middle of a load must not wait
+# behind another broker's start. The lock file lives outside the data dir,
+# which reset deletes. fd 9 is closed for the broker process so it does not
+# inherit the lock.
 lock() {
-  mkdir -p "$CACHE"
-  exec 9>"$LOCK_FILE"
+  mkdir -p "$LOCK_DIR"
+  local key
+  key="$(printf '%s' "$DATA_DIR" | sha256sum | cut -c1-16)"
+  exec 9>"$LOCK_DIR/kafka-$key.lock"
   flock 9
+}
+
+# The jars are shared by every broker of this cache root: one fetch at a time.
+lock_fetch() {
+  mkdir -p "$CACHE"
+  exec 8>"$FETCH_LOCK_FILE"
+  flock 8
 }
 
 port_open() {
@@ -90,9 +104,14 @@ fetch() {
     return 0
   fi
   command -v mvn >/dev/null 2>&1 || die "mvn not found (needed once to fetch the Kafka $KAFKA_VERSION jars)"
+  lock_fetch
+  if [[ -f "$LIBS/kafka_${SCALA_VERSION}-${KAFKA_VERSION}.jar" ]]; then
+    exec 8>&- # fetched by another invocation while this one waited
+    return 0
+  fi
   log "fetching Kafka $KAFKA_VERSION jars into $LIBS"
   mkdir -p "$KAFKA_HOME"
-  rm -rf "$KAFKA_HOME"/libs.tmp.* # left by an interrupted fetch (we hold the lock)
+  rm -rf "$KAFKA_HOME"/libs.tmp.* # left by an interrupted fetch (we hold the fetch lock)
   local tmp
   tmp="$(mktemp -d "$KAFKA_HOME/libs.tmp.XXXXXX")"
   # Only a complete download is renamed to libs/; a failed one is removed.
@@ -112,6 +131,7 @@ fetch() {
   rm -rf "$LIBS" # a stale, incomplete libs dir from some older layout
   mv "$tmp" "$LIBS"
   log "fetched $(find "$LIBS" -name '*.jar' | wc -l) jars"
+  exec 8>&-
 }
 
 write_config() {
@@ -236,7 +256,7 @@ cmd_start() {
   setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$PID_FILE" \
     "$JAVA" $HEAP_OPTS -Dlog4j2.configurationFile="$LOG4J_CONFIG" \
     -cp "$LIBS/*" kafka.Kafka "$CONFIG" \
-    </dev/null >"$LOG_FILE" 2>&1 9>&- &
+    </dev/null >"$LOG_FILE" 2>&1 8>&- 9>&- &
 
   local i
   for ((i = 0; i < 100; i++)); do
