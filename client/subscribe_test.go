@@ -299,7 +299,7 @@ func TestSubscribeIdleTimeout(t *testing.T) {
 	}}
 	c := newTestClient(t, script)
 	var reasons []error
-	o := fastSub(SubscribeOptions{IdleTimeout: 200 * time.Millisecond, OnReconnect: func(err error, _ time.Duration) { reasons = append(reasons, err) }})
+	o := fastSub(SubscribeOptions{IdleTimeout: time.Second, OnReconnect: func(err error, _ time.Duration) { reasons = append(reasons, err) }})
 	got, err := collect(t, c.Subscribe(context.Background(), "s", o))
 	if !errors.Is(err, ErrStreamDeleted) || len(got) != 2 {
 		t.Fatalf("%d results, err %v", len(got), err)
