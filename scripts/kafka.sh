@@ -46,7 +46,7 @@ CONFIG="$DATA_DIR/server.properties"
 LOG4J_CONFIG="$DATA_DIR/log4j2.yaml"
 LOG_FILE="$DATA_DIR/kafka.log"
 PID_FILE="$DATA_DIR/kafka.pid"
-LOCK_DIR="$CACHE/locks"
+LOCK_FILE="${DATA_DIR%/}.lock"
 FETCH_LOCK_FILE="$CACHE/kafka-fetch.lock"
 
 if [[ -n "${JAVA_HOME:-}" && -x "$JAVA_HOME/bin/java" ]]; then
@@ -61,14 +61,12 @@ die() { log "error: $*"; exit 1; }
 # Serialise start/stop/kill9/reset of one broker (one data dir) between
 # concurrent invocations. Brokers on other data dirs (the tests' private ones)
 # are not held up: a kill -9 planned for the middle of a load must not wait
-# behind another broker's start. The lock file lives outside the data dir,
-# which reset deletes. fd 9 is closed for the broker process so it does not
-# inherit the lock.
+# behind another broker's start. The lock file is the data dir's sibling,
+# as reset deletes the data dir. fd 9 is closed for the broker process so it
+# does not inherit the lock.
 lock() {
-  mkdir -p "$LOCK_DIR"
-  local key
-  key="$(printf '%s' "$DATA_DIR" | sha256sum | cut -c1-16)"
-  exec 9>"$LOCK_DIR/kafka-$key.lock"
+  mkdir -p "$(dirname "$LOCK_FILE")"
+  exec 9>"$LOCK_FILE"
   flock 9
 }
 
