@@ -31,6 +31,7 @@ func TestImportGraph(t *testing.T) {
 		"pubsub":        {"", "jsonscan", "observability"},
 		"router":        {"", "jsonscan", "pubsub", "observability", "processor"},
 		"e2e":           {},
+		"internal":      {}, // testenv: the tests' gate on real components
 		"benchmarks":    {},
 		// The Go client speaks HTTP only; it shares the domain types.
 		"client": {"", "jsonscan"},

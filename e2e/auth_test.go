@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rtstream/rtstream/internal/testenv"
 )
 
 // withKey authenticates with key in X-API-Key.
@@ -99,7 +101,7 @@ func tryRoute(t *testing.T, base string, r apiRoute, query string, hdr http.Head
 func TestAuthRoutes(t *testing.T) {
 	t.Parallel()
 	otherKey := "second-key-" + randomSuffix()
-	env := kafkaEnv(realKafka(t), newPrefix(t, "auth"))
+	env := kafkaEnv(testenv.KafkaBrokers(t), newPrefix(t, "auth"))
 	env["API_KEYS"] = apiKey + " , " + otherKey
 	s := startServer(t, "auth", env)
 
@@ -243,7 +245,7 @@ func listStreams(t *testing.T, base string) []streamObj {
 func TestAuthMetrics(t *testing.T) {
 	t.Parallel()
 	key := "metrics-key-" + randomSuffix()
-	env := kafkaEnv(realKafka(t), newPrefix(t, "metricsauth"))
+	env := kafkaEnv(testenv.KafkaBrokers(t), newPrefix(t, "metricsauth"))
 	env["API_KEYS"] = ""
 	env["API_KEY"] = key
 	env["METRICS_AUTH"] = "true"
@@ -315,7 +317,7 @@ func generatedKey(t *testing.T, log string) string {
 // generated key once, which then works, while no key or another key does not.
 func TestAuthGeneratedKey(t *testing.T) {
 	t.Parallel()
-	env := kafkaEnv(realKafka(t), newPrefix(t, "genkey"))
+	env := kafkaEnv(testenv.KafkaBrokers(t), newPrefix(t, "genkey"))
 	env["API_KEYS"] = ""
 	s := startServer(t, "genkey", env)
 
@@ -354,7 +356,7 @@ func createStreamWith(t *testing.T, base string, hdr http.Header) streamObj {
 // with AUTH_DISABLED=true, which then generates no key either.
 func TestAuthDisabled(t *testing.T) {
 	t.Parallel()
-	env := kafkaEnv(realKafka(t), newPrefix(t, "noauth"))
+	env := kafkaEnv(testenv.KafkaBrokers(t), newPrefix(t, "noauth"))
 	env["API_KEYS"] = ""
 	env["AUTH_DISABLED"] = "true"
 	s := startServer(t, "noauth", env)

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/rtstream/rtstream/internal/testenv"
 )
 
 // TestBadInput sends malformed and refused requests: each must get its 4xx as
@@ -14,7 +16,7 @@ import (
 // none may add an event to the stream.
 func TestBadInput(t *testing.T) {
 	t.Parallel()
-	env := kafkaEnv(realKafka(t), newPrefix(t, "bad"))
+	env := kafkaEnv(testenv.KafkaBrokers(t), newPrefix(t, "bad"))
 	env["MAX_BODY_BYTES"] = "1024"
 	env["MAX_BATCH"] = "10"
 	s := startServer(t, "bad", env)

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rtstream/rtstream/internal/testenv"
 )
 
 // buildCLI builds cmd/rtstreamctl into a test directory, the way runMain
@@ -77,7 +79,7 @@ func (c ctl) mustRun(stdin string, args ...string) string {
 // dead letters, delete, and the exit statuses of errors.
 func TestCLI(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, "cli", kafkaEnv(realKafka(t), newPrefix(t, "cli")))
+	s := startServer(t, "cli", kafkaEnv(testenv.KafkaBrokers(t), newPrefix(t, "cli")))
 	c := ctl{t: t, bin: buildCLI(t), base: s.Base}
 
 	id := strings.TrimSpace(c.mustRun("", "create", "-q", "cli-sensors"))

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/rtstream/rtstream/client"
+	"github.com/rtstream/rtstream/internal/testenv"
 )
 
 func newAPIClient(t *testing.T, base string, opts ...client.Option) *client.Client {
@@ -34,7 +35,7 @@ func newAPIClient(t *testing.T, base string, opts ...client.Option) *client.Clie
 // deletion end its subscription.
 func TestClientRoundTrip(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, "client", kafkaEnv(realKafka(t), newPrefix(t, "client")))
+	s := startServer(t, "client", kafkaEnv(testenv.KafkaBrokers(t), newPrefix(t, "client")))
 	c := newAPIClient(t, s.Base)
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
@@ -178,7 +179,7 @@ func TestClientRoundTrip(t *testing.T) {
 // reordered.
 func TestClientResumesThroughServerRestart(t *testing.T) {
 	t.Parallel()
-	env := kafkaEnv(realKafka(t), newPrefix(t, "client-restart"))
+	env := kafkaEnv(testenv.KafkaBrokers(t), newPrefix(t, "client-restart"))
 	if u := os.Getenv("RTSTREAM_TEST_REDIS_URL"); u != "" {
 		// Idempotency-Keys then outlive the restart, so that a retry of a
 		// send accepted just before it is answered, not sent again.

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/rtstream/rtstream/internal/testenv"
 )
 
 // TestCrashLosesNoAcknowledgedEvent sends 1,000 events to server A as
@@ -28,7 +30,7 @@ func TestCrashLosesNoAcknowledgedEvent(t *testing.T) {
 		perSender = 250
 		killAfter = 400 // acknowledged events before A is killed
 	)
-	env := kafkaEnv(realKafka(t), newPrefix(t, "crash"))
+	env := kafkaEnv(testenv.KafkaBrokers(t), newPrefix(t, "crash"))
 	// This test is about crashes, not rate limits.
 	env["RATE_LIMIT_RPS"] = "100000"
 	env["RATE_LIMIT_BURST"] = "100000"

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rtstream/rtstream/internal/testenv"
 )
 
 // TestFaultBrokerKill9 crashes Kafka itself under load: a private broker is
@@ -21,7 +23,7 @@ import (
 // ports, like TestReadyzKafkaOutage), so it runs beside the other tests.
 func TestFaultBrokerKill9(t *testing.T) {
 	t.Parallel()
-	realKafka(t) // a machine with a real Kafka has what scripts/kafka.sh needs; CI must not skip
+	testenv.KafkaBrokers(t) // a machine with a real Kafka has what scripts/kafka.sh needs; CI must not skip
 	kafka := startPrivateKafka(t)
 
 	const (
@@ -129,7 +131,7 @@ func TestFaultBrokerKill9(t *testing.T) {
 // whose answer was lost may arrive or not.
 func TestFaultServerKill9TwoInstances(t *testing.T) {
 	t.Parallel()
-	brokers := realKafka(t)
+	brokers := testenv.KafkaBrokers(t)
 	prefix := newPrefix(t, "fault-server")
 	env := kafkaEnv(brokers, prefix)
 	a := startServer(t, "A", env)

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rtstream/rtstream/internal/testenv"
 )
 
 // trickle connects to addr, writes head at once and then drip one byte per
@@ -62,7 +64,7 @@ func trickle(t *testing.T, addr string, head, drip []byte, limit time.Duration) 
 // second is cut off, not served and not kept.
 func TestSlowClientsCutOff(t *testing.T) {
 	t.Parallel()
-	env := kafkaEnv(realKafka(t), newPrefix(t, "slow"))
+	env := kafkaEnv(testenv.KafkaBrokers(t), newPrefix(t, "slow"))
 	env["READ_HEADER_TIMEOUT"] = "2s"
 	env["READ_TIMEOUT"] = "2s"
 	s := startServer(t, "slow", env)
@@ -114,7 +116,7 @@ func firstLine(b []byte) []byte {
 // could resume).
 func TestStalledSubscriber(t *testing.T) {
 	t.Parallel()
-	env := kafkaEnv(realKafka(t), newPrefix(t, "stall"))
+	env := kafkaEnv(testenv.KafkaBrokers(t), newPrefix(t, "stall"))
 	env["MAX_BODY_BYTES"] = "2000000"
 	env["MAX_BATCH"] = "1000"
 	s := startServer(t, "stall", env)
@@ -287,7 +289,7 @@ func (b *stalledSub) checkPrefix(t *testing.T, ids []string) int {
 func TestSSECaps(t *testing.T) {
 	t.Parallel()
 	otherKey := "caps-other-" + randomSuffix()
-	env := kafkaEnv(realKafka(t), newPrefix(t, "caps"))
+	env := kafkaEnv(testenv.KafkaBrokers(t), newPrefix(t, "caps"))
 	env["API_KEYS"] = apiKey + "," + otherKey
 	env["MAX_SSE_PER_KEY"] = "2"
 	env["MAX_SSE_CONNECTIONS"] = "3"
@@ -350,7 +352,7 @@ func TestSSECaps(t *testing.T) {
 // kind and the CORS allowlist.
 func TestSecurityHeadersAndCORS(t *testing.T) {
 	t.Parallel()
-	env := kafkaEnv(realKafka(t), newPrefix(t, "sechdr"))
+	env := kafkaEnv(testenv.KafkaBrokers(t), newPrefix(t, "sechdr"))
 	env["CORS_ORIGINS"] = "https://app.test"
 	s := startServer(t, "sechdr", env)
 	st := createStream(t, s.Base+"/v1/streams", "headers")
@@ -456,7 +458,7 @@ func checkSecurityHeaders(t *testing.T, what string, h http.Header) {
 // with or without PPROF_ADDR, and PPROF_ADDR serves it on that address only.
 func TestPprofOnlyOnItsOwnListener(t *testing.T) {
 	t.Parallel()
-	brokers := realKafka(t)
+	brokers := testenv.KafkaBrokers(t)
 	plain := startServer(t, "nopprof", kafkaEnv(brokers, newPrefix(t, "nopprof")))
 	env := kafkaEnv(brokers, newPrefix(t, "pprof"))
 	pprofAddr := freeAddr(t)

@@ -59,24 +59,6 @@ func runMain(m *testing.M) int {
 	return m.Run()
 }
 
-// realKafka returns the bootstrap servers of the real Kafka the tests run
-// against. Without one the test is skipped, except under CI, which must never
-// skip.
-func realKafka(t *testing.T) string {
-	t.Helper()
-	brokers := os.Getenv("RTSTREAM_TEST_KAFKA_BROKERS")
-	if brokers != "" {
-		return brokers
-	}
-	const how = "this test needs a real Kafka: run `make test` (it starts one with scripts/kafka.sh), " +
-		"or start one yourself and set RTSTREAM_TEST_KAFKA_BROKERS=127.0.0.1:9092"
-	if os.Getenv("CI") != "" {
-		t.Fatal("RTSTREAM_TEST_KAFKA_BROKERS is not set and CI must not skip; " + how)
-	}
-	t.Skip(how)
-	return ""
-}
-
 // newPrefix is a topic prefix no other test or run uses. The topics the
 // servers create under it are deleted when the test ends (after its servers
 // stopped, since their cleanups were registered later), so the shared broker

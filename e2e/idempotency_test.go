@@ -18,6 +18,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/rtstream/rtstream/internal/testenv"
 )
 
 const (
@@ -106,7 +108,7 @@ func metricValue(t *testing.T, s *server, name string) float64 {
 // result. The same key with another body is refused with 422.
 func TestIdempotencyRetries(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, "idem", kafkaEnv(realKafka(t), newPrefix(t, "idem")))
+	s := startServer(t, "idem", kafkaEnv(testenv.KafkaBrokers(t), newPrefix(t, "idem")))
 	st := createStream(t, s.Base+"/v1/streams", "idempotency")
 	feed := openSSE(t, s.Base+"/v1/streams/"+st.ID+"/results")
 	eventsURL := s.Base + "/v1/streams/" + st.ID + "/events"
@@ -146,8 +148,8 @@ func TestIdempotencyRetries(t *testing.T) {
 // once, get the first answer, and the events exist once.
 func TestIdempotencyAcrossInstances(t *testing.T) {
 	t.Parallel()
-	env := kafkaEnv(realKafka(t), newPrefix(t, "idem-redis"))
-	env["REDIS_URL"] = rlRedisURL(t)
+	env := kafkaEnv(testenv.KafkaBrokers(t), newPrefix(t, "idem-redis"))
+	env["REDIS_URL"] = testenv.RedisURL(t)
 	// The keys of this test's prefix need not outlive it in the shared Redis.
 	env["IDEMPOTENCY_TTL"] = "10m"
 	a := startServer(t, "idem-redis-A", env)

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/rtstream/rtstream/internal/testenv"
 )
 
 const (
@@ -34,7 +36,7 @@ const (
 // beside tokens.
 func TestJWTBearer(t *testing.T) {
 	t.Parallel()
-	brokers := realKafka(t)
+	brokers := testenv.KafkaBrokers(t)
 
 	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rtstream/rtstream/internal/testenv"
 )
 
 // keyIDOf is how the access log names an API key: "key-" and the first 12
@@ -33,7 +35,7 @@ func TestLogsHideKeys(t *testing.T) {
 	key := "sekret-" + secret
 	wrongSecret := randomSuffix() + randomSuffix()
 	wrongKey := "sekret-wrong-" + wrongSecret
-	env := kafkaEnv(realKafka(t), newPrefix(t, "logs"))
+	env := kafkaEnv(testenv.KafkaBrokers(t), newPrefix(t, "logs"))
 	env["LOG_FORMAT"] = "json"
 	env["LOG_LEVEL"] = "debug"
 	env["API_KEYS"] = key

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+
+	"github.com/rtstream/rtstream/internal/testenv"
 )
 
 // scrape reads /metrics into "name{labels}" → value, the way Prometheus
@@ -60,7 +62,7 @@ func awaitMetric(t *testing.T, base, series string, want float64) {
 func TestMetricsMove(t *testing.T) {
 	t.Parallel()
 	prefix := newPrefix(t, "metrics")
-	s := startServer(t, "metrics", kafkaEnv(realKafka(t), prefix))
+	s := startServer(t, "metrics", kafkaEnv(testenv.KafkaBrokers(t), prefix))
 	st := createStream(t, s.Base+"/v1/streams", "metrics")
 	feed := openSSE(t, s.Base+st.Links.Results)
 
@@ -117,7 +119,7 @@ func TestMetricsMove(t *testing.T) {
 // request without a key the auth failures.
 func TestMetricsCountRefusals(t *testing.T) {
 	t.Parallel()
-	env := kafkaEnv(realKafka(t), newPrefix(t, "metrics-429"))
+	env := kafkaEnv(testenv.KafkaBrokers(t), newPrefix(t, "metrics-429"))
 	env["RATE_LIMIT_RPS"] = "0.01"
 	env["RATE_LIMIT_BURST"] = "3"
 	s := startServer(t, "metrics-429", env)

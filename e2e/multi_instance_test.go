@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/rtstream/rtstream/internal/testenv"
 )
 
 // TestTwoInstances runs two servers on one Kafka with the same TOPIC_PREFIX:
@@ -15,7 +17,7 @@ import (
 // feeds.
 func TestTwoInstances(t *testing.T) {
 	t.Parallel()
-	env := kafkaEnv(realKafka(t), newPrefix(t, "multi"))
+	env := kafkaEnv(testenv.KafkaBrokers(t), newPrefix(t, "multi"))
 	a := startServer(t, "A", env)
 	b := startServer(t, "B", env)
 

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rtstream/rtstream/internal/testenv"
 )
 
 // TestNetFaults puts the network between one server and Kafka through
@@ -25,7 +27,7 @@ import (
 // advertises, so every connection the server opens to Kafka, not only the
 // bootstrap one, crosses the proxy (startProxiedKafka). HTTP does not.
 func TestNetFaults(t *testing.T) {
-	realKafka(t) // a machine with a real Kafka has what scripts/kafka.sh needs; CI must not skip
+	testenv.KafkaBrokers(t) // a machine with a real Kafka has what scripts/kafka.sh needs; CI must not skip
 	began := time.Now()
 	kafka := startProxiedKafka(t)
 	brokerReady := time.Since(began)

@@ -18,6 +18,8 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/legacy"
+
+	"github.com/rtstream/rtstream/internal/testenv"
 )
 
 // openapiSecondKey is a second credential: the open-stream cap is per key, so
@@ -31,7 +33,7 @@ const openapiSecondKey = "e2e-openapi-second-key"
 // must be refused by the document as by the server, and every answer must be
 // one the document describes (status, headers, content type, body).
 func TestOpenAPIContract(t *testing.T) {
-	brokers := realKafka(t)
+	brokers := testenv.KafkaBrokers(t)
 	env := kafkaEnv(brokers, newPrefix(t, "openapi"))
 	env["API_KEYS"] = apiKey + "," + openapiSecondKey
 	env["MAX_BODY_BYTES"] = "65536"

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/rtstream/rtstream/internal/testenv"
 )
 
 type pollPage struct {
@@ -34,7 +36,7 @@ func poll(t *testing.T, url string) pollPage {
 // waits for the next result and answers as soon as it exists.
 func TestPollPagesAndLongPoll(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, "poll", kafkaEnv(realKafka(t), newPrefix(t, "poll")))
+	s := startServer(t, "poll", kafkaEnv(testenv.KafkaBrokers(t), newPrefix(t, "poll")))
 	st := createStream(t, s.Base+"/v1/streams", "poll")
 	results := s.Base + st.Links.Results
 

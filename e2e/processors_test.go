@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rtstream/rtstream/internal/testenv"
 )
 
 // deadLetter is one entry of the dead-letters route.
@@ -96,7 +98,7 @@ func awaitDeadLetters(t *testing.T, base, id string, n int) []deadLetter {
 // make their results.
 func TestProcessorFilterMapAndDeadLetter(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, "proc", kafkaEnv(realKafka(t), newPrefix(t, "proc")))
+	s := startServer(t, "proc", kafkaEnv(testenv.KafkaBrokers(t), newPrefix(t, "proc")))
 	st := createProcessed(t, s.Base, "data.temp > 30", `{"id": data.id, "f": data.temp * 2 + 1, "ev": event_id}`)
 	feed := openSSE(t, s.Base+"/v1/streams/"+st.ID+"/results")
 	eventsURL := s.Base + "/v1/streams/" + st.ID + "/events"
@@ -150,7 +152,7 @@ func TestProcessorFilterMapAndDeadLetter(t *testing.T) {
 // 400 naming the field and the position.
 func TestProcessorCompileErrors(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, "proccomp", kafkaEnv(realKafka(t), newPrefix(t, "proccomp")))
+	s := startServer(t, "proccomp", kafkaEnv(testenv.KafkaBrokers(t), newPrefix(t, "proccomp")))
 	tests := []struct {
 		filter, mapping, pointer, position string
 	}{
@@ -182,7 +184,7 @@ func TestProcessorCompileErrors(t *testing.T) {
 // once; bad parameters are 400, an unknown stream 404.
 func TestDeadLetterPaging(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, "procpage", kafkaEnv(realKafka(t), newPrefix(t, "procpage")))
+	s := startServer(t, "procpage", kafkaEnv(testenv.KafkaBrokers(t), newPrefix(t, "procpage")))
 	st := createProcessed(t, s.Base, "", "data.n * 2")
 	other := createProcessed(t, s.Base, "", "data.n * 2")
 	eventsURL := s.Base + "/v1/streams/" + st.ID + "/events"

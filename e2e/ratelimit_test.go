@@ -29,6 +29,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rtstream/rtstream/internal/testenv"
 )
 
 const (
@@ -45,23 +47,6 @@ const (
 	rlOutageMsg   = "rate limit store unavailable"
 	rlRecoveryMsg = "rate limit store is back"
 )
-
-// rlRedisURL is the shared Redis of the tests. Without one the test is
-// skipped, except under CI, which must never skip.
-func rlRedisURL(t *testing.T) string {
-	t.Helper()
-	u := os.Getenv("RTSTREAM_TEST_REDIS_URL")
-	if u != "" {
-		return u
-	}
-	const how = "this test needs a real Redis: run `scripts/redis.sh start` and set " +
-		"RTSTREAM_TEST_REDIS_URL=$(scripts/redis.sh url)"
-	if os.Getenv("CI") != "" {
-		t.Fatal("RTSTREAM_TEST_REDIS_URL is not set and CI must not skip; " + how)
-	}
-	t.Skip(how)
-	return ""
-}
 
 // rlRandomHex is n random bytes in hex.
 func rlRandomHex(n int) string {
@@ -244,10 +229,7 @@ func rlLogCount(t *testing.T, s *server, substr string) int {
 func rlStartRedis(t *testing.T) (url string, kill func()) {
 	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("redis-server is not installed (scripts/redis.sh start installs it)")
-		}
-		t.Skip("redis-server is not installed; scripts/redis.sh start installs it")
+		testenv.Missing(t, "redis-server is not installed (scripts/redis.sh start installs it)")
 	}
 	addr := freeAddr(t)
 	_, port, _ := net.SplitHostPort(addr)
@@ -326,7 +308,7 @@ func TestRateLimitPerIP(t *testing.T) {
 	t.Parallel()
 	const burst = 5
 	k1, k2 := rlNewKey(), rlNewKey()
-	s := startServer(t, "ratelimit-ip", rlEnv(realKafka(t), newPrefix(t, "rl-ip"), map[string]string{
+	s := startServer(t, "ratelimit-ip", rlEnv(testenv.KafkaBrokers(t), newPrefix(t, "rl-ip"), map[string]string{
 		"RATE_LIMIT_RPS":   strconv.FormatFloat(rlSlowRPS, 'f', -1, 64),
 		"RATE_LIMIT_BURST": strconv.Itoa(burst),
 		"API_KEYS":         k1 + "," + k2,
@@ -361,7 +343,7 @@ func TestRateLimitTrustedProxy(t *testing.T) {
 	t.Parallel()
 	const burst = 5
 	k1, k2 := rlNewKey(), rlNewKey()
-	s := startServer(t, "ratelimit-proxy", rlEnv(realKafka(t), newPrefix(t, "rl-proxy"), map[string]string{
+	s := startServer(t, "ratelimit-proxy", rlEnv(testenv.KafkaBrokers(t), newPrefix(t, "rl-proxy"), map[string]string{
 		"RATE_LIMIT_RPS":   strconv.FormatFloat(rlSlowRPS, 'f', -1, 64),
 		"RATE_LIMIT_BURST": strconv.Itoa(burst),
 		"TRUSTED_PROXIES":  "127.0.0.1/32",
@@ -389,7 +371,7 @@ func TestRateLimitPerKey(t *testing.T) {
 	t.Parallel()
 	const burst = 5
 	k1, k2 := rlNewKey(), rlNewKey()
-	s := startServer(t, "ratelimit-key", rlEnv(realKafka(t), newPrefix(t, "rl-key"), map[string]string{
+	s := startServer(t, "ratelimit-key", rlEnv(testenv.KafkaBrokers(t), newPrefix(t, "rl-key"), map[string]string{
 		"RATE_LIMIT_RPS":   strconv.FormatFloat(rlSlowRPS, 'f', -1, 64),
 		"RATE_LIMIT_BURST": strconv.Itoa(burst),
 		"TRUSTED_PROXIES":  "127.0.0.1/32",
@@ -414,10 +396,10 @@ func TestRateLimitPerKey(t *testing.T) {
 // budget per client IP and one per API key.
 func TestRateLimitSharedAcrossInstances(t *testing.T) {
 	t.Parallel()
-	redisURL := rlRedisURL(t)
+	redisURL := testenv.RedisURL(t)
 	const burst = 6
 	kIP, kKey := rlNewKey(), rlNewKey()
-	env := rlEnv(realKafka(t), newPrefix(t, "rl-shared"), map[string]string{
+	env := rlEnv(testenv.KafkaBrokers(t), newPrefix(t, "rl-shared"), map[string]string{
 		"RATE_LIMIT_RPS":   strconv.FormatFloat(rlSlowRPS, 'f', -1, 64),
 		"RATE_LIMIT_BURST": strconv.Itoa(burst),
 		"TRUSTED_PROXIES":  "127.0.0.1/32",
@@ -482,11 +464,11 @@ func TestRateLimitSharedAcrossInstances(t *testing.T) {
 // the outage once and counts the failed Redis calls.
 func TestRateLimitRedisOutage(t *testing.T) {
 	t.Parallel()
-	rlRedisURL(t) // the same gate as every Redis test
+	testenv.RedisURL(t) // the same gate as every Redis test
 	redisURL, killRedis := rlStartRedis(t)
 	const burst = 3
 	k1, k2 := rlNewKey(), rlNewKey()
-	env := rlEnv(realKafka(t), newPrefix(t, "rl-outage"), map[string]string{
+	env := rlEnv(testenv.KafkaBrokers(t), newPrefix(t, "rl-outage"), map[string]string{
 		"RATE_LIMIT_RPS":   strconv.FormatFloat(rlSlowRPS, 'f', -1, 64),
 		"RATE_LIMIT_BURST": strconv.Itoa(burst),
 		"TRUSTED_PROXIES":  "127.0.0.1/32",

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rtstream/rtstream/internal/testenv"
 )
 
 // TestReadyzKafkaOutage checks the readiness contract against a Kafka that
@@ -26,7 +28,7 @@ import (
 // proxy carries the first connection only. And the shared broker is not ours
 // to stop.
 func TestReadyzKafkaOutage(t *testing.T) {
-	realKafka(t) // a machine with a real Kafka has what scripts/kafka.sh needs; CI must not skip
+	testenv.KafkaBrokers(t) // a machine with a real Kafka has what scripts/kafka.sh needs; CI must not skip
 	kafka := startPrivateKafka(t)
 
 	const sendTimeout = 3 * time.Second

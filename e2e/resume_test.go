@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/rtstream/rtstream/internal/testenv"
 )
 
 // TestResumeAcrossInstances: while 5,000 events flow through 10 streams
@@ -40,7 +42,7 @@ func runResumeChurn(t *testing.T, label string, restart bool) {
 		perStream  = 500
 		reconnects = 20
 	)
-	env := kafkaEnv(realKafka(t), newPrefix(t, label))
+	env := kafkaEnv(testenv.KafkaBrokers(t), newPrefix(t, label))
 	servers := []*server{startServer(t, "A", env), startServer(t, "B", env)}
 	bases := []string{servers[0].Base, servers[1].Base}
 	ids := make([]string, streams)

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/rtstream/rtstream/internal/testenv"
 )
 
 // routeSet is where a client creates streams, sends events and reads results.
@@ -33,7 +35,7 @@ var seedRoutes = routeSet{
 // the SSE feed, in order, each once.
 func TestRoundTrip(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, "rt", kafkaEnv(realKafka(t), newPrefix(t, "rt")))
+	s := startServer(t, "rt", kafkaEnv(testenv.KafkaBrokers(t), newPrefix(t, "rt")))
 	runRoundTrip(t, s.Base, v1Routes)
 }
 
@@ -41,7 +43,7 @@ func TestRoundTrip(t *testing.T) {
 // /stream/{id}/send and /stream/{id}/results.
 func TestRoundTripSeedRoutes(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, "seed", kafkaEnv(realKafka(t), newPrefix(t, "seed")))
+	s := startServer(t, "seed", kafkaEnv(testenv.KafkaBrokers(t), newPrefix(t, "seed")))
 	runRoundTrip(t, s.Base, seedRoutes)
 }
 

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rtstream/rtstream/internal/testenv"
 )
 
 // The fuzzer's settings. The run is bounded twice: by the number of examples
@@ -132,11 +134,7 @@ func schemathesisBin(t *testing.T) string {
 	if _, err := os.Stat(bin); err == nil {
 		return bin
 	}
-	const how = "schemathesis is not installed: run scripts/schemathesis.sh install"
-	if os.Getenv("CI") != "" {
-		t.Fatalf("%s (CI must not skip; %s is missing)", how, bin)
-	}
-	t.Skip(how)
+	testenv.Missing(t, "schemathesis is not installed ("+bin+" is missing): run scripts/schemathesis.sh install")
 	return ""
 }
 
@@ -146,7 +144,7 @@ func schemathesisBin(t *testing.T) string {
 // The report is kept in out/schemathesis/ (JUnit XML and the console output).
 func TestSchemathesis(t *testing.T) {
 	bin := schemathesisBin(t)
-	brokers := realKafka(t)
+	brokers := testenv.KafkaBrokers(t)
 	srv := startServer(t, "schemathesis", kafkaEnv(brokers, newPrefix(t, "schemathesis")))
 
 	outDir, err := filepath.Abs(filepath.Join("..", "out", "schemathesis"))

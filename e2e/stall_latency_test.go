@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/rtstream/rtstream/internal/testenv"
 )
 
 // TestStalledClientsDoNotDelayOthers runs the same traffic twice through one
@@ -25,7 +27,7 @@ import (
 // shared).
 func TestStalledClientsDoNotDelayOthers(t *testing.T) {
 	t.Parallel()
-	env := kafkaEnv(realKafka(t), newPrefix(t, "stall-lat"))
+	env := kafkaEnv(testenv.KafkaBrokers(t), newPrefix(t, "stall-lat"))
 	env["MAX_BODY_BYTES"] = "2000000"
 	s := startServer(t, "stall-lat", env)
 	st := createStream(t, s.Base+"/v1/streams", "stall-latency")

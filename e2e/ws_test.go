@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/rtstream/rtstream/internal/testenv"
 )
 
 // wsURL is the WebSocket route of stream id on a server at base (http://…).
@@ -248,7 +250,7 @@ func (w *wsConn) awaitClose() websocket.StatusCode {
 // working.
 func TestWebSocketRoundTrip(t *testing.T) {
 	t.Parallel()
-	env := kafkaEnv(realKafka(t), newPrefix(t, "ws"))
+	env := kafkaEnv(testenv.KafkaBrokers(t), newPrefix(t, "ws"))
 	env["MAX_BODY_BYTES"] = "65536"
 	env["MAX_BATCH"] = "10"
 	s := startServer(t, "ws", env)
@@ -318,7 +320,7 @@ func expectNoMoreResultsWS(t *testing.T, eventsURL string, w *wsConn) {
 // browser Origin must be the server's own or in CORS_ORIGINS (403 otherwise).
 func TestWebSocketAuthAndOrigin(t *testing.T) {
 	t.Parallel()
-	env := kafkaEnv(realKafka(t), newPrefix(t, "wsauth"))
+	env := kafkaEnv(testenv.KafkaBrokers(t), newPrefix(t, "wsauth"))
 	env["CORS_ORIGINS"] = "https://app.example"
 	s := startServer(t, "wsauth", env)
 	st := createStream(t, s.Base+"/v1/streams", "websocket auth")
@@ -384,7 +386,7 @@ func TestWebSocketAuthAndOrigin(t *testing.T) {
 // a normal close.
 func TestWebSocketStreamDeleted(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, "wsdel", kafkaEnv(realKafka(t), newPrefix(t, "wsdel")))
+	s := startServer(t, "wsdel", kafkaEnv(testenv.KafkaBrokers(t), newPrefix(t, "wsdel")))
 	st := createStream(t, s.Base+"/v1/streams", "websocket delete")
 	w := openWS(t, wsURL(s.Base, st.ID, ""), nil)
 	w.sendEvents([]byte(`1`), 1)
@@ -413,7 +415,7 @@ func TestWebSocketStreamDeleted(t *testing.T) {
 // with no gap and no duplicate, exactly like SSE; ?from=earliest replays all.
 func TestWebSocketResume(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, "wsresume", kafkaEnv(realKafka(t), newPrefix(t, "wsresume")))
+	s := startServer(t, "wsresume", kafkaEnv(testenv.KafkaBrokers(t), newPrefix(t, "wsresume")))
 	st := createStream(t, s.Base+"/v1/streams", "websocket resume")
 	eventsURL := s.Base + "/v1/streams/" + st.ID + "/events"
 

@@ -5,29 +5,15 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
-)
 
-// testRedisURL is the Redis the tests use (scripts/redis.sh start; then
-// RTSTREAM_TEST_REDIS_URL=$(scripts/redis.sh url)). Without one the Redis
-// tests are skipped, except in CI, where a missing Redis is a broken set-up.
-func testRedisURL(t testing.TB) string {
-	t.Helper()
-	u := os.Getenv("RTSTREAM_TEST_REDIS_URL")
-	if u == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("RTSTREAM_TEST_REDIS_URL is not set (CI needs scripts/redis.sh start and the URL it prints with `url`)")
-		}
-		t.Skip("RTSTREAM_TEST_REDIS_URL is not set; run scripts/redis.sh start and export RTSTREAM_TEST_REDIS_URL=$(scripts/redis.sh url)")
-	}
-	return u
-}
+	"github.com/rtstream/rtstream/internal/testenv"
+)
 
 // testPrefix is a key prefix of the test's own, so tests and runs sharing
 // one Redis never see each other's keys. The keys under it are deleted when
@@ -38,7 +24,7 @@ func testPrefix(t testing.TB) string {
 	name := strings.NewReplacer("/", ".", " ", "_").Replace(t.Name())
 	prefix := "rtstream-test:idempotency:" + name + ":" + hex.EncodeToString(b[:]) + ":"
 	t.Cleanup(func() {
-		rc := redis.NewClient(mustParseURL(t, testRedisURL(t)))
+		rc := redis.NewClient(mustParseURL(t, testenv.RedisURL(t)))
 		defer rc.Close()
 		ctx := context.Background()
 		iter := rc.Scan(ctx, 0, prefix+"*", 100).Iterator()
@@ -54,7 +40,7 @@ func testPrefix(t testing.TB) string {
 
 func newTestRedis(t testing.TB, cfg Config) *Redis {
 	t.Helper()
-	s, err := NewRedis(RedisConfig{Config: cfg, URL: testRedisURL(t), KeyPrefix: testPrefix(t), Timeout: 2 * time.Second})
+	s, err := NewRedis(RedisConfig{Config: cfg, URL: testenv.RedisURL(t), KeyPrefix: testPrefix(t), Timeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -296,7 +282,7 @@ func TestMemoryReplayIsACopy(t *testing.T) {
 // does not.
 func TestRedisSharedAcrossClients(t *testing.T) {
 	t.Parallel()
-	url, prefix := testRedisURL(t), testPrefix(t)
+	url, prefix := testenv.RedisURL(t), testPrefix(t)
 	open := func(prefix string) *Redis {
 		s, err := NewRedis(RedisConfig{URL: url, KeyPrefix: prefix})
 		if err != nil {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +16,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/rtstream/rtstream"
+	"github.com/rtstream/rtstream/internal/testenv"
 	"github.com/rtstream/rtstream/pubsub"
 )
 
@@ -24,13 +24,7 @@ import (
 // RTSTREAM_TEST_KAFKA_BROKERS, with topics of its own.
 func testConfig(t *testing.T) pubsub.Config {
 	t.Helper()
-	brokers := os.Getenv("RTSTREAM_TEST_KAFKA_BROKERS")
-	if brokers == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("RTSTREAM_TEST_KAFKA_BROKERS is not set; CI must run against the real broker (make test)")
-		}
-		t.Skip("needs a real Kafka: run `make test`, or set RTSTREAM_TEST_KAFKA_BROKERS")
-	}
+	brokers := testenv.KafkaBrokers(t)
 	cfg := pubsub.Config{
 		Brokers:     strings.Split(brokers, ","),
 		TopicPrefix: fmt.Sprintf("test-%s-%s", strings.ToLower(t.Name()), watermill.NewShortUUID()),

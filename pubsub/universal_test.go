@@ -22,6 +22,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/pubsub/tests"
 
+	"github.com/rtstream/rtstream/internal/testenv"
 	"github.com/rtstream/rtstream/pubsub"
 )
 
@@ -75,7 +76,7 @@ const universalEnv = "RTSTREAM_TEST_UNIVERSAL"
 // dir and free ports): reconnect crashes and restarts it, and the shared
 // broker is nobody's to restart.
 func TestUniversalPubSub(t *testing.T) {
-	requireRealKafka(t)
+	testenv.KafkaBrokers(t)
 	began := time.Now()
 	k := startUniversalBroker(t)
 	cfg := pubsub.Config{Brokers: []string{k.addr()}, TopicPrefix: "universal", Partitions: 4}
@@ -432,20 +433,6 @@ var unsafeGroupChars = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
 // partitions), and no other test uses it.
 func groupFor(t *testing.T) string {
 	return "universal-" + unsafeGroupChars.ReplaceAllString(t.Name(), "_")
-}
-
-// requireRealKafka skips without a real Kafka (a machine that has one has
-// Java and the jars scripts/kafka.sh needs), except under CI, which must
-// never skip.
-func requireRealKafka(t *testing.T) {
-	t.Helper()
-	if os.Getenv("RTSTREAM_TEST_KAFKA_BROKERS") != "" {
-		return
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("RTSTREAM_TEST_KAFKA_BROKERS is not set; CI must run against the real broker (make test)")
-	}
-	t.Skip("needs a real Kafka: run `make test`, or set RTSTREAM_TEST_KAFKA_BROKERS")
 }
 
 // universalBroker is a single-node Kafka of this test alone, run by

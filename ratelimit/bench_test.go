@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/rtstream/rtstream/internal/testenv"
 )
 
 // nopWriter is a ResponseWriter that costs nothing, so the benchmark
@@ -28,7 +30,7 @@ func BenchmarkLimitMiddleware(b *testing.B) {
 // BenchmarkLimitMiddlewareRedis is the same through the Redis store: one
 // script round trip per request.
 func BenchmarkLimitMiddlewareRedis(b *testing.B) {
-	benchLimit(b, Config{RPS: 1e9, Burst: 1 << 30, RedisURL: testRedisURL(b), RedisKeyPrefix: testPrefix(b), RedisTimeout: time.Second})
+	benchLimit(b, Config{RPS: 1e9, Burst: 1 << 30, RedisURL: testenv.RedisURL(b), RedisKeyPrefix: testPrefix(b), RedisTimeout: time.Second})
 }
 
 func benchLimit(b *testing.B, cfg Config) {

@@ -6,7 +6,6 @@ import (
 	"io"
 	"math"
 	"net"
-	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -17,6 +16,8 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/rtstream/rtstream/internal/testenv"
 )
 
 // hangBound is how long a request may take while Redis is broken: the 50 ms
@@ -177,12 +178,9 @@ func stopRedisServer(cmd *exec.Cmd) {
 // and the outage is logged once when it starts and once when it ends.
 func TestRedisOutageAndRecovery(t *testing.T) {
 	t.Parallel()
-	testRedisURL(t) // the same gate as every Redis test
+	testenv.RedisURL(t) // the same gate as every Redis test
 	if _, err := exec.LookPath("redis-server"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("redis-server is not installed (scripts/redis.sh start installs it)")
-		}
-		t.Skip("redis-server is not installed")
+		testenv.Missing(t, "redis-server is not installed (scripts/redis.sh start installs it)")
 	}
 	port, err := strconv.Atoi(closedPort(t)[len("127.0.0.1:"):])
 	if err != nil {

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,22 +17,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-)
 
-// testRedisURL is the Redis the tests use (scripts/redis.sh start; then
-// RTSTREAM_TEST_REDIS_URL=$(scripts/redis.sh url)). Without one the test is
-// skipped, except in CI, where a missing Redis is a broken set-up.
-func testRedisURL(t testing.TB) string {
-	t.Helper()
-	u := os.Getenv("RTSTREAM_TEST_REDIS_URL")
-	if u == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("RTSTREAM_TEST_REDIS_URL is not set (CI needs scripts/redis.sh start and the URL it prints with `url`)")
-		}
-		t.Skip("RTSTREAM_TEST_REDIS_URL is not set; run scripts/redis.sh start and export RTSTREAM_TEST_REDIS_URL=$(scripts/redis.sh url)")
-	}
-	return u
-}
+	"github.com/rtstream/rtstream/internal/testenv"
+)
 
 // testPrefix is a Redis key prefix of the test's own, so tests (and runs)
 // sharing one Redis never see each other's buckets.
@@ -51,7 +37,7 @@ var storeKinds = []string{"memory", "redis"}
 func withStore(t testing.TB, kind string, cfg Config) Config {
 	t.Helper()
 	if kind == "redis" {
-		cfg.RedisURL = testRedisURL(t)
+		cfg.RedisURL = testenv.RedisURL(t)
 		if cfg.RedisKeyPrefix == "" {
 			cfg.RedisKeyPrefix = testPrefix(t)
 		}

@@ -12,6 +12,8 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/rtstream/rtstream/internal/testenv"
 )
 
 // lowRate keeps buckets from refilling during a test: one token per 20 s.
@@ -178,7 +180,7 @@ func TestKeyLimitIndependentOfIP(t *testing.T) {
 
 func TestSharedBudgetAcrossInstances(t *testing.T) {
 	t.Parallel()
-	url := testRedisURL(t)
+	url := testenv.RedisURL(t)
 	prefix := testPrefix(t)
 	const burst = 4
 	var srvs []*httptest.Server

@@ -4,11 +4,13 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/rtstream/rtstream/internal/testenv"
 )
 
 func newTestRedisStore(t *testing.T, rps float64, burst int) *redisStore {
 	t.Helper()
-	cfg := Config{RPS: rps, Burst: burst, RedisURL: testRedisURL(t), RedisKeyPrefix: testPrefix(t)}
+	cfg := Config{RPS: rps, Burst: burst, RedisURL: testenv.RedisURL(t), RedisKeyPrefix: testPrefix(t)}
 	cfg.setDefaults()
 	s, err := newRedisStore(cfg)
 	if err != nil {

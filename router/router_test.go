@@ -3,7 +3,6 @@ package router_test
 import (
 	"context"
 	"encoding/json"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/rtstream/rtstream"
+	"github.com/rtstream/rtstream/internal/testenv"
 	"github.com/rtstream/rtstream/pubsub"
 	"github.com/rtstream/rtstream/router"
 )
@@ -101,13 +101,7 @@ func TestRouterOnKafka(t *testing.T) {
 // test skips, except under CI, which must never skip.
 func startRouter(t *testing.T, prefix string, partitions int32, rc router.Config) (pubsub.Config, message.Publisher) {
 	t.Helper()
-	brokers := os.Getenv("RTSTREAM_TEST_KAFKA_BROKERS")
-	if brokers == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("RTSTREAM_TEST_KAFKA_BROKERS is not set; CI must run against the real broker")
-		}
-		t.Skip("needs a real Kafka: run `make test`")
-	}
+	brokers := testenv.KafkaBrokers(t)
 	cfg := pubsub.Config{Brokers: strings.Split(brokers, ","), TopicPrefix: prefix + watermill.NewShortUUID(), Partitions: partitions}
 	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 	if err := pubsub.EnsureTopics(ctx, cfg); err != nil {
