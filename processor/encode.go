@@ -45,6 +45,9 @@ func appendJSON(b []byte, v any, depth int) (_ []byte, ok bool) {
 		}
 		b = append(b, '[')
 		for i, e := range x {
+			if len(b) > MaxResultBytes {
+				return b, false // marshal refuses it
+			}
 			if i > 0 {
 				b = append(b, ',')
 			}
@@ -68,6 +71,9 @@ func appendJSON(b []byte, v any, depth int) (_ []byte, ok bool) {
 		slices.Sort(keys) // encoding/json sorts keys by their bytes
 		b = append(b, '{')
 		for i, k := range keys {
+			if len(b) > MaxResultBytes {
+				return b, false // marshal refuses it
+			}
 			if i > 0 {
 				b = append(b, ',')
 			}

@@ -4,49 +4,41 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"strings"
-	"time"
-	"unicode/utf8"
+	"regexp"
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
-	"github.com/expr-lang/expr/builtin"
-	"github.com/expr-lang/expr/conf"
 	"github.com/expr-lang/expr/vm/runtime"
 )
 
-// expr's memory budget counts the collections a program makes, not the
-// iterations of a loop over a collection it was given, nor the bytes a string
-// operation copies. So a program over a large event could loop for minutes
-// (filter inside filter over data) or build gigabytes (a string doubled by
-// let after let, join over a map of the data). The guard closes those holes:
+// The guard is an expr patch that puts the budget's counts (budget.go) into
+// the program wherever it can make or walk something in proportion to its
+// data rather than to its source:
 //
-//   - every iteration of every loop (each run of a closure: filter, map, all,
-//     reduce, sortBy, ...) takes a step; an evaluation has MaxSteps of them
-//     and TimeBudget of wall time, checked at each step;
-//   - + on anything not known to be a number, and the builtins that build
-//     strings from other values (join, replace, toJSON, string), refuse a
-//     result over MaxResultBytes before building it.
-const (
-	// MaxSteps is the number of loop iterations one evaluation may run.
-	MaxSteps = 1_000_000
-	// TimeBudget is the wall time one evaluation may take, checked every 64
-	// loop iterations. It is a safety net behind MaxSteps (about 0.25 s of
-	// steps on the development machine), generous because, unlike the other
-	// budgets, it depends on how loaded the machine is: an event must not
-	// become a dead letter because the router was busy.
-	TimeBudget = time.Second
-)
-
-// errBudget is what a guard says when it stops an evaluation.
-var errBudget = errors.New("evaluation budget exceeded")
-
-// The guard's helpers are functions (expr calls them directly; a method of
-// the environment goes through reflection, ten times slower) handed the
+//   - each iteration of a predicate (filter, map, all, reduce, ...) takes a
+//     step; those that build a collection also make an element;
+//   - a sized builtin (builtins.go) becomes a call of its stand-in, which
+//     charges its cost before it runs;
+//   - + on values not known to be numbers charges the string or array made;
+//   - == and != between values that are not known scalars, and in with a
+//     needle that is not, charge the elements they may compare;
+//   - matches with a pattern from the data charges the pattern's compiled
+//     size, and refuses one over maxPatternSize;
+//   - a string argument of a method (received_at.Format(...)) charges what
+//     the method may make of it.
+//
+// The helpers are functions (expr calls them directly; a method of the
+// environment goes through reflection, ten times slower) handed the
 // environment as $env, under names nobody writes by accident.
 const (
-	tickName   = "X__tick"
-	concatName = "X__concat"
+	tickName     = "X__tick"
+	tickMakeName = "X__tickMake"
+	concatName   = "X__concat"
+	equalName    = "X__equal"
+	inName       = "X__in"
+	matchesName  = "X__matches"
+	argName      = "X__arg"
+	stepsName    = "X__steps"
 )
 
 func envArg(params []any) (*env, error) {
@@ -60,56 +52,205 @@ func envArg(params []any) (*env, error) {
 	return e, nil
 }
 
-// tick takes one step of a loop and passes the loop body's value on.
-func tick(params ...any) (any, error) {
+// envAnd is envArg for a helper that takes n values after the environment.
+func envAnd(params []any, n int) (*env, error) {
 	e, err := envArg(params)
-	if err != nil || len(params) != 2 {
-		return nil, errors.Join(err, errors.New("guard: tick takes one value"))
+	if err == nil && len(params) != n+1 {
+		err = fmt.Errorf("guard: %d values, not %d", len(params)-1, n)
 	}
-	e.steps++
-	if e.steps > MaxSteps {
-		return nil, fmt.Errorf("%w: over %d loop iterations", errBudget, MaxSteps)
-	}
-	if e.steps&63 == 0 && time.Now().After(e.deadline) {
-		return nil, fmt.Errorf("%w: over %v", errBudget, TimeBudget)
-	}
-	return params[1], nil
+	return e, err
 }
 
-// concat is + with a size check.
+// tick takes one step of a loop and passes the loop body's value on.
+func tick(params ...any) (any, error) {
+	e, err := envAnd(params, 1)
+	if err != nil {
+		return nil, err
+	}
+	return params[1], e.budget.step(1)
+}
+
+// steps takes a step per element of the collection a loop with no
+// predicate is about to walk, and passes the collection on.
+func steps(params ...any) (any, error) {
+	e, err := envAnd(params, 1)
+	if err != nil {
+		return nil, err
+	}
+	return params[1], e.budget.step(length(params[1]))
+}
+
+// tickMake is tick for a loop that makes an element per iteration.
+func tickMake(params ...any) (any, error) {
+	e, err := envAnd(params, 1)
+	if err != nil {
+		return nil, err
+	}
+	return params[1], e.budget.charge("a loop that builds a collection", cost{steps: 1, elems: 1})
+}
+
+// concat is + with its result charged.
 func concat(params ...any) (any, error) {
-	if _, err := envArg(params); err != nil || len(params) != 3 {
-		return nil, errors.Join(err, errors.New("guard: concat takes two values"))
+	e, err := envAnd(params, 2)
+	if err != nil {
+		return nil, err
 	}
 	a, b := params[1], params[2]
 	if sa, ok := a.(string); ok {
 		if sb, ok := b.(string); ok {
-			if len(sa)+len(sb) > MaxResultBytes {
-				return nil, fmt.Errorf("%w: string over %d bytes", errBudget, MaxResultBytes)
+			if err := e.budget.charge("+", cost{bytes: len(sa) + len(sb)}); err != nil {
+				return nil, err
 			}
 			return sa + sb, nil
 		}
 	}
-	out := runtime.Add(a, b)
-	if v := reflect.ValueOf(out); v.Kind() == reflect.Slice && v.Len() > MemoryBudget {
-		return nil, fmt.Errorf("%w: array over %d elements", errBudget, MemoryBudget)
+	if n := length(a) + length(b); n > 0 {
+		if err := e.budget.charge("+", cost{elems: n}); err != nil {
+			return nil, err
+		}
 	}
-	return out, nil
+	return runtime.Add(a, b), nil
 }
 
-// guard is the expr patch that puts the steps into loops and the size check
-// into +. expr runs it after a first type check, so node types are known
-// where the expression says them.
+// equal is == (and, negated, !=) with the elements it may compare charged:
+// comparing walks both values in step, so at most the smaller one.
+func equal(params ...any) (any, error) {
+	e, err := envAnd(params, 3)
+	if err != nil {
+		return nil, err
+	}
+	a, b := params[2], params[3]
+	steps := min(nodes(a, MaxSteps), nodes(b, MaxSteps))
+	if err := e.budget.charge("==", cost{steps: steps}); err != nil {
+		return nil, err
+	}
+	eq := runtime.Equal(a, b)
+	if params[1] == "!=" {
+		return !eq, nil
+	}
+	return eq, nil
+}
+
+// in is the in operator with the elements it may compare charged: a lookup
+// in a map is one step; a search of an array compares the needle with each
+// element.
+func in(params ...any) (any, error) {
+	e, err := envAnd(params, 2)
+	if err != nil {
+		return nil, err
+	}
+	needle, haystack := params[1], params[2]
+	steps := 1
+	if reflect.ValueOf(haystack).Kind() != reflect.Map {
+		steps = mul(length(haystack), nodes(needle, MaxSteps), MaxSteps)
+	}
+	if err := e.budget.charge("in", cost{steps: steps}); err != nil {
+		return nil, err
+	}
+	return runtime.In(needle, haystack), nil
+}
+
+// matches compiles a pattern the data supplies only when it is small: Go
+// accepts patterns of millions of instructions, and an instruction costs
+// about 240 bytes to compile (a 900-byte pattern made 24 MiB here).
+func matches(params ...any) (any, error) {
+	e, err := envAnd(params, 2)
+	if err != nil {
+		return nil, err
+	}
+	s, ok1 := params[1].(string)
+	pattern, ok2 := params[2].(string)
+	if !ok1 || !ok2 {
+		return nil, fmt.Errorf("matches: %T matches %T: both must be strings", params[1], params[2])
+	}
+	size := patternSize(pattern, maxPatternSize)
+	if size > maxPatternSize {
+		return nil, fmt.Errorf("%w: matches: pattern compiles to over %d instructions", errBudget, maxPatternSize)
+	}
+	if err := e.budget.charge("matches", cost{bytes: 256*size + 4*len(pattern), steps: len(s)}); err != nil {
+		return nil, err
+	}
+	return regexp.MatchString(pattern, s)
+}
+
+// methodArg charges what a method of a time (Format, the one that can
+// grow its argument) may make of a string argument, and passes it on.
+func methodArg(params ...any) (any, error) {
+	e, err := envAnd(params, 1)
+	if err != nil {
+		return nil, err
+	}
+	if s, ok := params[1].(string); ok {
+		if err := e.budget.charge("a method call", cost{bytes: 16 * len(s)}); err != nil {
+			return nil, err
+		}
+	}
+	return params[1], nil
+}
+
+// guard is the patch; expr runs it after a first type check, so node types
+// are known where the expression says them.
 type guard struct{}
 
 func (guard) Visit(node *ast.Node) {
 	switch n := (*node).(type) {
-	case *ast.PredicateNode:
-		n.Node = &ast.CallNode{Callee: &ast.IdentifierNode{Value: tickName}, Arguments: []ast.Node{&ast.IdentifierNode{Value: "$env"}, n.Node}}
+	case *ast.BuiltinNode:
+		guardBuiltin(node, n)
 	case *ast.BinaryNode:
-		if n.Operator == "+" && !isNumber(n.Left.Type()) && !isNumber(n.Right.Type()) {
-			ast.Patch(node, &ast.CallNode{Callee: &ast.IdentifierNode{Value: concatName}, Arguments: []ast.Node{&ast.IdentifierNode{Value: "$env"}, n.Left, n.Right}})
+		guardBinary(node, n)
+	case *ast.CallNode:
+		if _, ok := n.Callee.(*ast.MemberNode); ok {
+			for i, a := range n.Arguments {
+				n.Arguments[i] = call(argName, a)
+			}
 		}
+	}
+}
+
+func guardBuiltin(node *ast.Node, n *ast.BuiltinNode) {
+	r := reviewed[n.Name]
+	switch r.kind {
+	case loop, loopMake:
+		name := tickName
+		if r.kind == loopMake {
+			name = tickMakeName
+		}
+		ticked := false
+		for _, a := range n.Arguments {
+			if p, ok := a.(*ast.PredicateNode); ok {
+				p.Node, ticked = call(name, p.Node), true
+			}
+		}
+		if !ticked && len(n.Arguments) > 0 {
+			// sum(a) and count(a) loop with no predicate to tick.
+			n.Arguments[0] = call(stepsName, n.Arguments[0])
+		}
+	case sized:
+		ast.Patch(node, call(sizedName(n.Name), n.Arguments...))
+	}
+}
+
+func guardBinary(node *ast.Node, n *ast.BinaryNode) {
+	l, r := n.Left.Type(), n.Right.Type()
+	switch {
+	case n.Operator == "+" && !isNumber(l) && !isNumber(r):
+		ast.Patch(node, call(concatName, n.Left, n.Right))
+	case (n.Operator == "==" || n.Operator == "!=") && !isScalar(l) && !isScalar(r):
+		ast.Patch(node, call(equalName, &ast.StringNode{Value: n.Operator}, n.Left, n.Right))
+	case n.Operator == "in" && !isScalar(l):
+		ast.Patch(node, call(inName, n.Left, n.Right))
+	case n.Operator == "matches":
+		if _, constant := n.Right.(*ast.StringNode); !constant {
+			ast.Patch(node, call(matchesName, n.Left, n.Right))
+		}
+	}
+}
+
+// call is a call of a guard helper with $env first.
+func call(name string, args ...ast.Node) *ast.CallNode {
+	return &ast.CallNode{
+		Callee:    &ast.IdentifierNode{Value: name},
+		Arguments: append([]ast.Node{&ast.IdentifierNode{Value: "$env"}}, args...),
 	}
 }
 
@@ -126,110 +267,32 @@ func isNumber(t reflect.Type) bool {
 	return false
 }
 
-// sized replaces the builtin name with one that refuses, before doing the
-// work, a string over MaxResultBytes. size estimates the result from the
-// arguments.
-func sized(name string, size func(args []any) int) expr.Option {
-	orig := builtin.Builtins[builtin.Index[name]]
-	return func(c *conf.Config) {
-		f := *orig
-		f.Fast, f.Safe = nil, nil
-		f.Func = func(args ...any) (any, error) {
-			if n := size(args); n > MaxResultBytes {
-				return nil, fmt.Errorf("%w: %s would make over %d bytes", errBudget, name, MaxResultBytes)
-			}
-			switch {
-			case orig.Func != nil:
-				return orig.Func(args...)
-			case orig.Fast != nil && len(args) == 1:
-				return orig.Fast(args[0]), nil
-			case orig.Safe != nil:
-				v, _, err := orig.Safe(args...)
-				return v, err
-			}
-			return nil, fmt.Errorf("%s: unexpected arguments", name)
-		}
-		c.Functions[name] = &f
-	}
+// isScalar: comparing such a value with anything takes one step.
+func isScalar(t reflect.Type) bool {
+	return t != nil && (isNumber(t) || t.Kind() == reflect.String || t.Kind() == reflect.Bool || t.Kind() == reflect.Struct)
 }
 
-// guardOptions are the compile options that install the guard.
+// guardOptions are the compile options that install the guard, and deny
+// every builtin that was not reviewed (predicates are refused before, by
+// refused: expr parses them whether enabled or not).
 func guardOptions() []expr.Option {
-	return []expr.Option{
+	opts := []expr.Option{
+		expr.DisableAllBuiltins(),
 		expr.Function(tickName, tick),
+		expr.Function(tickMakeName, tickMake),
 		expr.Function(concatName, concat),
+		expr.Function(equalName, equal),
+		expr.Function(inName, in),
+		expr.Function(matchesName, matches),
+		expr.Function(argName, methodArg),
+		expr.Function(stepsName, steps),
 		expr.Patch(guard{}),
-		sized("join", func(args []any) int {
-			n := approxSize(args[0], MaxResultBytes)
-			if len(args) == 2 {
-				if sep, ok := args[1].(string); ok {
-					if v := reflect.ValueOf(args[0]); v.Kind() == reflect.Slice {
-						n += v.Len() * len(sep)
-					}
-				}
-			}
-			return n
-		}),
-		sized("replace", func(args []any) int {
-			if len(args) < 3 {
-				return 0
-			}
-			s, _ := args[0].(string)
-			old, _ := args[1].(string)
-			repl, _ := args[2].(string)
-			k := utf8.RuneCountInString(s) + 1
-			if old != "" {
-				k = strings.Count(s, old)
-			}
-			return len(s) + k*len(repl)
-		}),
-		sized("toJSON", func(args []any) int { return 3 * approxSize(args[0], MaxResultBytes) }),
-		sized("string", func(args []any) int { return approxSize(args[0], MaxResultBytes) }),
 	}
-}
-
-// approxSize estimates the bytes v takes as text, stopping once over limit.
-func approxSize(v any, limit int) int {
-	n := 0
-	var walk func(v any)
-	walk = func(v any) {
-		if n > limit {
-			return
-		}
-		switch x := v.(type) {
-		case string:
-			n += len(x) + 2
-		case []any:
-			n += 2
-			for _, e := range x {
-				walk(e)
-				n++
-			}
-		case map[string]any:
-			n += 2
-			for k, e := range x {
-				n += len(k) + 4
-				walk(e)
-			}
-		default:
-			rv := reflect.ValueOf(v)
-			switch rv.Kind() {
-			case reflect.Slice, reflect.Array:
-				for i := 0; i < rv.Len() && n <= limit; i++ {
-					walk(rv.Index(i).Interface())
-					n++
-				}
-			case reflect.Map:
-				iter := rv.MapRange()
-				for iter.Next() && n <= limit {
-					walk(iter.Key().Interface())
-					walk(iter.Value().Interface())
-				}
-			default:
-				n += 24
-			}
+	for name, r := range reviewed {
+		opts = append(opts, expr.EnableBuiltin(name))
+		if r.kind == sized {
+			opts = append(opts, expr.Function(sizedName(name), sizedFunction(name, r.size)))
 		}
 	}
-	walk(v)
-	return n
+	return opts
 }

@@ -61,9 +61,8 @@ type env struct {
 	EventID    string    `expr:"event_id"`
 	ReceivedAt time.Time `expr:"received_at"`
 
-	// The guard's counters (guard.go).
-	steps    int
-	deadline time.Time
+	// budget is this evaluation's running counts (budget.go).
+	budget budget
 }
 
 // Program is a compiled processor. A nil or empty Program passes every event
@@ -74,7 +73,8 @@ type Program struct {
 
 // Compile compiles a processor definition; an empty expression is absent (no
 // filter: every event passes; no map: data is unchanged). The error is a
-// *CompileError.
+// *CompileError, or a *RefusedError for a call of a builtin that was not
+// reviewed (builtins.go).
 func Compile(filter, mapping string) (*Program, error) {
 	p := &Program{}
 	var err error
@@ -94,11 +94,24 @@ func compile(field, src string, opts ...expr.Option) (*vm.Program, error) {
 	if len(src) > MaxSourceBytes {
 		return nil, &CompileError{Field: field, Line: 1, Column: 1, Message: fmt.Sprintf("expression is longer than %d bytes", MaxSourceBytes)}
 	}
-	opts = append(append([]expr.Option{expr.Env(&env{}), expr.MaxNodes(MaxNodes)}, guardOptions()...), opts...)
-	prog, err := expr.Compile(src, opts...)
-	if err == nil {
-		return prog, nil
+	if err := precheck(field, src); err != nil {
+		return nil, err
 	}
+	base := append([]expr.Option{expr.Env(&env{}), expr.MaxNodes(MaxNodes)}, opts...)
+	// Compiled twice: once as written, for the type errors that the
+	// guard's stand-ins (which take and give any) would hide, then with
+	// the guard, to run.
+	if _, err := expr.Compile(src, base...); err != nil {
+		return nil, compileError(field, err)
+	}
+	prog, err := expr.Compile(src, append(base, guardOptions()...)...)
+	if err != nil {
+		return nil, compileError(field, err)
+	}
+	return prog, nil
+}
+
+func compileError(field string, err error) error {
 	ce := &CompileError{Field: field, Line: 1, Column: 1, Message: err.Error()}
 	var fe *file.Error
 	if errors.As(err, &fe) {
@@ -109,7 +122,7 @@ func compile(field, src string, opts ...expr.Option) (*vm.Program, error) {
 			ce.Line, ce.Column, ce.Offset = fe.Line, fe.Column+1, fe.From
 		}
 	}
-	return nil, ce
+	return ce
 }
 
 // Empty reports whether p passes every event through unchanged.
@@ -136,7 +149,12 @@ func (p *Program) Eval(ev Event) (out json.RawMessage, keep bool, err error) {
 	if p.Empty() {
 		return ev.Data, true, nil
 	}
-	e := &env{EventID: ev.ID, ReceivedAt: ev.ReceivedAt, deadline: time.Now().Add(TimeBudget)}
+	e := &env{EventID: ev.ID, ReceivedAt: ev.ReceivedAt, budget: budget{deadline: time.Now().Add(TimeBudget)}}
+	if len(ev.Data) > smallData {
+		if n := dataSize(ev.Data); n > MaxDataBytes {
+			return nil, false, fmt.Errorf("%w: %w: data would take about %d MiB decoded, over %d MiB", ErrEval, errBudget, n>>20, MaxDataBytes>>20)
+		}
+	}
 	if e.Data, err = decodeData(ev.Data); err != nil {
 		return nil, false, fmt.Errorf("%w: data is not JSON: %w", ErrEval, err)
 	}
@@ -209,13 +227,20 @@ func evalError(field string, err error) error {
 func marshal(v any) (json.RawMessage, error) {
 	out, ok := appendJSON(make([]byte, 0, 128), v, 0)
 	if !ok {
+		// Over the limit already, or a value appendJSON leaves to
+		// encoding/json, which builds all of it before anyone can look: a
+		// value holding one large array 40,000 times must be refused
+		// from an estimate first.
+		if len(out) > MaxResultBytes || textSize(v, 0, 4*MaxResultBytes) > 4*MaxResultBytes {
+			return nil, fmt.Errorf("%w: result is over %d bytes", errBudget, MaxResultBytes)
+		}
 		var err error
 		if out, err = marshalStd(v); err != nil {
 			return nil, err
 		}
 	}
 	if len(out) > MaxResultBytes {
-		return nil, fmt.Errorf("result is %d bytes, over %d", len(out), MaxResultBytes)
+		return nil, fmt.Errorf("%w: result is %d bytes, over %d", errBudget, len(out), MaxResultBytes)
 	}
 	return out, nil
 }
