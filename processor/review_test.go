@@ -77,9 +77,9 @@ var review = map[string][]string{
 	"find": {`find(data.a, find(data.a, false) != nil)`}, "findIndex": {`findIndex(data.a, findIndex(data.a, false) > 0)`},
 	"findLast": {`findLast(data.a, false)`}, "findLastIndex": {`findLastIndex(data.a, findLastIndex(data.a, false) > 0)`},
 	"count": {`count(data.a, count(data.a, true) > 0)`}, "sum": {`sum(data.a, sum(data.a))`},
-	"reduce": {`reduce(data.a, #acc + data.s, "")`, `reduce(data.a, [#acc, #acc], [])`},
-	"filter": {`filter(data.a, true)`, `map(filter(data.a, true), filter(data.a, true))`},
-	"map":    {`map(data.a, data.a)`, `map(data.a, map(data.a, data.s))`, `map(1..40000, data.a)`},
+	"reduce":  {`reduce(data.a, #acc + data.s, "")`, `reduce(data.a, [#acc, #acc], [])`},
+	"filter":  {`filter(data.a, true)`, `map(filter(data.a, true), filter(data.a, true))`},
+	"map":     {`map(data.a, data.a)`, `map(data.a, map(data.a, data.s))`, `map(1..40000, data.a)`},
 	"groupBy": {`groupBy(data.a, #)`, `groupBy(map(1..40000, data.a), data.s)`},
 	"sortBy":  {`sortBy(data.a, -#)`, `sortBy(map(1..40000, data.a), 0)`},
 
