@@ -107,6 +107,15 @@ func (s *server) decodeStream(w http.ResponseWriter, r *http.Request) (streamBod
 		// router compiles the same definition again (once per instance).
 		prog, err := processor.Compile(p.Filter, p.Map)
 		var ce *processor.CompileError
+		var re *processor.RefusedError
+		if errors.As(err, &re) {
+			// Well-formed, but asks for what processors may not do.
+			detail := fmt.Sprintf("function %s is not allowed in processors", re.Name)
+			pr := problem.New(http.StatusUnprocessableEntity, fmt.Sprintf("processor %s: %s (line %d, column %d)", re.Field, detail, re.Line, re.Column))
+			pr.Errors = []problem.FieldError{{Pointer: "/processor/" + re.Field, Detail: fmt.Sprintf("line %d, column %d: %s", re.Line, re.Column, detail)}}
+			problem.Write(w, r, pr)
+			return body, false
+		}
 		if errors.As(err, &ce) {
 			badRequest(w, r, fmt.Sprintf("processor %s does not compile at line %d, column %d: %s", ce.Field, ce.Line, ce.Column, ce.Message),
 				problem.FieldError{Pointer: "/processor/" + ce.Field, Detail: fmt.Sprintf("line %d, column %d: %s", ce.Line, ce.Column, ce.Message)})
