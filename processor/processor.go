@@ -104,7 +104,10 @@ func compile(field, src string, opts ...expr.Option) (*vm.Program, error) {
 	if _, err := expr.Compile(src, base...); err != nil {
 		return nil, compileError(field, err)
 	}
-	prog, err := expr.Compile(src, append(base, guardOptions()...)...)
+	// The guard adds up to three nodes per node it patches (a call, $env,
+	// an operator's name): MaxNodes is checked on the source, above.
+	guarded := append([]expr.Option{expr.Env(&env{}), expr.MaxNodes(4 * MaxNodes)}, opts...)
+	prog, err := expr.Compile(src, append(guarded, guardOptions()...)...)
 	if err != nil {
 		return nil, compileError(field, err)
 	}
