@@ -34,24 +34,10 @@ const (
 // 100,000-element array) or data.n (10^6).
 var adversarial = map[string]string{
 	"string": `{"s":"` + strings.Repeat("x", 1<<20-16) + `","n":1000000}`,
-	"array":  `{"a":` + numbers(100_000) + `,"s":"` + strings.Repeat("y", 300_000) + `","n":1000000}`,
-	"nested": `{"a":` + strings.Repeat("[", 400) + numbers(50_000) + strings.Repeat("]", 400) + `,"n":1000000,"s":"x"}`,
+	"array":  `{"a":` + bigArray(100_000) + `,"s":"` + strings.Repeat("y", 300_000) + `","n":1000000}`,
+	"nested": `{"a":` + strings.Repeat("[", 400) + bigArray(50_000) + strings.Repeat("]", 400) + `,"n":1000000,"s":"x"}`,
 	// Just under MaxDataBytes once decoded.
 	"objects": `{"a":[` + strings.Repeat(`{"k":1},`, 65_000) + `{}],"n":1000000,"s":"x"}`,
-}
-
-// numbers is a JSON array of n numbers.
-func numbers(n int) string {
-	var b strings.Builder
-	b.WriteByte('[')
-	for i := range n {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		fmt.Fprint(&b, i%1000)
-	}
-	b.WriteByte(']')
-	return b.String()
 }
 
 // review has, for every builtin the processor allows, the expressions that
