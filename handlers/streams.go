@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"strconv"
+	"strings"
 	"time"
 	"unicode"
 
@@ -83,7 +85,8 @@ func (s *server) decodeStream(w http.ResponseWriter, r *http.Request) (streamBod
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&body); err != nil {
-		badRequest(w, r, "invalid stream definition: "+jsonErrorDetail(data, err))
+		detail, fe := definitionError(data, err)
+		badRequest(w, r, "invalid stream definition: "+detail, fe...)
 		return body, false
 	}
 	if dec.More() {
@@ -96,8 +99,11 @@ func (s *server) decodeStream(w http.ResponseWriter, r *http.Request) (streamBod
 		return body, false
 	}
 	for _, c := range body.Name {
-		if unicode.IsControl(c) {
-			badRequest(w, r, "name contains control characters", problem.FieldError{Pointer: "/name", Detail: "control character"})
+		// Format characters (U+202E right-to-left override, U+200B zero
+		// width space, ...) reorder or hide what a name shows.
+		if unicode.IsControl(c) || unicode.Is(unicode.Cf, c) {
+			badRequest(w, r, fmt.Sprintf("name contains a control or format character (U+%04X)", c),
+				problem.FieldError{Pointer: "/name", Detail: "control or format character"})
 			return body, false
 		}
 	}
@@ -130,6 +136,52 @@ func (s *server) decodeStream(w http.ResponseWriter, r *http.Request) (streamBod
 		}
 	}
 	return body, true
+}
+
+// definitionError says what is wrong with a stream definition in the
+// contract's words, with a JSON pointer: encoding/json's own messages name
+// Go types and fields ("cannot unmarshal number into Go struct field
+// streamBody.name of type string").
+func definitionError(data []byte, err error) (string, []problem.FieldError) {
+	var typ *json.UnmarshalTypeError
+	if errors.As(err, &typ) && typ.Field != "" {
+		pointer := "/" + strings.ReplaceAll(typ.Field, ".", "/")
+		want := "has the wrong type"
+		switch k := typ.Type.Kind(); {
+		case k == reflect.String:
+			want = "must be a string"
+		case k == reflect.Struct || k == reflect.Pointer || k == reflect.Map:
+			want = "must be an object"
+		}
+		detail := fmt.Sprintf("%s: %s, not %s", pointer, want, jsonKind(typ.Value))
+		return detail, []problem.FieldError{{Pointer: pointer, Detail: want}}
+	}
+	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		field, _ := strconv.Unquote(name)
+		return fmt.Sprintf("unknown member %s", name), []problem.FieldError{{Pointer: "/" + field, Detail: "unknown member"}}
+	}
+	var syn *json.SyntaxError
+	if errors.As(err, &syn) {
+		return jsonErrorDetail(data, err), nil
+	}
+	return "not a valid stream definition", nil
+}
+
+// jsonKind names encoding/json's Value of a type error as JSON does.
+func jsonKind(v string) string {
+	switch {
+	case v == "number" || strings.HasPrefix(v, "number "):
+		return "a number"
+	case v == "bool":
+		return "a boolean"
+	case v == "array":
+		return "an array"
+	case v == "object":
+		return "an object"
+	case v == "string":
+		return "a string"
+	}
+	return v
 }
 
 func (s *server) create(w http.ResponseWriter, r *http.Request, id string) {
