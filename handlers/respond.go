@@ -43,8 +43,7 @@ func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		return
 	case errors.Is(err, rtstream.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		observability.Logger(r.Context(), s.log).Warn("kafka unavailable", "err", err)
-		problem.Write(w, r, problem.Problem{Status: http.StatusServiceUnavailable,
-			Detail: "Kafka did not acknowledge the request in time; nothing was accepted, retry later", RetryAfter: 1})
+		problem.Write(w, r, problem.Problem{Status: http.StatusServiceUnavailable, Detail: unavailableDetail(r), RetryAfter: 1})
 		return
 	case errors.Is(err, context.Canceled):
 		// The client went away; nobody reads this answer.
@@ -79,4 +78,15 @@ func (s *server) lookupStream(r *http.Request, id string) (rtstream.Stream, erro
 func (s *server) streamExists(r *http.Request, id string) error {
 	_, err := s.lookupStream(r, id)
 	return err
+}
+
+// unavailableDetail words a 503 for what the request asked: a write is told
+// that nothing was accepted; a read, which accepts nothing, only that Kafka
+// did not answer.
+func unavailableDetail(r *http.Request) string {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		return "Kafka did not answer in time; retry later"
+	}
+	return "Kafka did not acknowledge the request in time; nothing was accepted, retry later"
 }

@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"encoding/json"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -47,6 +48,28 @@ func TestStreamDefinitionErrors(t *testing.T) {
 			if strings.Contains(rep.body, leak) {
 				t.Errorf("%s: %s names Go (%q)", tc.body, rep.body, leak)
 			}
+		}
+	}
+}
+
+// TestUnavailableDetail: a 503 on a read does not speak of acceptance.
+func TestUnavailableDetail(t *testing.T) {
+	tests := []struct {
+		method, path string
+		accepted     bool
+	}{
+		{"GET", "/v1/streams/s1/results", false},
+		{"GET", "/v1/streams/s1", false},
+		{"GET", "/v1/streams", false},
+		{"GET", "/v1/streams/s1/dead-letters", false},
+		{"POST", "/v1/streams/s1/events", true},
+		{"PUT", "/v1/streams/s1", true},
+		{"DELETE", "/v1/streams/s1", true},
+	}
+	for _, tc := range tests {
+		d := unavailableDetail(httptest.NewRequest(tc.method, tc.path, nil))
+		if strings.Contains(d, "nothing was accepted") != tc.accepted {
+			t.Errorf("%s %s: %q", tc.method, tc.path, d)
 		}
 	}
 }
