@@ -2,8 +2,11 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -376,5 +379,33 @@ func TestAuthDisabled(t *testing.T) {
 	feed.awaitEnd(t, 30*time.Second)
 	if strings.Contains(s.lastStartLog(), "generated this key") {
 		t.Errorf("with AUTH_DISABLED=true the server still generated a key")
+	}
+	if log := s.lastStartLog(); !strings.Contains(log, "level=WARN msg=\"AUTHENTICATION IS DISABLED") {
+		t.Errorf("with AUTH_DISABLED=true the start log has no loud warning:\n%s", log)
+	}
+}
+
+// TestAuthDisabledWithCredentialsRefusesToStart: AUTH_DISABLED=true beside
+// keys or JWT settings is a contradiction; the server says so and exits
+// non-zero rather than guess (issue 19 found it serving every route openly).
+func TestAuthDisabledWithCredentialsRefusesToStart(t *testing.T) {
+	t.Parallel()
+	for _, extra := range []map[string]string{{"API_KEYS": "k1"}, {"API_KEY": "k1"}, {"JWT_JWKS_URL": "http://127.0.0.1:1/jwks.json"}} {
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+		cmd := exec.CommandContext(ctx, rtstreamBin)
+		cmd.Env = append(os.Environ(), "AUTH_DISABLED=true", "HTTP_ADDR="+freeAddr(t), "DATA_DIR="+t.TempDir(), "API_KEYS=", "API_KEY=")
+		for k, v := range extra {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+		out, err := cmd.CombinedOutput()
+		cancel()
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() == 0 {
+			t.Errorf("AUTH_DISABLED=true with %v: err %v; want a non-zero exit\n%s", extra, err, out)
+			continue
+		}
+		if !strings.Contains(string(out), "AUTH_DISABLED=true cannot go with") {
+			t.Errorf("AUTH_DISABLED=true with %v: no clear message:\n%s", extra, out)
+		}
 	}
 }

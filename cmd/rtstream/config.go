@@ -220,6 +220,11 @@ func parseConfig(getenv func(string) string) (config, error) {
 	if c.MaxBodyBytes < 1 || c.MaxBatch < 1 {
 		errs = append(errs, "MAX_BODY_BYTES and MAX_BATCH must be at least 1")
 	}
+	if c.AuthDisabled && (len(c.APIKeys) > 0 || c.JWKSURL != "" || c.JWTPublicKey != "") {
+		// Which one was meant? Serving every route without a key when
+		// the operator also set keys would be the worse guess.
+		errs = append(errs, "AUTH_DISABLED=true cannot go with API_KEYS, JWT_JWKS_URL or JWT_PUBLIC_KEY: unset AUTH_DISABLED to require credentials, or the others to run without auth")
+	}
 	if len(errs) > 0 {
 		return c, fmt.Errorf("configuration: %s", strings.Join(errs, "; "))
 	}

@@ -63,6 +63,20 @@ func TestParseConfig(t *testing.T) {
 			}
 		}, ""},
 		{"zero idempotency keys", map[string]string{"IDEMPOTENCY_MAX_KEYS": "0"}, nil, "IDEMPOTENCY_MAX_KEYS"},
+		{"auth disabled with keys", map[string]string{"AUTH_DISABLED": "true", "API_KEYS": "k"}, nil, "AUTH_DISABLED=true cannot go with API_KEYS"},
+		{"auth disabled with the older key name", map[string]string{"AUTH_DISABLED": "true", "API_KEY": "k"}, nil, "AUTH_DISABLED=true cannot go with"},
+		{"auth disabled with a JWKS", map[string]string{"AUTH_DISABLED": "true", "JWT_JWKS_URL": "http://127.0.0.1:1/jwks"}, nil, "AUTH_DISABLED=true cannot go with"},
+		{"auth disabled with a JWT key", map[string]string{"AUTH_DISABLED": "true", "JWT_PUBLIC_KEY": "/k.pem"}, nil, "AUTH_DISABLED=true cannot go with"},
+		{"auth disabled alone", map[string]string{"AUTH_DISABLED": "true"}, func(t *testing.T, c config) {
+			if !c.AuthDisabled {
+				t.Error("AUTH_DISABLED=true alone: auth not disabled")
+			}
+		}, ""},
+		{"keys alone", map[string]string{"API_KEYS": "a,b", "AUTH_DISABLED": "false"}, func(t *testing.T, c config) {
+			if c.AuthDisabled || len(c.APIKeys) != 2 {
+				t.Errorf("keys alone: disabled %v, keys %d", c.AuthDisabled, len(c.APIKeys))
+			}
+		}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

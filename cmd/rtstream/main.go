@@ -221,6 +221,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
+	if cfg.AuthDisabled {
+		log.Warn("AUTHENTICATION IS DISABLED (AUTH_DISABLED=true): every route is served to anyone without a key; never run this way where the port is reachable")
+	}
 	origins, err := middleware.ParseOrigins(cfg.CORSOrigins)
 	if err != nil {
 		return err
