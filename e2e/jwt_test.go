@@ -122,6 +122,19 @@ func TestJWTBearer(t *testing.T) {
 				checkProblem(t, method+" "+path+" outside the token's streams", rep, http.StatusForbidden)
 			}
 
+			// Its own streams it may send to and read, never create,
+			// replace or delete (issue 19): nothing changes.
+			for _, c := range []struct{ method, path string }{
+				{http.MethodPut, "/v1/streams/" + allowed}, {http.MethodDelete, "/v1/streams/" + allowed},
+				{http.MethodPost, "/v1/streams"},
+			} {
+				rep := do(t, c.method, s.Base+c.path, "application/json", []byte(`{"name":"taken over"}`), withBearer(valid))
+				checkProblem(t, c.method+" "+c.path+" with a stream-limited token", rep, http.StatusForbidden)
+			}
+			if rep := do(t, http.MethodGet, s.Base+"/v1/streams/"+allowed, "", nil, withBearer(valid)); rep.Status != http.StatusOK || strings.Contains(string(rep.Body), "taken over") {
+				t.Errorf("the token's stream after the refused writes: %s", rep)
+			}
+
 			otherEC, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 			if err != nil {
 				t.Fatal(err)

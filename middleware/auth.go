@@ -116,6 +116,33 @@ var queryKeyRoute = regexp.MustCompile(`^/(?:(?:v1/streams|stream)/[^/]+/results
 // streamRoute finds the stream id a route is about.
 var streamRoute = regexp.MustCompile(`^/(?:v1/streams|stream)/([^/]+)(?:/|$)`)
 
+// sendOrRead are the routes a credential limited to some streams may use
+// (ADR 0010): send to them and read them. Creating, replacing and deleting a
+// stream, even one it names, is not among them.
+var sendOrRead = []struct {
+	method string
+	route  *regexp.Regexp
+}{
+	{http.MethodPost, regexp.MustCompile(`^/(?:v1/streams/[^/]+/events|stream/[^/]+/send)$`)},
+	{http.MethodGet, regexp.MustCompile(`^/(?:v1/streams/[^/]+(?:/results|/ws|/dead-letters)?|stream/[^/]+/results)$`)},
+	{http.MethodHead, regexp.MustCompile(`^/v1/streams/[^/]+$`)},
+}
+
+// limitedMayDo reports whether a credential limited to some streams may
+// make this request: a send or a read of one of its streams.
+func limitedMayDo(p Principal, r *http.Request) bool {
+	m := streamRoute.FindStringSubmatch(r.URL.Path)
+	if m == nil || !p.MayUse(m[1]) {
+		return false
+	}
+	for _, a := range sendOrRead {
+		if r.Method == a.method && a.route.MatchString(r.URL.Path) {
+			return true
+		}
+	}
+	return false
+}
+
 // lookupKey returns the id of a configured key, or "" when it is not one. It
 // compares against every key, so its time does not depend on which matched.
 func (a *Auth) lookupKey(key string) string {
@@ -191,13 +218,11 @@ func (a *Auth) Middleware(next http.Handler) http.Handler {
 				"a valid API key is required: X-API-Key or Authorization: Bearer (results and WebSocket routes also take ?api_key=)"))
 			return
 		}
-		if p.Streams != nil {
-			m := streamRoute.FindStringSubmatch(r.URL.Path)
-			if m == nil || !p.MayUse(m[1]) {
-				a.failures("forbidden")
-				problem.Write(w, r, problem.New(http.StatusForbidden, "this token may not use this stream"))
-				return
-			}
+		if p.Streams != nil && !limitedMayDo(p, r) {
+			a.failures("forbidden")
+			problem.Write(w, r, problem.New(http.StatusForbidden,
+				"this token may only send to and read the streams it names: creating, replacing and deleting streams need a key"))
+			return
 		}
 		if id := keyIDSlot(r.Context()); id != nil {
 			*id = p.ID

@@ -218,6 +218,24 @@ func TestJWT(t *testing.T) {
 			}
 		})
 	}
+	// A token limited to streams may send to and read them, and do
+	// nothing else with them: not create, replace or delete (ADR 0010).
+	limited := map[string]string{"Authorization": "Bearer " + sign(t, jwt.SigningMethodRS256, "r1", rsaKey, base([]string{"x", "start"}))}
+	for _, c := range []struct {
+		method, path string
+		want         int
+	}{
+		{"POST", "/v1/streams/x/events", 200}, {"POST", "/stream/x/send", 200},
+		{"GET", "/v1/streams/x/results", 200}, {"GET", "/stream/x/results", 200},
+		{"GET", "/v1/streams/x/ws", 200}, {"GET", "/v1/streams/x/dead-letters", 200}, {"GET", "/v1/streams/x", 200},
+		{"PUT", "/v1/streams/x", 403}, {"DELETE", "/v1/streams/x", 403}, {"POST", "/v1/streams", 403},
+		{"POST", "/stream/start", 403}, {"GET", "/v1/streams", 403}, {"POST", "/v1/streams/x/tokens", 403},
+		{"POST", "/v1/streams/y/events", 403},
+	} {
+		if got, body := do(t, c.method, srv.URL+c.path, limited); got != c.want {
+			t.Errorf("limited token %s %s: %d %s; want %d", c.method, c.path, got, body, c.want)
+		}
+	}
 	// API keys still work beside tokens.
 	if got, _ := do(t, "GET", srv.URL+"/v1/streams", map[string]string{"X-API-Key": "plain-key"}); got != 200 {
 		t.Fatalf("API key beside JWT: %d", got)
