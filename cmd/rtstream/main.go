@@ -23,6 +23,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	gometrics "github.com/rcrowley/go-metrics"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/rtstream/rtstream/fanout"
 	"github.com/rtstream/rtstream/handlers"
@@ -70,6 +71,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
+	// go-redis logs through one process-wide logger and offers no
+	// per-client one; unset, it writes plain lines into the JSON log.
+	redis.SetLogger(observability.PrintfLogger{Log: log, Component: "redis"})
 
 	if len(cfg.Brokers) == 0 {
 		dir := filepath.Join(cfg.DataDir, "kafka")
