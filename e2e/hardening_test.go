@@ -477,3 +477,65 @@ func TestPprofOnlyOnItsOwnListener(t *testing.T) {
 		t.Errorf("GET the profiler on PPROF_ADDR %s: %s, want 200 with the command line", pprofAddr, rep)
 	}
 }
+
+// TestLongPollsCountAgainstCaps: a long poll (?wait=) is held like an SSE
+// stream and takes a slot of MAX_SSE_PER_KEY (issue 19 held 1,000 on one
+// key); a poll that does not wait takes none.
+func TestLongPollsCountAgainstCaps(t *testing.T) {
+	t.Parallel()
+	env := kafkaEnv(testenv.KafkaBrokers(t), newPrefix(t, "pollcaps"))
+	env["MAX_SSE_PER_KEY"] = "2"
+	s := startServer(t, "pollcaps", env)
+	st := createStream(t, s.Base+"/v1/streams", "pollcaps")
+	results := s.Base + st.Links.Results
+
+	held := make(chan reply, 2)
+	for range 2 {
+		go func() {
+			rep, err := tryCall(t.Context(), http.MethodGet, results+"?wait=30s", "", nil)
+			if err != nil {
+				rep = reply{Body: []byte(err.Error())}
+			}
+			held <- rep
+		}()
+	}
+	// Both polls are held once a third is refused by the cap.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		rep := call(t, http.MethodGet, results+"?wait=1s", "", nil)
+		if rep.Status == http.StatusTooManyRequests {
+			break
+		}
+		if rep.Status != http.StatusOK || time.Now().After(deadline) {
+			t.Fatalf("a third long poll beside two held ones: %s, want 429 once both are held", rep)
+		}
+	}
+	if c, rep := trySSE(t, results, nil); c != nil {
+		c.close()
+		t.Fatalf("an SSE stream beside two held long polls opened, want 429")
+	} else {
+		checkProblem(t, "an SSE stream beside two held long polls", rep, http.StatusTooManyRequests)
+	}
+	if rep := call(t, http.MethodGet, results, "", nil); rep.Status != http.StatusOK {
+		t.Errorf("a poll that does not wait, beside two held ones: %s, want 200", rep)
+	}
+	// A result ends both polls, which free their slots.
+	send(t, s.Base+st.Links.Events, "application/json", []byte(`{"n":1}`), 1)
+	for range 2 {
+		if rep := <-held; rep.Status != http.StatusOK || !strings.Contains(string(rep.Body), `"n":1`) {
+			t.Errorf("a held long poll: %s, want 200 with the result", rep)
+		}
+	}
+	deadline = time.Now().Add(15 * time.Second)
+	for {
+		c, rep := trySSE(t, results, nil)
+		if c != nil {
+			c.close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("an SSE stream after the polls ended: %s", rep)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

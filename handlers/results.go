@@ -311,6 +311,15 @@ func (s *server) poll(w http.ResponseWriter, r *http.Request, id string) {
 		return
 	}
 	limit, wait, from, next := pp.limit, pp.wait, pp.from, pp.next
+	if wait > 0 {
+		// A long poll is held like an SSE or WebSocket stream, and counts
+		// against the same caps: otherwise one key could hold thousands.
+		release, ok := s.conns.acquire(w, r)
+		if !ok {
+			return
+		}
+		defer release()
+	}
 	if err := s.streamExists(r, id); err != nil {
 		s.fail(w, r, err)
 		return
