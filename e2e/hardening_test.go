@@ -489,8 +489,12 @@ func TestLongPollsCountAgainstCaps(t *testing.T) {
 	st := createStream(t, s.Base+"/v1/streams", "pollcaps")
 	results := s.Base + st.Links.Results
 
+	// Each poll is held once the in-flight gauge counts it; the next one
+	// starts only then, so that no probe of ours takes a slot meanwhile.
+	const inFlight = "rtstream_http_requests_in_flight"
+	base := scrape(t, s.Base)[inFlight]
 	held := make(chan reply, 2)
-	for range 2 {
+	for i := range 2 {
 		go func() {
 			rep, err := tryCall(t.Context(), http.MethodGet, results+"?wait=30s", "", nil)
 			if err != nil {
@@ -498,17 +502,16 @@ func TestLongPollsCountAgainstCaps(t *testing.T) {
 			}
 			held <- rep
 		}()
+		deadline := time.Now().Add(15 * time.Second)
+		for scrape(t, s.Base)[inFlight] < base+float64(i+1) {
+			if time.Now().After(deadline) {
+				t.Fatalf("long poll %d not in flight after 15s", i+1)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 	}
-	// Both polls are held once a third is refused by the cap.
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		rep := call(t, http.MethodGet, results+"?wait=1s", "", nil)
-		if rep.Status == http.StatusTooManyRequests {
-			break
-		}
-		if rep.Status != http.StatusOK || time.Now().After(deadline) {
-			t.Fatalf("a third long poll beside two held ones: %s, want 429 once both are held", rep)
-		}
+	if rep := call(t, http.MethodGet, results+"?wait=1s", "", nil); rep.Status != http.StatusTooManyRequests {
+		t.Fatalf("a third long poll beside two held ones: %s, want 429", rep)
 	}
 	if c, rep := trySSE(t, results, nil); c != nil {
 		c.close()
@@ -526,7 +529,7 @@ func TestLongPollsCountAgainstCaps(t *testing.T) {
 			t.Errorf("a held long poll: %s, want 200 with the result", rep)
 		}
 	}
-	deadline = time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(15 * time.Second)
 	for {
 		c, rep := trySSE(t, results, nil)
 		if c != nil {
