@@ -21,7 +21,8 @@ const (
 type Config struct {
 	// Brokers are the bootstrap servers. Required.
 	Brokers []string
-	// TopicPrefix names the topics: <prefix>.events, .results, .streams, .poison.
+	// TopicPrefix names the topics: <prefix>.events, .results, .streams,
+	// .poison, .marks.
 	// Default "rtstream".
 	TopicPrefix string
 	// Partitions of the events and results topics. Default 12.
@@ -70,13 +71,15 @@ func (c Config) Validate() error {
 // Topics are the names of rtstream's topics.
 type Topics struct {
 	Events, Results, Streams, Poison string
+	// Marks holds the router's crash marks, one per events partition.
+	Marks string
 }
 
 // Topics derives the topic names from the prefix.
 func (c Config) Topics() Topics {
 	c.setDefaults()
 	p := c.TopicPrefix
-	return Topics{Events: p + ".events", Results: p + ".results", Streams: p + ".streams", Poison: p + ".poison"}
+	return Topics{Events: p + ".events", Results: p + ".results", Streams: p + ".streams", Poison: p + ".poison", Marks: p + ".marks"}
 }
 
 // SaramaConfig is the one client configuration every producer and consumer of

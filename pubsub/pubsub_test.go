@@ -48,7 +48,7 @@ func deleteTopics(t *testing.T, cfg pubsub.Config) {
 	}
 	defer admin.Close()
 	tp := cfg.Topics()
-	for _, name := range []string{tp.Events, tp.Results, tp.Streams, tp.Poison} {
+	for _, name := range []string{tp.Events, tp.Results, tp.Streams, tp.Poison, tp.Marks} {
 		if err := admin.DeleteTopic(name); err != nil {
 			t.Logf("cleanup: delete %s: %v", name, err)
 		}
@@ -67,7 +67,7 @@ func TestEnsureTopicsCreatesTheLayoutOnce(t *testing.T) {
 	}
 	defer admin.Close()
 	tp := cfg.Topics()
-	metas, err := admin.DescribeTopics([]string{tp.Events, tp.Results, tp.Streams, tp.Poison})
+	metas, err := admin.DescribeTopics([]string{tp.Events, tp.Results, tp.Streams, tp.Poison, tp.Marks})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,24 +75,26 @@ func TestEnsureTopicsCreatesTheLayoutOnce(t *testing.T) {
 	for _, m := range metas {
 		parts[m.Name] = len(m.Partitions)
 	}
-	want := map[string]int{tp.Events: 4, tp.Results: 4, tp.Streams: 1, tp.Poison: 4}
+	want := map[string]int{tp.Events: 4, tp.Results: 4, tp.Streams: 1, tp.Poison: 4, tp.Marks: 4}
 	for name, n := range want {
 		if parts[name] != n {
 			t.Errorf("%s has %d partitions; want %d", name, parts[name], n)
 		}
 	}
-	entries, err := admin.DescribeConfig(sarama.ConfigResource{Type: sarama.TopicResource, Name: tp.Streams})
-	if err != nil {
-		t.Fatal(err)
-	}
-	compact := false
-	for _, e := range entries {
-		if e.Name == "cleanup.policy" && e.Value == "compact" {
-			compact = true
+	for _, topic := range []string{tp.Streams, tp.Marks} {
+		entries, err := admin.DescribeConfig(sarama.ConfigResource{Type: sarama.TopicResource, Name: topic})
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	if !compact {
-		t.Errorf("%s is not compacted", tp.Streams)
+		compact := false
+		for _, e := range entries {
+			if e.Name == "cleanup.policy" && e.Value == "compact" {
+				compact = true
+			}
+		}
+		if !compact {
+			t.Errorf("%s is not compacted", topic)
+		}
 	}
 }
 

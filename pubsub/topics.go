@@ -40,15 +40,51 @@ func EnsureTopics(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("pubsub: list topics: %w", err)
 	}
 	for name, detail := range want {
-		if _, ok := existing[name]; ok {
-			continue
-		}
-		err := admin.CreateTopic(name, detail, false)
-		if err != nil && !errors.Is(err, sarama.ErrTopicAlreadyExists) {
-			return fmt.Errorf("pubsub: create topic %s: %w", name, err)
+		if err := createMissing(admin, existing, name, detail); err != nil {
+			return err
 		}
 	}
+	// The marks topic mirrors the events topic's partitions, which an
+	// existing deployment may have set to another number than cfg's.
+	n, err := partitionCount(ctx, admin, t.Events)
+	if err != nil {
+		return err
+	}
+	marks := &sarama.TopicDetail{NumPartitions: n, ReplicationFactor: cfg.Replication,
+		ConfigEntries: map[string]*string{"cleanup.policy": str("compact")}}
+	if err := createMissing(admin, existing, t.Marks, marks); err != nil {
+		return err
+	}
 	return waitForLeaders(ctx, cfg, t)
+}
+
+func createMissing(admin sarama.ClusterAdmin, existing map[string]sarama.TopicDetail, name string, detail *sarama.TopicDetail) error {
+	if _, ok := existing[name]; ok {
+		return nil
+	}
+	err := admin.CreateTopic(name, detail, false)
+	if err != nil && !errors.Is(err, sarama.ErrTopicAlreadyExists) {
+		return fmt.Errorf("pubsub: create topic %s: %w", name, err)
+	}
+	return nil
+}
+
+// partitionCount describes topic until the brokers know it: a topic created
+// a moment ago may not be in every broker's metadata yet.
+func partitionCount(ctx context.Context, admin sarama.ClusterAdmin, topic string) (int32, error) {
+	for {
+		md, err := admin.DescribeTopics([]string{topic})
+		if err == nil && len(md) == 1 {
+			if err = md[0].Err; md[0].Err == sarama.ErrNoError {
+				return int32(len(md[0].Partitions)), nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("pubsub: describe %s: %w", topic, errors.Join(err, ctx.Err()))
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // waitForLeaders returns once every partition of every topic has a leader that
@@ -60,9 +96,9 @@ func waitForLeaders(ctx context.Context, cfg Config, t Topics) error {
 	}
 	defer client.Close()
 	for {
-		err := client.RefreshMetadata(t.Events, t.Results, t.Streams, t.Poison)
+		err := client.RefreshMetadata(t.Events, t.Results, t.Streams, t.Poison, t.Marks)
 		if err == nil {
-			err = allLeaders(client, t.Events, t.Results, t.Streams, t.Poison)
+			err = allLeaders(client, t.Events, t.Results, t.Streams, t.Poison, t.Marks)
 		}
 		if err == nil {
 			return nil
