@@ -21,6 +21,7 @@ type Metrics struct {
 	publishTime    *prometheus.HistogramVec
 	eventsAccepted prometheus.Counter
 	poison         *prometheus.CounterVec
+	careful        prometheus.Counter
 	processing     prometheus.Histogram
 	processed      *prometheus.CounterVec
 	lag            *prometheus.GaugeVec
@@ -69,6 +70,9 @@ func NewMetrics(reg prometheus.Registerer, topics ...string) *Metrics {
 		poison: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "rtstream_poison_messages_total", Help: "Records sent to the poison topic, by reason.",
 		}, []string{"reason"}),
+		careful: f.NewCounter(prometheus.CounterOpts{
+			Name: "rtstream_router_careful_records_total", Help: "Records the router evaluated one by one after writing a crash mark, because a process had left their partition without stopping cleanly.",
+		}),
 		processing: f.NewHistogram(prometheus.HistogramOpts{
 			Name: "rtstream_processing_duration_seconds", Help: "Time the router takes to turn one events record into results, publishing excluded.",
 			Buckets: latencyBuckets,
@@ -125,7 +129,9 @@ func NewMetrics(reg prometheus.Registerer, topics ...string) *Metrics {
 }
 
 // PoisonReasons are the values of the poison reason label.
-var PoisonReasons = []string{"unreadable", "panic", "other"}
+// "crashed" is a record whose events were dead-lettered without evaluation
+// because processing it killed the process twice (router's crash marks).
+var PoisonReasons = []string{"unreadable", "panic", "other", "crashed"}
 
 func codeClass(status int) string {
 	switch {
@@ -187,6 +193,13 @@ func (m *Metrics) EventsAccepted(n int) {
 func (m *Metrics) Poisoned(reason string) {
 	if m != nil {
 		m.poison.WithLabelValues(reason).Inc()
+	}
+}
+
+// CarefulRecord counts a record evaluated after a crash mark was written.
+func (m *Metrics) CarefulRecord() {
+	if m != nil {
+		m.careful.Inc()
 	}
 }
 

@@ -58,6 +58,9 @@ type Config struct {
 	// Metrics records processing times and poisoned records; nil records
 	// nothing.
 	Metrics *observability.Metrics
+	// CrashGuard dead-letters a record that killed the process MaxDeaths
+	// times; nil guards nothing.
+	CrashGuard *CrashGuard
 }
 
 func (c *Config) setDefaults() {
@@ -123,10 +126,27 @@ func New(cfg Config, sub message.Subscriber, pub message.Publisher, logger water
 		}.Middleware,
 		middleware.Recoverer,
 	)
-	p := NewPipeline(cfg.Streams, cfg.Metrics)
-	poisonTopic := cfg.Topics.Poison
-	r.AddHandler(HandlerName, cfg.Topics.Events, sub, cfg.Topics.Results, pub, func(msg *message.Message) ([]*message.Message, error) {
-		out, dead, err := p.Process(msg)
+	r.AddHandler(HandlerName, cfg.Topics.Events, sub, cfg.Topics.Results, pub,
+		handler(NewPipeline(cfg.Streams, cfg.Metrics), cfg.CrashGuard, pub, cfg.Topics.Poison))
+	return r, nil
+}
+
+// handler processes one events record: its results are returned for the
+// router to publish, its dead letters are published here.
+func handler(p *Pipeline, guard *CrashGuard, pub message.Publisher, poisonTopic string) message.HandlerFunc {
+	return func(msg *message.Message) ([]*message.Message, error) {
+		process := p.Process
+		if guard != nil {
+			pos := pubsub.SourcePosition(msg.Context())
+			crashed, err := guard.Admit(msg.Context(), pos.Partition, pos.Offset)
+			if err != nil {
+				return nil, err
+			}
+			if crashed {
+				process = p.crashed
+			}
+		}
+		out, dead, err := process(msg)
 		if err != nil {
 			return nil, err
 		}
@@ -141,8 +161,7 @@ func New(cfg Config, sub message.Subscriber, pub message.Publisher, logger water
 			}
 		}
 		return out, nil
-	})
-	return r, nil
+	}
 }
 
 // poisonReason classifies a permanent failure into the metric's few values.
@@ -222,6 +241,7 @@ func (p *Pipeline) Process(msg *message.Message) (results, dead []*message.Messa
 	now := time.Now().UTC()
 	var filtered int
 	for _, ev := range in.Events {
+		crashHook(ev.Data)
 		data, keep, err := prog.Eval(processor.Event{ID: ev.ID, ReceivedAt: ev.ReceivedAt, Data: ev.Data})
 		if compileErr != nil {
 			err = compileErr
@@ -253,6 +273,25 @@ func (p *Pipeline) Process(msg *message.Message) (results, dead []*message.Messa
 	res.Metadata.Set(pubsub.KeyMetadata, in.StreamID)
 	res.SetContext(context.WithoutCancel(msg.Context()))
 	return []*message.Message{res}, dead, nil
+}
+
+// crashed dead-letters every event of a record that killed the process
+// MaxDeaths times, without evaluating any.
+func (p *Pipeline) crashed(msg *message.Message) (results, dead []*message.Message, err error) {
+	var in rtstream.EventBatch
+	if err := rtstream.DecodeEventBatch(msg.Payload, &in); err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", errUnreadable, err)
+	}
+	source := pubsub.SourcePosition(msg.Context())
+	now := time.Now().UTC()
+	for _, ev := range in.Events {
+		m := pubsub.NewDeadLetter(in.StreamID, rtstream.DeadLetter{EventID: ev.ID, Reason: CrashedReason, FailedAt: now, Data: ev.Data}, source)
+		m.SetContext(context.WithoutCancel(msg.Context()))
+		dead = append(dead, m)
+	}
+	p.metrics.Poisoned("crashed")
+	p.metrics.ProcessedEvents(0, 0, len(dead))
+	return nil, dead, nil
 }
 
 // program returns the stream's compiled processor (nil: passthrough). A
