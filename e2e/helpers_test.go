@@ -100,6 +100,7 @@ func freeAddr(t *testing.T) string {
 type server struct {
 	t       *testing.T
 	name    string
+	bin     string // the binary it runs
 	vars    map[string]string
 	dir     string // working directory (no .env in it)
 	logPath string
@@ -118,9 +119,16 @@ type server struct {
 // printed when the test ends.
 func startServer(t *testing.T, name string, vars map[string]string) *server {
 	t.Helper()
+	return startServerBin(t, name, rtstreamBin, vars)
+}
+
+// startServerBin is startServer with another build of the server.
+func startServerBin(t *testing.T, name, bin string, vars map[string]string) *server {
+	t.Helper()
 	s := &server{
 		t:       t,
 		name:    name,
+		bin:     bin,
 		dir:     t.TempDir(),
 		logPath: filepath.Join(t.TempDir(), name+".log"),
 		vars: map[string]string{
@@ -190,7 +198,7 @@ func (s *server) launch() error {
 	defer logf.Close() // the child has its own copy
 	fmt.Fprintf(logf, "==== start #%d of %s at %s, HTTP_ADDR=%s ====\n",
 		s.starts, s.name, time.Now().Format(time.RFC3339Nano), s.vars["HTTP_ADDR"])
-	cmd := exec.Command(rtstreamBin)
+	cmd := exec.Command(s.bin)
 	cmd.Dir = s.dir
 	cmd.Env = s.environ()
 	cmd.Stdout = logf

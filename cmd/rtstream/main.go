@@ -164,7 +164,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			return err
 		}
 	}
+	marks, err := pubsub.OpenMarks(kcfg)
+	if err != nil {
+		return err
+	}
+	defer marks.Close()
+	crashGuard := router.NewCrashGuard(marks, log.With("component", "router"), metrics)
 	rt, err := router.New(router.Config{
+		CrashGuard:        crashGuard,
 		Topics:            kcfg.Topics(),
 		Streams:           registry,
 		ConsumerGroup:     group,
@@ -340,6 +347,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	stopRouter()
 	if err := <-routerDone; err != nil {
+		log.Warn("router shutdown", "err", err)
+	}
+	// Its own deadline: draining subscribers may have used up the grace.
+	releaseCtx, cancelRelease := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancelRelease()
+	if err := crashGuard.Release(releaseCtx); err != nil {
 		log.Warn("router shutdown", "err", err)
 	}
 	log.Info("stopped")
