@@ -73,7 +73,7 @@ type options struct {
 // thousands of connections (ask for them by name, or "all"). The swarm phase
 // starts a server per size.
 var (
-	allPhases     = []string{"baseline", "single", "batch", "e2e", "latency", "vegeta", "resume", "processors", "middleware", "metrics", "swarm"}
+	allPhases     = []string{"baseline", "single", "batch", "e2e", "latency", "vegeta", "resume", "processors", "middleware", "metrics", "swarm", "crashmarks"}
 	defaultPhases = []string{"baseline", "single", "batch", "e2e", "latency", "vegeta", "middleware", "metrics"}
 	serverPhases  = []string{"single", "batch", "e2e", "latency", "vegeta"}
 )
@@ -266,6 +266,11 @@ func phases(ctx context.Context, o options, rep *Report) error {
 			return err
 		}
 	}
+	if o.Phases["crashmarks"] {
+		if err := runCrashMarksPhase(ctx, o, kc, rep); err != nil {
+			return fmt.Errorf("crashmarks: %w", err)
+		}
+	}
 	onServer := slices.ContainsFunc(serverPhases, func(p string) bool { return o.Phases[p] })
 	if !onServer && !o.Phases["resume"] && !o.Phases["processors"] && !o.Phases["middleware"] && !o.Phases["metrics"] && !o.Phases["swarm"] {
 		return nil
@@ -320,7 +325,7 @@ func stopServer(srv *server, kc *kafkaObserver, o options) ServerStop {
 		progress("[%s] log had %d warning/error lines; first ones:\n  %s", srv.Name, st.Warnings, strings.Join(st.FirstWarnings, "\n  "))
 	}
 	if !o.Keep {
-		for _, suffix := range []string{".events", ".results", ".streams", ".poison"} {
+		for _, suffix := range []string{".events", ".results", ".streams", ".poison", ".marks"} {
 			kc.deleteTopic(srv.Prefix + suffix)
 		}
 		_ = kc.admin.DeleteConsumerGroup(srv.Prefix + "-router")

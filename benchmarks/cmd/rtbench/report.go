@@ -41,6 +41,7 @@ type Report struct {
 	Metrics      *CompareResult    `json:"metrics,omitempty"`
 	Resume       *ResumeResult     `json:"resume,omitempty"`
 	Processors   *ProcessorsResult `json:"processors,omitempty"`
+	CrashMarks   *CrashMarksResult `json:"crash_marks,omitempty"`
 	Vegeta       *VegetaResult     `json:"vegeta,omitempty"`
 	Swarm        *SwarmResult      `json:"sse_swarm,omitempty"`
 	Targets      []TargetResult    `json:"targets"`
@@ -638,6 +639,11 @@ func (rep *Report) evaluate() {
 		}
 		rep.Targets = append(rep.Targets, t)
 	}
+	if c := rep.CrashMarks; c != nil && c.OnPerSec > 0 {
+		t := TargetResult{Name: "crash marks cost", Value: c.Cost * 100, Target: c.Target * 100, Unit: "%", Pass: c.Cost <= c.Target}
+		t.Margin = fmt.Sprintf("%+.1f pts", (c.Cost-c.Target)*100)
+		rep.Targets = append(rep.Targets, t)
+	}
 	if v := rep.Vegeta; v != nil && v.BareMax > 0 && v.SingleMax > 0 {
 		t := TargetResult{Name: "single POST / bare net/http", Value: v.Ratio * 100, Target: targetSingleVsBare * 100, Unit: "%", Pass: v.Ratio >= targetSingleVsBare}
 		t.Margin = fmt.Sprintf("%+.1f pts", (v.Ratio-targetSingleVsBare)*100)
@@ -895,6 +901,13 @@ func printTable(w io.Writer, rep *Report) {
 		row("  lost / duplicates", fmtInt(p.On.Lost)+" / "+fmtInt(p.On.Duplicates), "events", "", "", "", "")
 		row("  server CPU per event", fmt.Sprintf("%.1f µs", p.On.ServerCPUPerEvent), "", "", "", "", fmt.Sprintf("%+.1f%% vs passthrough", p.CPUCost*100))
 		row("processors cost (OFF/ON - 1)", fmt.Sprintf("%+.1f%%", p.Cost*100), "", "", "", fmt.Sprintf("<= %.0f%%", p.Target*100), verdict("processors cost"))
+	}
+	if c := rep.CrashMarks; c != nil && c.OnPerSec > 0 {
+		row("router drain, no crash guard", fmtInt(int64(c.OffPerSec)), "records/s", "-", "-", "", "")
+		row("router drain, crash guard", fmtInt(int64(c.OnPerSec)), "records/s", fmtInt(int64(c.OffPerSec)),
+			fmt.Sprintf("%.1f%%", c.OnPerSec/c.OffPerSec*100), "", "")
+		row("  careful pass (a mark per record)", fmtInt(int64(c.CarefulSec)), "records/s", "", "", "", "")
+		row("crash marks cost (OFF/ON - 1)", fmt.Sprintf("%+.1f%%", c.Cost*100), "", "", "", fmt.Sprintf("<= %.0f%%", c.Target*100), verdict("crash marks cost"))
 	}
 	if v := rep.Vegeta; v != nil {
 		for _, a := range v.Attacks {
