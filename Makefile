@@ -16,7 +16,7 @@ test: tools kafka-start redis-start vet
 # failed a CI run here. 20,000 executions take 2-15 s per target on 2 cores.
 FUZZTIME ?= 20000x
 FUZZMINIMIZE ?= 1000x
-FUZZ_TARGETS = .:FuzzResultAppendJSON .:FuzzDecodeEventBatch .:FuzzDecodeResultBatch ./jsonscan:FuzzValid .:FuzzParseCursor ./handlers:FuzzDecodeEvents ./handlers:FuzzDecodeEventsMatchesEncodingJSON ./handlers:FuzzDecodeFrame \
+FUZZ_TARGETS = ./record:FuzzAppendResult ./record:FuzzDecodeEventBatch ./record:FuzzDecodeResultBatch ./jsonscan:FuzzValid .:FuzzParseCursor ./handlers:FuzzDecodeEvents ./handlers:FuzzDecodeEventsMatchesEncodingJSON ./handlers:FuzzDecodeFrame \
 	./handlers:FuzzDecodeStream ./handlers:FuzzResultFrames ./processor:FuzzCompile ./middleware:FuzzAuthenticate \
 	./middleware:FuzzJWTVerify ./ratelimit:FuzzResolveClientIP ./processor:FuzzDecodeDataMatchesEncodingJSON \
 	./processor:FuzzMarshalMatchesEncodingJSON

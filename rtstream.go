@@ -78,13 +78,6 @@ type Event struct {
 	Data       json.RawMessage `json:"data"`
 }
 
-// EventBatch is the Kafka record for one send request: all its events travel in
-// one record, so Kafka acknowledges the request as a whole or not at all.
-type EventBatch struct {
-	StreamID string  `json:"stream_id"`
-	Events   []Event `json:"events"`
-}
-
 // Result is what a subscriber receives for one processed event.
 type Result struct {
 	StreamID    string          `json:"stream_id"`
@@ -101,21 +94,6 @@ type DeadLetter struct {
 	Reason   string          `json:"reason"`
 	FailedAt time.Time       `json:"failed_at"`
 	Data     json.RawMessage `json:"data"`
-}
-
-// ResultBatch is the Kafka record the router writes for one EventBatch. Source
-// names the input record, so that a redelivered input (at-least-once) can be
-// recognised downstream and its results delivered once.
-type ResultBatch struct {
-	StreamID string   `json:"stream_id"`
-	Source   Position `json:"source"`
-	Results  []Result `json:"results"`
-}
-
-// Position is a record's place in a Kafka topic.
-type Position struct {
-	Partition int32 `json:"partition"`
-	Offset    int64 `json:"offset"`
 }
 
 // From is where a subscription to a stream's results starts. The zero From

@@ -59,3 +59,24 @@ func TestSameDefinition(t *testing.T) {
 		t.Error("different names are the same definition")
 	}
 }
+
+// FuzzParseCursor: a cursor either parses and prints back to a string that
+// parses to the same cursor, or is refused with ErrInvalid — never a panic.
+func FuzzParseCursor(f *testing.F) {
+	for _, s := range []string{"0-0-0", "7-2-0", "11-123456789-999", "", "-", "1-2", "1-2-3-4", "-1-0-0", "a-b-c", "0-9223372036854775808-0", " 1-2-3"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		c, err := rtstream.ParseCursor(s)
+		if err != nil {
+			if !errors.Is(err, rtstream.ErrInvalid) {
+				t.Fatalf("ParseCursor(%q): %v, not ErrInvalid", s, err)
+			}
+			return
+		}
+		again, err := rtstream.ParseCursor(c.String())
+		if err != nil || again != c {
+			t.Fatalf("ParseCursor(%q) = %+v; its String %q parses to %+v, %v", s, c, c.String(), again, err)
+		}
+	})
+}

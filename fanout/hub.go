@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/rtstream/rtstream"
+	"github.com/rtstream/rtstream/record"
 )
 
 // Reasons a subscription ends, from Subscription.Err.
@@ -52,7 +53,7 @@ type Source interface {
 	HighWaterMark(ctx context.Context, partition int32) (int64, error)
 	// Read calls fn, in order, for every record of streamID in partition
 	// with from <= offset < to.
-	Read(ctx context.Context, streamID string, partition int32, from, to int64, fn func(rtstream.Position, rtstream.ResultBatch) error) error
+	Read(ctx context.Context, streamID string, partition int32, from, to int64, fn func(record.Position, record.ResultBatch) error) error
 }
 
 // Config sets a hub's bounds. Zero fields take the defaults.
@@ -119,17 +120,17 @@ type stream struct {
 	subs map[*Subscription]struct{}
 	// last is the newest source record whose results were delivered: a
 	// results record for an older source is a redelivery and is dropped.
-	last    rtstream.Position
+	last    record.Position
 	hasLast bool
-	hist    []record // every record of the stream after hist[0], in order
+	hist    []held // every record of the stream after hist[0], in order
 	bytes   int64
 	elem    *list.Element
 }
 
-// record is one results record as subscribers receive it.
-type record struct {
-	pos  rtstream.Position // in the results topic
-	src  rtstream.Position // the events record it was made from
+// held is one results record as subscribers receive it.
+type held struct {
+	pos  record.Position // in the results topic
+	src  record.Position // the events record it was made from
 	ds   []rtstream.Delivery
 	size int64
 }
@@ -190,7 +191,7 @@ func (h *Hub) Resume(ctx context.Context, streamID string, from rtstream.From) (
 	if c := from.After; c != nil {
 		for i := range st.hist {
 			if r := &st.hist[i]; r.pos.Partition == c.Partition && r.pos.Offset == c.Offset {
-				cu.backlog = append([]record(nil), st.hist[i:]...)
+				cu.backlog = append([]held(nil), st.hist[i:]...)
 				break
 			}
 		}
@@ -333,7 +334,7 @@ func (h *Hub) Watched(streamID string) bool {
 // Deliver hands one results record, read at pos, to its stream's history and
 // subscribers. It never blocks: a subscriber whose buffer is full is ended
 // with ErrSlow.
-func (h *Hub) Deliver(pos rtstream.Position, b rtstream.ResultBatch) {
+func (h *Hub) Deliver(pos record.Position, b record.ResultBatch) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	st, ok := h.streams[b.StreamID]
@@ -344,7 +345,7 @@ func (h *Hub) Deliver(pos rtstream.Position, b rtstream.ResultBatch) {
 		return // the router processed this source record before
 	}
 	st.last, st.hasLast = b.Source, true
-	rec := record{pos: pos, src: b.Source, ds: make([]rtstream.Delivery, len(b.Results)), size: 64}
+	rec := held{pos: pos, src: b.Source, ds: make([]rtstream.Delivery, len(b.Results)), size: 64}
 	for i, r := range b.Results {
 		rec.ds[i] = rtstream.Delivery{Cursor: rtstream.Cursor{Partition: pos.Partition, Offset: pos.Offset, Index: i}, Result: r}
 		rec.size += int64(len(r.Data)+len(r.EventID)+len(r.StreamID)) + 96
@@ -354,7 +355,7 @@ func (h *Hub) Deliver(pos rtstream.Position, b rtstream.ResultBatch) {
 	if len(st.hist) >= h.cfg.HistoryRecords {
 		st.bytes -= st.hist[0].size
 		h.bytes -= st.hist[0].size
-		st.hist[0] = record{}
+		st.hist[0] = held{}
 		st.hist = st.hist[1:]
 	}
 	st.hist = append(st.hist, rec)
@@ -416,7 +417,7 @@ type Subscription struct {
 	// the catch-up to merge; when pend overflows, the catch-up reads Kafka
 	// again instead.
 	live     bool
-	pend     []record
+	pend     []held
 	overflow bool
 }
 
@@ -463,7 +464,7 @@ func (s *Subscription) end(err error) {
 }
 
 // offer hands rec to s without blocking; s.hub.mu must be held.
-func (s *Subscription) offer(rec record) {
+func (s *Subscription) offer(rec held) {
 	switch {
 	case s.live:
 		select {
@@ -486,13 +487,13 @@ func (s *Subscription) offer(rec record) {
 type catchUp struct {
 	s       *Subscription
 	cursor  *rtstream.Cursor // nil: from the earliest result
-	backlog []record         // from the history, starting with the cursor's record
+	backlog []held           // from the history, starting with the cursor's record
 	src     Source
 	part    int32
 	kafka   bool  // read Kafka from next before merging what the hub parked
 	next    int64 // next offset to read from Kafka
 	lastOff int64 // offset of the newest record handed over (or skipped)
-	lastSrc rtstream.Position
+	lastSrc record.Position
 	hasSrc  bool
 }
 
@@ -590,8 +591,8 @@ func (cu *catchUp) readKafka() error {
 		cu.kafka = false
 		return nil
 	}
-	err := cu.src.Read(s.ctx, s.streamID, cu.part, cu.next, to, func(pos rtstream.Position, b rtstream.ResultBatch) error {
-		rec := record{pos: pos, src: b.Source, ds: make([]rtstream.Delivery, len(b.Results))}
+	err := cu.src.Read(s.ctx, s.streamID, cu.part, cu.next, to, func(pos record.Position, b record.ResultBatch) error {
+		rec := held{pos: pos, src: b.Source, ds: make([]rtstream.Delivery, len(b.Results))}
 		for i, r := range b.Results {
 			rec.ds[i] = rtstream.Delivery{Cursor: rtstream.Cursor{Partition: pos.Partition, Offset: pos.Offset, Index: i}, Result: r}
 		}
@@ -614,7 +615,7 @@ func (cu *catchUp) readKafka() error {
 // same offset, or a redelivery of an older source), dropping the results up
 // to the cursor in the cursor's own record. It blocks while the subscriber's
 // buffer is full, and reports false when the subscription ended.
-func (cu *catchUp) hand(rec record) bool {
+func (cu *catchUp) hand(rec held) bool {
 	if rec.pos.Offset <= cu.lastOff {
 		return true
 	}

@@ -6,10 +6,11 @@ import (
 
 	"github.com/rtstream/rtstream"
 	"github.com/rtstream/rtstream/fanout"
+	"github.com/rtstream/rtstream/record"
 )
 
-func batch(stream string, src int64, n int) rtstream.ResultBatch {
-	b := rtstream.ResultBatch{StreamID: stream, Source: rtstream.Position{Partition: 1, Offset: src}}
+func batch(stream string, src int64, n int) record.ResultBatch {
+	b := record.ResultBatch{StreamID: stream, Source: record.Position{Partition: 1, Offset: src}}
 	for i := 0; i < n; i++ {
 		b.Results = append(b.Results, rtstream.Result{StreamID: stream, EventID: string(rune('a' + i))})
 	}
@@ -19,7 +20,7 @@ func batch(stream string, src int64, n int) rtstream.ResultBatch {
 func TestDeliverToStreamSubscribersOnly(t *testing.T) {
 	h := fanout.New(fanout.Config{Buffer: 4})
 	a, b := h.Subscribe("a"), h.Subscribe("b")
-	h.Deliver(rtstream.Position{Partition: 2, Offset: 7}, batch("a", 1, 3))
+	h.Deliver(record.Position{Partition: 2, Offset: 7}, batch("a", 1, 3))
 	select {
 	case ds := <-a.C():
 		if len(ds) != 3 || ds[2].Cursor != (rtstream.Cursor{Partition: 2, Offset: 7, Index: 2}) {
@@ -38,10 +39,10 @@ func TestDeliverToStreamSubscribersOnly(t *testing.T) {
 func TestRedeliveredSourceIsDropped(t *testing.T) {
 	h := fanout.New(fanout.Config{Buffer: 8})
 	s := h.Subscribe("a")
-	h.Deliver(rtstream.Position{Offset: 1}, batch("a", 10, 1))
-	h.Deliver(rtstream.Position{Offset: 2}, batch("a", 10, 1)) // the router processed source 10 twice
-	h.Deliver(rtstream.Position{Offset: 3}, batch("a", 9, 1))  // older still
-	h.Deliver(rtstream.Position{Offset: 4}, batch("a", 11, 1))
+	h.Deliver(record.Position{Offset: 1}, batch("a", 10, 1))
+	h.Deliver(record.Position{Offset: 2}, batch("a", 10, 1)) // the router processed source 10 twice
+	h.Deliver(record.Position{Offset: 3}, batch("a", 9, 1))  // older still
+	h.Deliver(record.Position{Offset: 4}, batch("a", 11, 1))
 	var got []int64
 	for len(s.C()) > 0 {
 		ds := <-s.C()
@@ -57,7 +58,7 @@ func TestSlowSubscriberIsDisconnectedWithoutBlocking(t *testing.T) {
 	h := fanout.New(fanout.Config{Buffer: 2, OnSlow: func() { slowCount++ }})
 	slow, fast := h.Subscribe("a"), h.Subscribe("a")
 	for i := int64(0); i < 5; i++ {
-		h.Deliver(rtstream.Position{Offset: i}, batch("a", i, 1))
+		h.Deliver(record.Position{Offset: i}, batch("a", i, 1))
 		<-fast.C() // the fast one keeps up
 	}
 	select {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/rtstream/rtstream"
 	"github.com/rtstream/rtstream/fanout"
+	"github.com/rtstream/rtstream/record"
 )
 
 // topic is an in-memory results partition standing in for Kafka in these
@@ -23,7 +24,7 @@ type topic struct {
 	gate, started chan struct{}
 
 	mu    sync.Mutex
-	recs  []rtstream.ResultBatch
+	recs  []record.ResultBatch
 	next  int64 // the follower's position
 	reads int
 	hub   *fanout.Hub
@@ -43,7 +44,7 @@ func (tp *topic) HighWaterMark(context.Context, int32) (int64, error) {
 	return int64(len(tp.recs)), nil
 }
 
-func (tp *topic) Read(ctx context.Context, stream string, _ int32, from, to int64, fn func(rtstream.Position, rtstream.ResultBatch) error) error {
+func (tp *topic) Read(ctx context.Context, stream string, _ int32, from, to int64, fn func(record.Position, record.ResultBatch) error) error {
 	tp.mu.Lock()
 	tp.reads++
 	recs := tp.recs[from:to]
@@ -57,7 +58,7 @@ func (tp *topic) Read(ctx context.Context, stream string, _ int32, from, to int6
 		if b.StreamID != stream {
 			continue
 		}
-		if err := fn(rtstream.Position{Offset: from + int64(i)}, b); err != nil {
+		if err := fn(record.Position{Offset: from + int64(i)}, b); err != nil {
 			return err
 		}
 	}
@@ -65,14 +66,14 @@ func (tp *topic) Read(ctx context.Context, stream string, _ int32, from, to int6
 }
 
 // append writes a record and lets the follower hand it to the hub.
-func (tp *topic) append(b rtstream.ResultBatch) {
+func (tp *topic) append(b record.ResultBatch) {
 	tp.mu.Lock()
 	off := int64(len(tp.recs))
 	tp.recs = append(tp.recs, b)
 	tp.next = off + 1
 	tp.mu.Unlock()
 	if tp.hub.Watched(b.StreamID) {
-		tp.hub.Deliver(rtstream.Position{Offset: off}, b)
+		tp.hub.Deliver(record.Position{Offset: off}, b)
 	}
 }
 
@@ -103,8 +104,8 @@ func eventIDs(ds []rtstream.Delivery) []string {
 }
 
 // numbered is a results record of stream a with results e<src>.0 ... .
-func numbered(src int64, n int) rtstream.ResultBatch {
-	b := rtstream.ResultBatch{StreamID: "a", Source: rtstream.Position{Offset: src}}
+func numbered(src int64, n int) record.ResultBatch {
+	b := record.ResultBatch{StreamID: "a", Source: record.Position{Offset: src}}
 	for i := 0; i < n; i++ {
 		b.Results = append(b.Results, rtstream.Result{StreamID: "a", EventID: fmt.Sprintf("e%d.%d", src, i)})
 	}
@@ -131,7 +132,7 @@ func TestResumeAfterCursor(t *testing.T) {
 				defer h.Subscribe("a").Close()
 			}
 			tp.append(numbered(0, 2))
-			tp.append(rtstream.ResultBatch{StreamID: "b", Source: rtstream.Position{Offset: 1}, Results: []rtstream.Result{{EventID: "other"}}})
+			tp.append(record.ResultBatch{StreamID: "b", Source: record.Position{Offset: 1}, Results: []rtstream.Result{{EventID: "other"}}})
 			tp.append(numbered(2, 3))
 			tp.append(numbered(2, 3)) // a redelivery of source 2: dropped
 			tp.append(numbered(3, 1))
@@ -250,7 +251,7 @@ func TestResumeWithCursorAheadOfThisInstance(t *testing.T) {
 	tp.mu.Lock()
 	tp.next = 2
 	tp.mu.Unlock()
-	h.Deliver(rtstream.Position{Offset: 1}, numbered(1, 3))
+	h.Deliver(record.Position{Offset: 1}, numbered(1, 3))
 	tp.append(numbered(2, 1))
 	got := eventIDs(collect(t, s, 2))
 	if want := []string{"e1.2", "e2.0"}; fmt.Sprint(got) != fmt.Sprint(want) {

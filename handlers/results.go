@@ -14,6 +14,7 @@ import (
 	"github.com/rtstream/rtstream"
 	"github.com/rtstream/rtstream/observability"
 	"github.com/rtstream/rtstream/problem"
+	"github.com/rtstream/rtstream/record"
 )
 
 // wantsEventStream reports whether the Accept header asks for SSE.
@@ -223,7 +224,7 @@ func writeResult(bw *bufio.Writer, buf []byte, d *rtstream.Delivery) ([]byte, er
 	buf = append(buf[:0], "id: "...)
 	buf = append(buf, d.Cursor.String()...)
 	buf = append(buf, "\nevent: result\ndata: "...)
-	buf = d.Result.AppendJSON(buf)
+	buf = record.AppendResult(buf, &d.Result)
 	buf = append(buf, "\n\n"...)
 	_, err := bw.Write(buf)
 	return buf, err
@@ -411,7 +412,7 @@ func appendWithCursor(buf []byte, d *rtstream.Delivery) []byte {
 	buf = append(buf, d.Cursor.String()...)
 	buf = append(buf, `",`...)
 	start := len(buf)
-	buf = d.Result.AppendJSON(buf)
+	buf = record.AppendResult(buf, &d.Result)
 	// AppendJSON wrote an object; drop its opening brace.
 	return append(buf[:start], buf[start+1:]...)
 }

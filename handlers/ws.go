@@ -20,6 +20,7 @@ import (
 	"github.com/rtstream/rtstream"
 	"github.com/rtstream/rtstream/observability"
 	"github.com/rtstream/rtstream/problem"
+	"github.com/rtstream/rtstream/record"
 )
 
 // Close codes and reasons the server ends a WebSocket with (RFC 6455 7.4).
@@ -489,7 +490,7 @@ func appendResultFrame(dst []byte, d *rtstream.Delivery) []byte {
 	dst = append(dst, d.Cursor.String()...)
 	dst = append(dst, `",`...)
 	mark := len(dst)
-	dst = d.Result.AppendJSON(dst)
+	dst = record.AppendResult(dst, &d.Result)
 	return append(dst[:mark], dst[mark+1:]...) // drop the result's own '{'
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/rtstream/rtstream"
+	"github.com/rtstream/rtstream/record"
 )
 
 func TestDecodeFrame(t *testing.T) {
@@ -82,7 +83,7 @@ func TestAppendResultFrame(t *testing.T) {
 	if err := json.Unmarshal(frame, &got); err != nil {
 		t.Fatalf("frame %s: %v", frame, err)
 	}
-	sse := d.Result.AppendJSON(nil)
+	sse := record.AppendResult(nil, &d.Result)
 	var want map[string]json.RawMessage
 	_ = json.Unmarshal(sse, &want)
 	want["cursor"] = json.RawMessage(`"7-2-1"`)

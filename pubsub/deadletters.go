@@ -14,6 +14,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 
 	"github.com/rtstream/rtstream"
+	"github.com/rtstream/rtstream/record"
 )
 
 // The poison topic holds two kinds of record, both keyed by stream id so that
@@ -32,18 +33,18 @@ const DeadLetterMetadata = "rtstream_dead_letter"
 
 // deadLetterRecord is the payload of a one-event poison record.
 type deadLetterRecord struct {
-	StreamID string            `json:"stream_id"`
-	EventID  string            `json:"event_id"`
-	Reason   string            `json:"reason"`
-	FailedAt time.Time         `json:"failed_at"`
-	Data     json.RawMessage   `json:"data"`
-	Source   rtstream.Position `json:"source"`
+	StreamID string          `json:"stream_id"`
+	EventID  string          `json:"event_id"`
+	Reason   string          `json:"reason"`
+	FailedAt time.Time       `json:"failed_at"`
+	Data     json.RawMessage `json:"data"`
+	Source   record.Position `json:"source"`
 }
 
 // NewDeadLetter is the poison record for one event of streamID that failed.
 // source is the events record it came from, so that a redelivered record's
 // dead letter can be recognised.
-func NewDeadLetter(streamID string, dl rtstream.DeadLetter, source rtstream.Position) *message.Message {
+func NewDeadLetter(streamID string, dl rtstream.DeadLetter, source record.Position) *message.Message {
 	payload, _ := json.Marshal(deadLetterRecord{
 		StreamID: streamID, EventID: dl.EventID, Reason: dl.Reason, FailedAt: dl.FailedAt, Data: dl.Data, Source: source,
 	})
@@ -235,8 +236,8 @@ func decodeDeadLetters(m *sarama.ConsumerMessage) []rtstream.DeadLetter {
 	failedAt := m.Timestamp.UTC()
 	// The events' data may alias m.Value, as the fallback below does: a
 	// consumed message is not written to.
-	var batch rtstream.EventBatch
-	if err := rtstream.DecodeEventBatch(m.Value, &batch); err == nil && len(batch.Events) > 0 {
+	var batch record.EventBatch
+	if err := record.DecodeEventBatch(m.Value, &batch); err == nil && len(batch.Events) > 0 {
 		out := make([]rtstream.DeadLetter, len(batch.Events))
 		for i, ev := range batch.Events {
 			out[i] = rtstream.DeadLetter{EventID: ev.ID, Reason: reason, FailedAt: failedAt, Data: ev.Data}

@@ -10,6 +10,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/rtstream/rtstream"
+	"github.com/rtstream/rtstream/record"
 )
 
 // Events writes send requests to the events topic.
@@ -40,7 +41,7 @@ func recordSize(data []json.RawMessage) int {
 // stream's events in order.
 func (e *Events) Send(ctx context.Context, streamID string, data []json.RawMessage) ([]string, error) {
 	now := time.Now().UTC()
-	batch := rtstream.EventBatch{StreamID: streamID, Events: make([]rtstream.Event, len(data))}
+	batch := record.EventBatch{StreamID: streamID, Events: make([]rtstream.Event, len(data))}
 	ids := make([]string, len(data))
 	for i, d := range data {
 		ids[i] = watermill.NewULID()

@@ -12,6 +12,7 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/rtstream/rtstream"
+	"github.com/rtstream/rtstream/record"
 )
 
 // replayBuffer is how many records one reader may have pending before it is
@@ -71,8 +72,8 @@ type replayReq struct {
 }
 
 type replayItem struct {
-	pos   rtstream.Position
-	batch *rtstream.ResultBatch // shared between readers: read only
+	pos   record.Position
+	batch *record.ResultBatch // shared between readers: read only
 }
 
 // NewResultsReader makes a reader of cfg's results topic. follower is the live
@@ -131,7 +132,7 @@ func (r *ResultsReader) HighWaterMark(_ context.Context, partition int32) (int64
 // from <= offset < to. Records below the partition's oldest offset (deleted by
 // retention) are skipped. fn may take its time: a reader that falls behind a
 // shared read is detached and continues in the next one.
-func (r *ResultsReader) Read(ctx context.Context, streamID string, partition int32, from, to int64, fn func(rtstream.Position, rtstream.ResultBatch) error) error {
+func (r *ResultsReader) Read(ctx context.Context, streamID string, partition int32, from, to int64, fn func(record.Position, record.ResultBatch) error) error {
 	for from < to {
 		req := &replayReq{stream: streamID, from: from, to: to, out: make(chan replayItem, replayBuffer), done: make(chan struct{})}
 		if err := r.enqueue(partition, req); err != nil {
@@ -279,7 +280,7 @@ func (r *ResultsReader) readOnce(partition int32, run *replayRun, start int64, a
 		run.pos = m.Offset + 1
 		r.mu.Unlock()
 
-		var batch *rtstream.ResultBatch
+		var batch *record.ResultBatch
 		keep := active[:0]
 		for _, q := range active {
 			switch {
@@ -292,13 +293,13 @@ func (r *ResultsReader) readOnce(partition int32, run *replayRun, start int64, a
 			}
 			if string(m.Key) == q.stream {
 				if batch == nil {
-					batch = new(rtstream.ResultBatch)
-					if err := rtstream.DecodeResultBatch(m.Value, batch); err != nil {
+					batch = new(record.ResultBatch)
+					if err := record.DecodeResultBatch(m.Value, batch); err != nil {
 						r.log.Error("replay: skipping unreadable record", "partition", m.Partition, "offset", m.Offset, "err", err)
-						batch = &rtstream.ResultBatch{StreamID: q.stream}
+						batch = &record.ResultBatch{StreamID: q.stream}
 					}
 				}
-				if !r.hand(q, replayItem{pos: rtstream.Position{Partition: m.Partition, Offset: m.Offset}, batch: batch}, len(active) == 1) {
+				if !r.hand(q, replayItem{pos: record.Position{Partition: m.Partition, Offset: m.Offset}, batch: batch}, len(active) == 1) {
 					finish(q, m.Offset, nil) // fell behind: continues from here in a later read
 					continue
 				}

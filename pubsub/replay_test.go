@@ -14,14 +14,15 @@ import (
 
 	"github.com/rtstream/rtstream"
 	"github.com/rtstream/rtstream/pubsub"
+	"github.com/rtstream/rtstream/record"
 )
 
 // watchNothing is a Fanout for a follower these tests only need the position
 // of.
 type watchNothing struct{}
 
-func (watchNothing) Watched(string) bool                             { return false }
-func (watchNothing) Deliver(rtstream.Position, rtstream.ResultBatch) {}
+func (watchNothing) Watched(string) bool                         { return false }
+func (watchNothing) Deliver(record.Position, record.ResultBatch) {}
 
 // writeResults produces n results records for each stream, keyed by stream
 // id like the router's, and returns each stream's partition.
@@ -37,7 +38,7 @@ func writeResults(t *testing.T, cfg pubsub.Config, streams []string, n int) {
 	var msgs []*sarama.ProducerMessage
 	for i := 0; i < n; i++ {
 		for _, s := range streams {
-			b := rtstream.ResultBatch{StreamID: s, Source: rtstream.Position{Offset: int64(i)},
+			b := record.ResultBatch{StreamID: s, Source: record.Position{Offset: int64(i)},
 				Results: []rtstream.Result{{StreamID: s, EventID: fmt.Sprintf("%s-%d", s, i), Data: json.RawMessage(`{}`)}}}
 			v, _ := json.Marshal(b)
 			msgs = append(msgs, &sarama.ProducerMessage{Topic: cfg.Topics().Results, Key: sarama.StringEncoder(s), Value: sarama.ByteEncoder(v)})
@@ -85,7 +86,7 @@ func TestResultsReaderSharesOneReadAmongManyReaders(t *testing.T) {
 			defer wg.Done()
 			var got []string
 			last := int64(-1)
-			err := reader.Read(ctx, "alpha", part, 0, end, func(pos rtstream.Position, b rtstream.ResultBatch) error {
+			err := reader.Read(ctx, "alpha", part, 0, end, func(pos record.Position, b record.ResultBatch) error {
 				if pos.Offset <= last {
 					return fmt.Errorf("offset %d after %d", pos.Offset, last)
 				}

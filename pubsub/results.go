@@ -10,7 +10,7 @@ import (
 
 	"github.com/IBM/sarama"
 
-	"github.com/rtstream/rtstream"
+	"github.com/rtstream/rtstream/record"
 )
 
 // ResultsFollower consumes every partition of the results topic for this
@@ -35,7 +35,7 @@ type Fanout interface {
 	Watched(streamID string) bool
 	// Deliver is called for every watched record, in order within a
 	// partition, from one goroutine per partition.
-	Deliver(rtstream.Position, rtstream.ResultBatch)
+	Deliver(record.Position, record.ResultBatch)
 }
 
 // FollowResults starts the follower.
@@ -91,12 +91,12 @@ func FollowResults(cfg Config, log *slog.Logger, to Fanout) (*ResultsFollower, e
 				if len(m.Key) > 0 && !to.Watched(string(m.Key)) {
 					continue
 				}
-				var b rtstream.ResultBatch
-				if err := rtstream.DecodeResultBatch(m.Value, &b); err != nil {
+				var b record.ResultBatch
+				if err := record.DecodeResultBatch(m.Value, &b); err != nil {
 					log.Error("results: skipping unreadable record", "partition", m.Partition, "offset", m.Offset, "err", err)
 					continue
 				}
-				to.Deliver(rtstream.Position{Partition: m.Partition, Offset: m.Offset}, b)
+				to.Deliver(record.Position{Partition: m.Partition, Offset: m.Offset}, b)
 			}
 		}()
 		go func() {

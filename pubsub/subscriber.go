@@ -7,7 +7,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 
-	"github.com/rtstream/rtstream"
+	"github.com/rtstream/rtstream/record"
 )
 
 // NewSubscriber is a watermill-kafka subscriber in consumer group group, with
@@ -35,8 +35,8 @@ func NewSubscriber(cfg Config, group string, logger watermill.LoggerAdapter) (*k
 
 // SourcePosition is the Kafka position of the message the router is handling,
 // from the context watermill-kafka gives it.
-func SourcePosition(ctx context.Context) rtstream.Position {
+func SourcePosition(ctx context.Context) record.Position {
 	p, _ := kafka.MessagePartitionFromCtx(ctx)
 	o, _ := kafka.MessagePartitionOffsetFromCtx(ctx)
-	return rtstream.Position{Partition: p, Offset: o}
+	return record.Position{Partition: p, Offset: o}
 }

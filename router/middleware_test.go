@@ -15,6 +15,7 @@ import (
 
 	"github.com/rtstream/rtstream"
 	"github.com/rtstream/rtstream/pubsub"
+	"github.com/rtstream/rtstream/record"
 	"github.com/rtstream/rtstream/router"
 )
 
@@ -71,7 +72,7 @@ func TestRouterMiddlewareOnKafka(t *testing.T) {
 
 	var got []string
 	for _, m := range readAll(t, cfg, cfg.Topics().Results, 2) {
-		var b rtstream.ResultBatch
+		var b record.ResultBatch
 		if err := json.Unmarshal(m.Value, &b); err != nil {
 			t.Fatal(err)
 		}

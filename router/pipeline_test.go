@@ -13,6 +13,7 @@ import (
 
 	"github.com/rtstream/rtstream"
 	"github.com/rtstream/rtstream/pubsub"
+	"github.com/rtstream/rtstream/record"
 	"github.com/rtstream/rtstream/router"
 )
 
@@ -35,9 +36,9 @@ func (s *streams) GetCached(_ context.Context, id string) (rtstream.Stream, erro
 	return st, nil
 }
 
-func record(t *testing.T, streamID string, data ...string) *message.Message {
+func eventsRecord(t *testing.T, streamID string, data ...string) *message.Message {
 	t.Helper()
-	in := rtstream.EventBatch{StreamID: streamID}
+	in := record.EventBatch{StreamID: streamID}
 	for i, d := range data {
 		in.Events = append(in.Events, rtstream.Event{ID: fmt.Sprintf("e%d", i), ReceivedAt: time.Unix(1, 0).UTC(), Data: json.RawMessage(d)})
 	}
@@ -73,7 +74,7 @@ func TestPipelineProcessors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			out, dead, err := p.Process(record(t, tc.stream, tc.data...))
+			out, dead, err := p.Process(eventsRecord(t, tc.stream, tc.data...))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -82,7 +83,7 @@ func TestPipelineProcessors(t *testing.T) {
 				t.Fatalf("%d results records, want at most 1", len(out))
 			}
 			for _, m := range out {
-				var b rtstream.ResultBatch
+				var b record.ResultBatch
 				if err := json.Unmarshal(m.Payload, &b); err != nil {
 					t.Fatal(err)
 				}
@@ -118,7 +119,7 @@ func TestPipelineProcessors(t *testing.T) {
 
 func TestPipelineLookupFailureIsRetried(t *testing.T) {
 	p := router.NewPipeline(&streams{err: fmt.Errorf("registry: %w", rtstream.ErrUnavailable)}, nil)
-	_, _, err := p.Process(record(t, "s", `1`))
+	_, _, err := p.Process(eventsRecord(t, "s", `1`))
 	if err == nil || router.IsPermanent(err) || !errors.Is(err, rtstream.ErrUnavailable) {
 		t.Fatalf("err = %v; want a transient error", err)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/rtstream/rtstream/observability"
 	"github.com/rtstream/rtstream/processor"
 	"github.com/rtstream/rtstream/pubsub"
+	"github.com/rtstream/rtstream/record"
 )
 
 // ErrPermanent marks a failure that will happen again however often the
@@ -219,10 +220,10 @@ func NewPipeline(streams Streams, m *observability.Metrics) *Pipeline {
 // looked up.
 func (p *Pipeline) Process(msg *message.Message) (results, dead []*message.Message, err error) {
 	start := time.Now()
-	var in rtstream.EventBatch
+	var in record.EventBatch
 	// The events' data may alias msg.Payload. Nothing writes to a payload,
 	// and every result and dead letter is encoded before Process returns.
-	if err := rtstream.DecodeEventBatch(msg.Payload, &in); err != nil {
+	if err := record.DecodeEventBatch(msg.Payload, &in); err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", errUnreadable, err)
 	}
 	if !rtstream.ValidStreamID(in.StreamID) {
@@ -233,7 +234,7 @@ func (p *Pipeline) Process(msg *message.Message) (results, dead []*message.Messa
 		return nil, nil, err
 	}
 	source := pubsub.SourcePosition(msg.Context())
-	out := rtstream.ResultBatch{
+	out := record.ResultBatch{
 		StreamID: in.StreamID,
 		Source:   source,
 		Results:  make([]rtstream.Result, 0, len(in.Events)),
@@ -278,8 +279,8 @@ func (p *Pipeline) Process(msg *message.Message) (results, dead []*message.Messa
 // crashed dead-letters every event of a record that killed the process
 // MaxDeaths times, without evaluating any.
 func (p *Pipeline) crashed(msg *message.Message) (results, dead []*message.Message, err error) {
-	var in rtstream.EventBatch
-	if err := rtstream.DecodeEventBatch(msg.Payload, &in); err != nil {
+	var in record.EventBatch
+	if err := record.DecodeEventBatch(msg.Payload, &in); err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", errUnreadable, err)
 	}
 	source := pubsub.SourcePosition(msg.Context())

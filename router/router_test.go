@@ -14,11 +14,12 @@ import (
 	"github.com/rtstream/rtstream"
 	"github.com/rtstream/rtstream/internal/testenv"
 	"github.com/rtstream/rtstream/pubsub"
+	"github.com/rtstream/rtstream/record"
 	"github.com/rtstream/rtstream/router"
 )
 
 func TestProcessIsPassthrough(t *testing.T) {
-	in := rtstream.EventBatch{StreamID: "s", Events: []rtstream.Event{
+	in := record.EventBatch{StreamID: "s", Events: []rtstream.Event{
 		{ID: "e1", ReceivedAt: time.Unix(1, 0).UTC(), Data: json.RawMessage(`{"t":1}`)},
 		{ID: "e2", ReceivedAt: time.Unix(2, 0).UTC(), Data: json.RawMessage(`[2]`)},
 	}}
@@ -30,7 +31,7 @@ func TestProcessIsPassthrough(t *testing.T) {
 	if k := out[0].Metadata.Get(pubsub.KeyMetadata); k != "s" {
 		t.Fatalf("result key %q; want the stream id", k)
 	}
-	var b rtstream.ResultBatch
+	var b record.ResultBatch
 	if err := json.Unmarshal(out[0].Payload, &b); err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +69,7 @@ func TestRouterOnKafka(t *testing.T) {
 	results := readAll(t, cfg, cfg.Topics().Results, 2)
 	var ids []string
 	for _, m := range results {
-		var b rtstream.ResultBatch
+		var b record.ResultBatch
 		if err := json.Unmarshal(m.Value, &b); err != nil {
 			t.Fatal(err)
 		}

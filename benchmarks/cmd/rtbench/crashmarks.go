@@ -15,6 +15,7 @@ import (
 
 	"github.com/rtstream/rtstream"
 	"github.com/rtstream/rtstream/pubsub"
+	"github.com/rtstream/rtstream/record"
 	"github.com/rtstream/rtstream/router"
 )
 
@@ -134,7 +135,7 @@ func writeBacklog(cfg pubsub.Config, n int) error {
 		msgs := make([]*message.Message, 0, batch)
 		for j := i; j < min(i+batch, n); j++ {
 			stream := fmt.Sprintf("rtbench-marks-%02d", j%64)
-			b, _ := json.Marshal(rtstream.EventBatch{StreamID: stream, Events: []rtstream.Event{{
+			b, _ := json.Marshal(record.EventBatch{StreamID: stream, Events: []rtstream.Event{{
 				ID: watermill.NewULID(), ReceivedAt: time.Now().UTC(), Data: json.RawMessage(fmt.Sprintf(`{"seq":%d,"pad":"0123456789012345678901234567890123456789"}`, j)),
 			}}})
 			m := message.NewMessage(watermill.NewULID(), b)

@@ -1,4 +1,4 @@
-package rtstream
+package record
 
 import (
 	"bytes"
@@ -10,6 +10,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/rtstream/rtstream/jsonscan"
+
+	"github.com/rtstream/rtstream"
 )
 
 // checkDecode decodes p with DecodeEventBatch and with json.Unmarshal and
@@ -19,7 +21,7 @@ func checkDecode(t *testing.T, p []byte) (fast bool) {
 	t.Helper()
 	var probe EventBatch
 	fast = decodeEventBatchFast(p, &probe)
-	got := EventBatch{StreamID: "stale", Events: []Event{{ID: "stale"}}}
+	got := EventBatch{StreamID: "stale", Events: []rtstream.Event{{ID: "stale"}}}
 	gotErr := DecodeEventBatch(p, &got)
 	var want EventBatch
 	wantErr := json.Unmarshal(p, &want)
@@ -83,14 +85,14 @@ func TestDecodeEventBatchMatchesUnmarshal(t *testing.T) {
 		in   string
 		fast bool // the fast path must read it
 	}{
-		{"one event", encoded(EventBatch{StreamID: "s", Events: []Event{{ID: "01J", ReceivedAt: at, Data: json.RawMessage(`{"a":1}`)}}}), true},
+		{"one event", encoded(EventBatch{StreamID: "s", Events: []rtstream.Event{{ID: "01J", ReceivedAt: at, Data: json.RawMessage(`{"a":1}`)}}}), true},
 		{"no events", encoded(EventBatch{StreamID: "s"}), true},
-		{"null data", encoded(EventBatch{StreamID: "s", Events: []Event{{ID: "e", ReceivedAt: at}}}), true},
-		{"zero time", encoded(EventBatch{StreamID: "s", Events: []Event{{ID: "e", Data: json.RawMessage(`1`)}}}), true},
-		{"empty ids", encoded(EventBatch{Events: []Event{{ReceivedAt: at, Data: json.RawMessage(`""`)}}}), true},
-		{"time with offset", encoded(EventBatch{StreamID: "s", Events: []Event{{ID: "e", ReceivedAt: at.In(time.FixedZone("X", 5*3600+1800)), Data: json.RawMessage(`2`)}}}), true},
-		{"unicode ids", encoded(EventBatch{StreamID: "é✓😀", Events: []Event{{ID: "ü", ReceivedAt: at, Data: json.RawMessage(`3`)}}}), true},
-		{"many events", encoded(EventBatch{StreamID: "s", Events: []Event{
+		{"null data", encoded(EventBatch{StreamID: "s", Events: []rtstream.Event{{ID: "e", ReceivedAt: at}}}), true},
+		{"zero time", encoded(EventBatch{StreamID: "s", Events: []rtstream.Event{{ID: "e", Data: json.RawMessage(`1`)}}}), true},
+		{"empty ids", encoded(EventBatch{Events: []rtstream.Event{{ReceivedAt: at, Data: json.RawMessage(`""`)}}}), true},
+		{"time with offset", encoded(EventBatch{StreamID: "s", Events: []rtstream.Event{{ID: "e", ReceivedAt: at.In(time.FixedZone("X", 5*3600+1800)), Data: json.RawMessage(`2`)}}}), true},
+		{"unicode ids", encoded(EventBatch{StreamID: "é✓😀", Events: []rtstream.Event{{ID: "ü", ReceivedAt: at, Data: json.RawMessage(`3`)}}}), true},
+		{"many events", encoded(EventBatch{StreamID: "s", Events: []rtstream.Event{
 			{ID: "1", ReceivedAt: at, Data: json.RawMessage(`{"a":{"b":[1,2.5e-3,-0,"x\"y\\z\u00e9\ud83d\ude00",true,false,null]},"c":{}}`)},
 			{ID: "2", ReceivedAt: at, Data: json.RawMessage(`"<script>&\u2028"`)},
 			{ID: "3", ReceivedAt: at, Data: json.RawMessage(`[ 1 , { "a" : [ ] } ]`)},
@@ -102,8 +104,8 @@ func TestDecodeEventBatchMatchesUnmarshal(t *testing.T) {
 		{"data over the depth limit", `{"stream_id":"s","events":[{"event_id":"e","received_at":"2026-01-02T03:04:05Z","data":` + deep(dataDepth+1) + `}]}`, false},
 
 		// Escapes in ids: json.Unmarshal decodes them.
-		{"escaped ids", encoded(EventBatch{StreamID: "q\"<&>\n\x01\u2028", Events: []Event{{ID: "\\", ReceivedAt: at, Data: json.RawMessage(`4`)}}}), false},
-		{"invalid UTF-8 id", encoded(EventBatch{StreamID: "s", Events: []Event{{ID: "a\xffb", ReceivedAt: at, Data: json.RawMessage(`4`)}}}), false},
+		{"escaped ids", encoded(EventBatch{StreamID: "q\"<&>\n\x01\u2028", Events: []rtstream.Event{{ID: "\\", ReceivedAt: at, Data: json.RawMessage(`4`)}}}), false},
+		{"invalid UTF-8 id", encoded(EventBatch{StreamID: "s", Events: []rtstream.Event{{ID: "a\xffb", ReceivedAt: at, Data: json.RawMessage(`4`)}}}), false},
 		{"raw invalid UTF-8 id", "{\"stream_id\":\"s\xff\",\"events\":[]}", false},
 		{"unicode escape id", `{"stream_id":"\u0073","events":[]}`, false},
 
@@ -179,7 +181,7 @@ func plainID(s string) bool {
 // path.
 func FuzzDecodeEventBatch(f *testing.F) {
 	at := time.Date(2026, 11, 28, 1, 2, 3, 4005, time.UTC)
-	b := EventBatch{StreamID: "s", Events: []Event{{ID: "01J", ReceivedAt: at, Data: json.RawMessage(`{"a":[1,"x"]}`)}, {ID: "2", ReceivedAt: at}}}
+	b := EventBatch{StreamID: "s", Events: []rtstream.Event{{ID: "01J", ReceivedAt: at, Data: json.RawMessage(`{"a":[1,"x"]}`)}, {ID: "2", ReceivedAt: at}}}
 	for _, seed := range []string{string(b.AppendJSON(nil)), `{"stream_id":"s","events":[]}`, `{"events":[],"stream_id":"s"}`, `not json`, ``} {
 		f.Add([]byte(seed), "s", "e", []byte(`{"a":1}`), at.Unix(), uint32(at.Nanosecond()), int16(0))
 	}
@@ -193,7 +195,7 @@ func FuzzDecodeEventBatch(f *testing.F) {
 		data = bytes.Trim(data, " \t\r\n") // AppendJSON copies data as it is
 		zone := time.FixedZone("", int(offMin)%(24*60)*60)
 		at := time.Unix(sec, int64(nsec%1e9)).In(zone)
-		batch := EventBatch{StreamID: stream, Events: []Event{{ID: id, ReceivedAt: at, Data: data}, {ID: id + "2", ReceivedAt: at}}}
+		batch := EventBatch{StreamID: stream, Events: []rtstream.Event{{ID: id, ReceivedAt: at, Data: data}, {ID: id + "2", ReceivedAt: at}}}
 		rec := batch.AppendJSON(nil)
 		fast := checkDecode(t, rec)
 		if y := at.Year(); !fast && plainID(stream) && plainID(id) && 0 <= y && y <= 9999 {
@@ -206,9 +208,9 @@ func FuzzDecodeEventBatch(f *testing.F) {
 // batch send makes it.
 func benchmarkRecord() []byte {
 	at := time.Date(2026, 11, 28, 1, 2, 3, 456789000, time.UTC)
-	b := EventBatch{StreamID: "bench-stream", Events: make([]Event, 100)}
+	b := EventBatch{StreamID: "bench-stream", Events: make([]rtstream.Event, 100)}
 	for i := range b.Events {
-		b.Events[i] = Event{
+		b.Events[i] = rtstream.Event{
 			ID:         fmt.Sprintf("01JDQ7Z8X9%016d", i),
 			ReceivedAt: at,
 			Data:       json.RawMessage(fmt.Sprintf(`{"user":"user-%05d","action":"click","value":%d.25,"tags":["web","eu"],"ok":true,"ref":null}`, i, i*7)),

@@ -1,4 +1,4 @@
-package rtstream
+package record
 
 import (
 	"encoding/json"
@@ -8,6 +8,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/rtstream/rtstream/jsonscan"
+
+	"github.com/rtstream/rtstream"
 )
 
 // DecodeEventBatch decodes an events record into *b, which it replaces: the
@@ -57,14 +59,14 @@ func decodeEventBatchFast(p []byte, b *EventBatch) bool {
 	size := end - i
 	i = end + 1 + len(batchEvents)
 	// json.Unmarshal makes an empty slice, not nil, of "events":[].
-	events := []Event{}
+	events := []rtstream.Event{}
 	// Events of one request share their time: parse it once.
 	var received timeCache
 	if i < len(p) && p[i] == ']' {
 		i++
 	} else {
 		for first := i; ; {
-			var e Event
+			var e rtstream.Event
 			if !hasAt(p, i, eventHead) {
 				return false
 			}
@@ -91,7 +93,7 @@ func decodeEventBatchFast(p []byte, b *EventBatch) bool {
 			if len(events) == 0 {
 				// Guess the length from the first event's size,
 				// rather than grow the slice many times.
-				events = make([]Event, 0, 2+(len(p)-i)/(i-first))
+				events = make([]rtstream.Event, 0, 2+(len(p)-i)/(i-first))
 			}
 			events = append(events, e)
 			if i < len(p) && p[i] == ',' {
@@ -261,7 +263,7 @@ func decodeResultBatchFast(p []byte, b *ResultBatch) bool {
 	}
 	i += len(resultsList)
 	// json.Unmarshal makes an empty slice, not nil, of "results":[].
-	results := []Result{}
+	results := []rtstream.Result{}
 	// A record's results share their processing time, and those of one
 	// request their receiving time: parse each once.
 	var received, processed timeCache
@@ -269,7 +271,7 @@ func decodeResultBatchFast(p []byte, b *ResultBatch) bool {
 		i++
 	} else {
 		for first := i; ; {
-			var r Result
+			var r rtstream.Result
 			if !hasAt(p, i, resultHead) {
 				return false
 			}
@@ -307,7 +309,7 @@ func decodeResultBatchFast(p []byte, b *ResultBatch) bool {
 			if len(results) == 0 {
 				// Guess the length from the first result's size,
 				// rather than grow the slice many times.
-				results = make([]Result, 0, 2+(len(p)-i)/(i-first))
+				results = make([]rtstream.Result, 0, 2+(len(p)-i)/(i-first))
 			}
 			results = append(results, r)
 			if i < len(p) && p[i] == ',' {

@@ -1,4 +1,4 @@
-package rtstream
+package record
 
 import (
 	"bytes"
@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/rtstream/rtstream/jsonscan"
+
+	"github.com/rtstream/rtstream"
 )
 
 // checkResultDecode decodes p with DecodeResultBatch and with json.Unmarshal
@@ -19,7 +21,7 @@ func checkResultDecode(t *testing.T, p []byte) (fast bool) {
 	t.Helper()
 	var probe ResultBatch
 	fast = decodeResultBatchFast(p, &probe)
-	got := ResultBatch{StreamID: "stale", Source: Position{Partition: 9, Offset: 9}, Results: []Result{{EventID: "stale"}}}
+	got := ResultBatch{StreamID: "stale", Source: Position{Partition: 9, Offset: 9}, Results: []rtstream.Result{{EventID: "stale"}}}
 	gotErr := DecodeResultBatch(p, &got)
 	var want ResultBatch
 	wantErr := json.Unmarshal(p, &want)
@@ -83,8 +85,8 @@ func TestDecodeResultBatchMatchesUnmarshal(t *testing.T) {
 	received := time.Date(2026, 11, 28, 1, 2, 3, 4005, time.UTC)
 	processed := received.Add(1234567 * time.Nanosecond)
 	encoded := func(b ResultBatch) string { return string(b.AppendJSON(nil)) }
-	one := func(r Result) string {
-		return encoded(ResultBatch{StreamID: "s", Source: Position{Partition: 1, Offset: 2}, Results: []Result{r}})
+	one := func(r rtstream.Result) string {
+		return encoded(ResultBatch{StreamID: "s", Source: Position{Partition: 1, Offset: 2}, Results: []rtstream.Result{r}})
 	}
 	deep := func(n int) string { return strings.Repeat("[", n) + strings.Repeat("]", n) }
 	// Nesting that json.Unmarshal accepts in a record: the record, its
@@ -102,19 +104,19 @@ func TestDecodeResultBatchMatchesUnmarshal(t *testing.T) {
 		in   string
 		fast bool // the fast path must read it
 	}{
-		{"one result", one(Result{StreamID: "s", EventID: "01J", ReceivedAt: received, ProcessedAt: processed, Data: json.RawMessage(`{"a":1}`)}), true},
+		{"one result", one(rtstream.Result{StreamID: "s", EventID: "01J", ReceivedAt: received, ProcessedAt: processed, Data: json.RawMessage(`{"a":1}`)}), true},
 		{"no results", encoded(ResultBatch{StreamID: "s", Source: Position{Partition: 3, Offset: 4}}), true},
 		{"zero record", encoded(ResultBatch{}), true},
-		{"null data", one(Result{StreamID: "s", EventID: "e", ReceivedAt: received, ProcessedAt: processed}), true},
-		{"zero times", one(Result{StreamID: "s", EventID: "e", Data: json.RawMessage(`1`)}), true},
-		{"empty ids", one(Result{ReceivedAt: received, Data: json.RawMessage(`""`)}), true},
-		{"other stream in a result", one(Result{StreamID: "t", EventID: "e", Data: json.RawMessage(`1`)}), true},
-		{"times with offsets", one(Result{StreamID: "s", EventID: "e", ReceivedAt: received.In(time.FixedZone("X", 5*3600+1800)), ProcessedAt: processed.In(time.FixedZone("", -7*3600)), Data: json.RawMessage(`2`)}), true},
-		{"unicode ids", encoded(ResultBatch{StreamID: "é✓😀", Results: []Result{{StreamID: "é✓😀", EventID: "ü", ReceivedAt: received, Data: json.RawMessage(`3`)}}}), true},
+		{"null data", one(rtstream.Result{StreamID: "s", EventID: "e", ReceivedAt: received, ProcessedAt: processed}), true},
+		{"zero times", one(rtstream.Result{StreamID: "s", EventID: "e", Data: json.RawMessage(`1`)}), true},
+		{"empty ids", one(rtstream.Result{ReceivedAt: received, Data: json.RawMessage(`""`)}), true},
+		{"other stream in a result", one(rtstream.Result{StreamID: "t", EventID: "e", Data: json.RawMessage(`1`)}), true},
+		{"times with offsets", one(rtstream.Result{StreamID: "s", EventID: "e", ReceivedAt: received.In(time.FixedZone("X", 5*3600+1800)), ProcessedAt: processed.In(time.FixedZone("", -7*3600)), Data: json.RawMessage(`2`)}), true},
+		{"unicode ids", encoded(ResultBatch{StreamID: "é✓😀", Results: []rtstream.Result{{StreamID: "é✓😀", EventID: "ü", ReceivedAt: received, Data: json.RawMessage(`3`)}}}), true},
 		{"negative position", encoded(ResultBatch{StreamID: "s", Source: Position{Partition: -1, Offset: -2}}), true},
 		{"smallest position", encoded(ResultBatch{StreamID: "s", Source: Position{Partition: math.MinInt32, Offset: math.MinInt64}}), true},
 		{"largest position", encoded(ResultBatch{StreamID: "s", Source: Position{Partition: math.MaxInt32, Offset: math.MaxInt64}}), true},
-		{"many results", encoded(ResultBatch{StreamID: "s", Source: Position{Partition: 7, Offset: 123456789012}, Results: []Result{
+		{"many results", encoded(ResultBatch{StreamID: "s", Source: Position{Partition: 7, Offset: 123456789012}, Results: []rtstream.Result{
 			{StreamID: "s", EventID: "1", ReceivedAt: received, ProcessedAt: processed, Data: json.RawMessage(`{"a":{"b":[1,2.5e-3,-0,"x\"y\\z\u00e9\ud83d\ude00",true,false,null]},"c":{}}`)},
 			{StreamID: "s", EventID: "2", ReceivedAt: received, ProcessedAt: processed, Data: json.RawMessage(`"<script>&\u2028"`)},
 			{StreamID: "s", EventID: "3", ReceivedAt: processed, ProcessedAt: processed, Data: json.RawMessage(`[ 1 , { "a" : [ ] } ]`)},
@@ -127,9 +129,9 @@ func TestDecodeResultBatchMatchesUnmarshal(t *testing.T) {
 		{"negative zero", rec(`{"partition":-0,"offset":-0}`, `[]`), true},
 
 		// Escapes in ids: json.Unmarshal decodes them.
-		{"escaped ids", encoded(ResultBatch{StreamID: "q\"<&>\n\x01\u2028", Results: []Result{{StreamID: "q\"<&>\n\x01\u2028", EventID: "\\", Data: json.RawMessage(`4`)}}}), false},
-		{"escaped event id", one(Result{StreamID: "s", EventID: "a<b", Data: json.RawMessage(`4`)}), false},
-		{"invalid UTF-8 id", one(Result{StreamID: "s", EventID: "a\xffb", Data: json.RawMessage(`4`)}), false},
+		{"escaped ids", encoded(ResultBatch{StreamID: "q\"<&>\n\x01\u2028", Results: []rtstream.Result{{StreamID: "q\"<&>\n\x01\u2028", EventID: "\\", Data: json.RawMessage(`4`)}}}), false},
+		{"escaped event id", one(rtstream.Result{StreamID: "s", EventID: "a<b", Data: json.RawMessage(`4`)}), false},
+		{"invalid UTF-8 id", one(rtstream.Result{StreamID: "s", EventID: "a\xffb", Data: json.RawMessage(`4`)}), false},
 		{"raw invalid UTF-8 id", "{\"stream_id\":\"s\xff\",\"source\":{\"partition\":1,\"offset\":2},\"results\":[]}", false},
 		{"unicode escape id", `{"stream_id":"\u0073","source":{"partition":1,"offset":2},"results":[]}`, false},
 
@@ -217,7 +219,7 @@ func TestDecodeResultBatchDataIsItsOwn(t *testing.T) {
 // path.
 func FuzzDecodeResultBatch(f *testing.F) {
 	at := time.Date(2026, 11, 28, 1, 2, 3, 4005, time.UTC)
-	b := ResultBatch{StreamID: "s", Source: Position{Partition: 1, Offset: 2}, Results: []Result{
+	b := ResultBatch{StreamID: "s", Source: Position{Partition: 1, Offset: 2}, Results: []rtstream.Result{
 		{StreamID: "s", EventID: "01J", ReceivedAt: at, ProcessedAt: at, Data: json.RawMessage(`{"a":[1,"x"]}`)},
 		{StreamID: "s", EventID: "2", ReceivedAt: at},
 	}}
@@ -239,7 +241,7 @@ func FuzzDecodeResultBatch(f *testing.F) {
 		data = bytes.Trim(data, " \t\r\n") // AppendJSON copies data as it is
 		zone := time.FixedZone("", int(offMin)%(24*60)*60)
 		at := time.Unix(sec, int64(nsec%1e9)).In(zone)
-		batch := ResultBatch{StreamID: stream, Source: Position{Partition: partition, Offset: offset}, Results: []Result{
+		batch := ResultBatch{StreamID: stream, Source: Position{Partition: partition, Offset: offset}, Results: []rtstream.Result{
 			{StreamID: stream, EventID: id, ReceivedAt: at, ProcessedAt: at.Add(time.Millisecond), Data: data},
 			{StreamID: id, EventID: id + "2", ReceivedAt: at},
 		}}
@@ -257,9 +259,9 @@ func FuzzDecodeResultBatch(f *testing.F) {
 func benchmarkResults(n int) []byte {
 	received := time.Date(2026, 11, 28, 1, 2, 3, 456789000, time.UTC)
 	processed := received.Add(1234567 * time.Nanosecond)
-	b := ResultBatch{StreamID: "bench-stream", Source: Position{Partition: 3, Offset: 1234567}, Results: make([]Result, n)}
+	b := ResultBatch{StreamID: "bench-stream", Source: Position{Partition: 3, Offset: 1234567}, Results: make([]rtstream.Result, n)}
 	for i := range b.Results {
-		b.Results[i] = Result{
+		b.Results[i] = rtstream.Result{
 			StreamID:    b.StreamID,
 			EventID:     fmt.Sprintf("01JDQ7Z8X9%016d", i),
 			ReceivedAt:  received,

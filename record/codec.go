@@ -1,10 +1,12 @@
-package rtstream
+package record
 
 import (
 	"encoding/json"
 	"fmt"
 	"time"
 	"unicode/utf8"
+
+	"github.com/rtstream/rtstream"
 )
 
 // The Append methods write the records' JSON by hand. encoding/json would
@@ -37,9 +39,10 @@ func (b *EventBatch) AppendJSON(dst []byte) []byte {
 	return append(dst, "]}"...)
 }
 
-// AppendJSON appends the result as one line of JSON: the body of an SSE
-// frame. r.Data must be valid JSON without line breaks.
-func (r *Result) AppendJSON(dst []byte) []byte {
+// AppendResult appends the result as one line of JSON, as the contract shows
+// it: also the body of an SSE frame. r.Data must be valid JSON without line
+// breaks.
+func AppendResult(dst []byte, r *rtstream.Result) []byte {
 	dst = append(dst, `{"stream_id":`...)
 	dst = appendString(dst, r.StreamID)
 	dst = append(dst, `,"event_id":`...)
@@ -62,7 +65,7 @@ func (b *ResultBatch) AppendJSON(dst []byte) []byte {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = b.Results[i].AppendJSON(dst)
+		dst = AppendResult(dst, &b.Results[i])
 	}
 	return append(dst, "]}"...)
 }

@@ -1,0 +1,29 @@
+// Package record is the format of rtstream's Kafka records: the events record
+// that one send request becomes, the results record the router makes from it,
+// and their JSON codecs. Only the Kafka side (pubsub, router) and the fan-out
+// that delivers results records read it; the API sees the domain types.
+package record
+
+import "github.com/rtstream/rtstream"
+
+// EventBatch is the Kafka record for one send request: all its events travel in
+// one record, so Kafka acknowledges the request as a whole or not at all.
+type EventBatch struct {
+	StreamID string           `json:"stream_id"`
+	Events   []rtstream.Event `json:"events"`
+}
+
+// ResultBatch is the Kafka record the router writes for one EventBatch. Source
+// names the input record, so that a redelivered input (at-least-once) can be
+// recognised downstream and its results delivered once.
+type ResultBatch struct {
+	StreamID string            `json:"stream_id"`
+	Source   Position          `json:"source"`
+	Results  []rtstream.Result `json:"results"`
+}
+
+// Position is a record's place in a Kafka topic.
+type Position struct {
+	Partition int32 `json:"partition"`
+	Offset    int64 `json:"offset"`
+}
