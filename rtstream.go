@@ -105,6 +105,22 @@ type From struct {
 	After *Cursor
 }
 
+// Feed is one subscriber's results of a stream: first the replay asked for
+// (if any), then the live results, with no gap and no duplicate between them.
+type Feed interface {
+	// C delivers the results of one record at a time, in order; the slices
+	// are shared and must not be changed.
+	C() <-chan []Delivery
+	// CaughtUp is closed once the replay was handed to C and C carries live
+	// results: a poll that found nothing pending may wait from then on.
+	CaughtUp() <-chan struct{}
+	// Done is closed when the feed ended; Err then says why: an error
+	// wrapping ErrNotFound when the stream was deleted.
+	Done() <-chan struct{}
+	Err() error
+	Close()
+}
+
 // Delivery is a result as a subscriber receives it, with its cursor.
 type Delivery struct {
 	Cursor Cursor

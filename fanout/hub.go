@@ -2,7 +2,15 @@
 // subscribers of each stream, and resumes subscribers after a cursor with no
 // gap and no duplicate: from a bounded in-memory history of recent results
 // when it holds the cursor, otherwise from Kafka (through a Source), and then
-// from the live feed.
+// from the live feed. The hub follows the Source itself, so the rule that
+// makes a resume exact lives here, in one place: the live position moves
+// under the hub's lock, in the same step as the record is delivered or
+// skipped, and a resume reads its Kafka stretch up to the position it saw
+// under that lock while its subscription was attached.
+//
+// The files: hub.go (the hub, its history, delivery and stream ends),
+// subscription.go (one subscriber's feed), resume.go (catching up from a
+// cursor).
 //
 // Every subscriber has a bounded buffer; one that falls behind is
 // disconnected (it resumes with its cursor) so that it never slows the hub,
@@ -14,8 +22,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"sync"
-	"time"
 
 	"github.com/rtstream/rtstream"
 	"github.com/rtstream/rtstream/record"
@@ -39,16 +48,15 @@ const (
 	DefaultIdleStreams    = 10000    // streams kept (with history) without a subscriber
 )
 
-// Source is where a resume reads what the history does not hold: the results
-// topic in Kafka, behind the live feed that calls Deliver.
+// Source is the results topic: the hub follows it live, and reads it back
+// for resumes the history cannot serve (pubsub.Results).
 type Source interface {
+	// Follow calls fn with every record written from now on, in order within
+	// a partition, and returns the offset it starts at in each partition.
+	// The key of a results record is its stream id.
+	Follow(fn func(pos record.Position, key string, value []byte)) (map[int32]int64, error)
 	// Partition is the results partition that holds streamID's records.
 	Partition(streamID string) (int32, error)
-	// Next is the offset of the next record of partition the live feed will
-	// hand to Deliver: every record before it was handed over (or skipped
-	// as unwatched) already. It is read under the hub's lock, so it must be
-	// cheap.
-	Next(partition int32) int64
 	// HighWaterMark is the offset the next record written to partition gets.
 	HighWaterMark(ctx context.Context, partition int32) (int64, error)
 	// Read calls fn, in order, for every record of streamID in partition
@@ -65,9 +73,18 @@ type Config struct {
 	// OnResume, if not nil, is called for every resume with where its replay
 	// starts: "history" or "kafka".
 	OnResume func(source string)
-	// Source serves resumes the history cannot; without one, such a resume
-	// fails with rtstream.ErrUnavailable.
+	// Source is followed from Start on, and serves resumes the history
+	// cannot; without one, such a resume fails with rtstream.ErrUnavailable.
 	Source Source
+	// Exists reports, from memory, whether a stream still exists. The hub
+	// asks it after attaching a subscription: a delete applied between the
+	// caller's lookup and the attach called End before there was anything
+	// to end, and the feed would otherwise stay open with nothing but
+	// heartbeats. The registry forgets a stream before it calls End, so the
+	// check after the attach closes that gap. Nil: every stream exists.
+	Exists func(streamID string) bool
+	// Logger notes records that cannot be read. Default: discard.
+	Logger *slog.Logger
 	// HistoryBytes bounds the memory of all streams' recent results; the
 	// least recently used stream's history goes first.
 	HistoryBytes int64
@@ -97,6 +114,12 @@ func (c *Config) setDefaults() {
 	if c.IdleStreams <= 0 {
 		c.IdleStreams = DefaultIdleStreams
 	}
+	if c.Exists == nil {
+		c.Exists = func(string) bool { return true }
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
 }
 
 // Hub is the per-instance fan-out of results to subscribers.
@@ -105,7 +128,7 @@ type Hub struct {
 
 	mu      sync.Mutex
 	closed  bool
-	source  Source
+	next    map[int32]int64 // per results partition, the next offset of the live feed
 	streams map[string]*stream
 	lru     list.List // of *stream, most recently used first
 	bytes   int64     // history held, all streams
@@ -135,120 +158,57 @@ type held struct {
 	size int64
 }
 
-// New makes a hub.
+// New makes a hub; it follows its Source from Start on.
 func New(cfg Config) *Hub {
 	cfg.setDefaults()
-	return &Hub{cfg: cfg, source: cfg.Source, streams: make(map[string]*stream)}
+	return &Hub{cfg: cfg, next: make(map[int32]int64), streams: make(map[string]*stream)}
 }
 
-// SetSource sets where resumes beyond the history read. It exists because the
-// source (the live feed's follower) is built after the hub it feeds.
-func (h *Hub) SetSource(src Source) {
+// Start follows the Source until it is closed. Call it once, before the
+// first subscription.
+func (h *Hub) Start() error {
+	if h.cfg.Source == nil {
+		return errors.New("fanout: no source to follow")
+	}
+	starts, err := h.cfg.Source.Follow(h.take)
+	if err != nil {
+		return fmt.Errorf("fanout: %w", err)
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.source = src
+	for p, off := range starts {
+		h.next[p] = max(h.next[p], off)
+	}
+	return nil
 }
 
-// Subscribe starts a live feed of streamID's results from now on.
-func (h *Hub) Subscribe(streamID string) *Subscription {
-	s := h.newSubscription(streamID)
+// take is the live feed: every record of the results topic, in order within
+// its partition. A record of a stream nobody watches here moves the position
+// and is not decoded; the others are decoded outside the lock and delivered.
+// Either way the position moves in the same locked step as the delivery, so
+// a resume that attaches in between gets the record from the live side.
+func (h *Hub) take(pos record.Position, key string, value []byte) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.closed {
-		s.end(ErrClosed)
-		return s
-	}
-	s.live = true
-	close(s.caughtUp)
-	h.attach(h.stream(streamID), s)
-	return s
-}
-
-// Resume starts a feed of streamID's results from a point: the results after
-// from.After, or every result with from.Earliest, then the live ones, with
-// no gap and no duplicate in between. The zero From is Subscribe. A cursor
-// that cannot belong to the stream is an error wrapping rtstream.ErrInvalid;
-// Kafka not answering is one wrapping rtstream.ErrUnavailable.
-func (h *Hub) Resume(ctx context.Context, streamID string, from rtstream.From) (*Subscription, error) {
-	if !from.Earliest && from.After == nil {
-		return h.Subscribe(streamID), nil
-	}
-	s := h.newSubscription(streamID)
-	cu := catchUp{s: s, lastOff: -1}
-	if c := from.After; c != nil {
-		cu.cursor, cu.lastOff = c, c.Offset-1
-	}
-
-	h.mu.Lock()
-	if h.closed {
+	if _, watched := h.streams[key]; !watched && key != "" {
+		h.moved(pos)
 		h.mu.Unlock()
-		s.end(ErrClosed)
-		return s, nil
-	}
-	src := h.source
-	st := h.stream(streamID)
-	h.attach(st, s)
-	if c := from.After; c != nil {
-		for i := range st.hist {
-			if r := &st.hist[i]; r.pos.Partition == c.Partition && r.pos.Offset == c.Offset {
-				cu.backlog = append([]held(nil), st.hist[i:]...)
-				break
-			}
-		}
+		return
 	}
 	h.mu.Unlock()
-	cu.src = src
-
-	if cu.backlog != nil {
-		cu.part = from.After.Partition // for a Kafka read should the parked records overflow
-	} else {
-		// The history does not hold the cursor: read Kafka, from the cursor's
-		// own record (its source tells later redeliveries apart) or from the
-		// partition's start.
-		if src == nil {
-			s.Close()
-			return nil, fmt.Errorf("fanout: resuming %s needs Kafka, and no source is set: %w", streamID, rtstream.ErrUnavailable)
-		}
-		part, err := src.Partition(streamID)
-		if err != nil {
-			s.Close()
-			return nil, err
-		}
-		cu.part, cu.kafka = part, true
-		if c := from.After; c != nil {
-			if c.Partition != part {
-				s.Close()
-				return nil, fmt.Errorf("cursor %s is not a cursor of stream %s: %w", c, streamID, rtstream.ErrInvalid)
-			}
-			cu.next = c.Offset
-			if c.Offset >= src.Next(part) {
-				hwm, err := src.HighWaterMark(ctx, part)
-				if err != nil {
-					s.Close()
-					return nil, fmt.Errorf("fanout: %w: %w", rtstream.ErrUnavailable, err)
-				}
-				if c.Offset >= hwm {
-					s.Close()
-					return nil, fmt.Errorf("cursor %s is past the end of stream %s: %w", c, streamID, rtstream.ErrInvalid)
-				}
-			}
-		}
+	var b record.ResultBatch
+	if err := record.DecodeResultBatch(value, &b); err != nil {
+		h.cfg.Logger.Error("results: skipping unreadable record", "partition", pos.Partition, "offset", pos.Offset, "err", err)
+		h.mu.Lock()
+		h.moved(pos)
+		h.mu.Unlock()
+		return
 	}
-	if cu.kafka {
-		h.cfg.OnResume("kafka")
-	} else {
-		h.cfg.OnResume("history")
-	}
-	go cu.run()
-	return s, nil
+	h.Deliver(pos, b)
 }
 
-func (h *Hub) newSubscription(streamID string) *Subscription {
-	ctx, cancel := context.WithCancel(context.Background())
-	return &Subscription{
-		hub: h, streamID: streamID, ctx: ctx, cancel: cancel,
-		c: make(chan []rtstream.Delivery, h.cfg.Buffer), caughtUp: make(chan struct{}), done: make(chan struct{}),
-	}
+// moved notes that the live feed is past pos; h.mu must be held.
+func (h *Hub) moved(pos record.Position) {
+	h.next[pos.Partition] = max(h.next[pos.Partition], pos.Offset+1)
 }
 
 // stream returns streamID's entry, making it (watched from now on) when
@@ -322,8 +282,8 @@ func (h *Hub) trimBytes() {
 	}
 }
 
-// Watched reports whether streamID's records should be handed to Deliver:
-// it has a subscriber here, or had one recently and keeps a history.
+// Watched reports whether streamID's records are delivered here: it has a
+// subscriber, or had one recently and keeps a history.
 func (h *Hub) Watched(streamID string) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -332,11 +292,12 @@ func (h *Hub) Watched(streamID string) bool {
 }
 
 // Deliver hands one results record, read at pos, to its stream's history and
-// subscribers. It never blocks: a subscriber whose buffer is full is ended
+// subscribers, and moves the live position past it. It never blocks: a subscriber whose buffer is full is ended
 // with ErrSlow.
 func (h *Hub) Deliver(pos record.Position, b record.ResultBatch) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.moved(pos)
 	st, ok := h.streams[b.StreamID]
 	if !ok {
 		return // no longer watched
@@ -374,6 +335,11 @@ func (h *Hub) Deliver(pos record.Position, b record.ResultBatch) {
 func (h *Hub) End(streamID string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.end(streamID)
+}
+
+// end is End with h.mu held.
+func (h *Hub) end(streamID string) {
 	if st, ok := h.streams[streamID]; ok {
 		if len(st.subs) > 0 {
 			for s := range st.subs {
@@ -399,248 +365,4 @@ func (h *Hub) Close() {
 	clear(h.streams)
 	h.lru.Init()
 	h.bytes, h.idle = 0, 0
-}
-
-// Subscription is one subscriber's feed of a stream's results.
-type Subscription struct {
-	hub      *Hub
-	streamID string
-	ctx      context.Context // canceled when the subscription ends
-	cancel   context.CancelFunc
-	c        chan []rtstream.Delivery
-	caughtUp chan struct{}
-	done     chan struct{}
-	once     sync.Once
-	err      error
-
-	// Guarded by hub.mu. Until live, the hub parks deliveries in pend for
-	// the catch-up to merge; when pend overflows, the catch-up reads Kafka
-	// again instead.
-	live     bool
-	pend     []held
-	overflow bool
-}
-
-// C delivers the results of one record at a time, in order. The slices are
-// shared between subscribers: read them, never change them.
-func (s *Subscription) C() <-chan []rtstream.Delivery { return s.c }
-
-// CaughtUp is closed once the replay was handed to C and C carries the live
-// feed.
-func (s *Subscription) CaughtUp() <-chan struct{} { return s.caughtUp }
-
-// Done is closed when the subscription ended; Err says why.
-func (s *Subscription) Done() <-chan struct{} { return s.done }
-
-// Err is nil until Done is closed, then the reason: ErrSlow, ErrEnded,
-// ErrClosed, a replay failure wrapping rtstream.ErrUnavailable, or nil when
-// the subscriber closed it.
-func (s *Subscription) Err() error {
-	select {
-	case <-s.done:
-		return s.err
-	default:
-		return nil
-	}
-}
-
-// Close ends the subscription.
-func (s *Subscription) Close() { s.fail(nil) }
-
-// fail ends the subscription with err.
-func (s *Subscription) fail(err error) {
-	s.hub.mu.Lock()
-	s.hub.detach(s)
-	s.hub.mu.Unlock()
-	s.end(err)
-}
-
-func (s *Subscription) end(err error) {
-	s.once.Do(func() {
-		s.err = err
-		s.cancel()
-		close(s.done)
-	})
-}
-
-// offer hands rec to s without blocking; s.hub.mu must be held.
-func (s *Subscription) offer(rec held) {
-	switch {
-	case s.live:
-		select {
-		case s.c <- rec.ds:
-		default:
-			s.hub.detach(s)
-			s.end(ErrSlow)
-			s.hub.cfg.OnSlow()
-		}
-	case s.overflow:
-	case len(s.pend) < cap(s.c):
-		s.pend = append(s.pend, rec)
-	default:
-		s.overflow, s.pend = true, nil
-	}
-}
-
-// catchUp is the replay of one resuming subscription, run on its own
-// goroutine until the subscription is live or ends.
-type catchUp struct {
-	s       *Subscription
-	cursor  *rtstream.Cursor // nil: from the earliest result
-	backlog []held           // from the history, starting with the cursor's record
-	src     Source
-	part    int32
-	kafka   bool  // read Kafka from next before merging what the hub parked
-	next    int64 // next offset to read from Kafka
-	lastOff int64 // offset of the newest record handed over (or skipped)
-	lastSrc record.Position
-	hasSrc  bool
-}
-
-func (cu *catchUp) run() {
-	s := cu.s
-	for _, rec := range cu.backlog {
-		if !cu.hand(rec) {
-			return
-		}
-	}
-	cu.backlog = nil
-	for {
-		if cu.kafka {
-			if err := cu.readKafka(); err != nil {
-				if s.ctx.Err() == nil {
-					s.fail(err)
-				}
-				return
-			}
-		}
-		s.hub.mu.Lock()
-		if s.overflow {
-			// The live records parked meanwhile were too many: forget them
-			// and read them from Kafka instead.
-			s.overflow = false
-			cu.kafka = true
-			s.hub.mu.Unlock()
-			continue
-		}
-		pend := s.pend
-		s.pend = nil
-		if len(pend) == 0 && cu.behindCursor() {
-			// The cursor came from an instance whose follower is ahead of
-			// ours: the live feed must not start before the cursor's own
-			// record went past, or it would hand that record over whole.
-			s.hub.mu.Unlock()
-			select {
-			case <-time.After(10 * time.Millisecond):
-				continue
-			case <-s.ctx.Done():
-				return
-			}
-		}
-		if len(pend) == 0 {
-			// From now on the hub's own dedupe guards s: teach it the
-			// newest source the replay saw, or a redelivery of it that
-			// the hub never saw the original of would pass as new.
-			if st, ok := s.hub.streams[s.streamID]; ok && cu.hasSrc &&
-				(!st.hasLast || st.last.Partition == cu.lastSrc.Partition && st.last.Offset < cu.lastSrc.Offset) {
-				st.last, st.hasLast = cu.lastSrc, true
-			}
-			s.live = true
-			close(s.caughtUp)
-			s.hub.mu.Unlock()
-			return
-		}
-		s.hub.mu.Unlock()
-		for _, rec := range pend {
-			if !cu.hand(rec) {
-				return
-			}
-		}
-	}
-}
-
-// behindCursor reports whether this instance's live feed has yet to pass
-// the cursor's record; s.hub.mu must be held.
-func (cu *catchUp) behindCursor() bool {
-	c := cu.cursor
-	if c == nil || cu.lastOff >= c.Offset || cu.src == nil {
-		return false
-	}
-	return cu.src.Next(c.Partition) <= c.Offset
-}
-
-// readKafka reads from cu.next up to where the live feed takes over; the
-// target is taken under the hub's lock, at the moment from which the hub
-// parks every live record for s.
-func (cu *catchUp) readKafka() error {
-	s := cu.s
-	if cu.src == nil {
-		return fmt.Errorf("fanout: replay of %s needs Kafka, and no source is set: %w", s.streamID, rtstream.ErrUnavailable)
-	}
-	s.hub.mu.Lock()
-	s.pend = nil
-	to := cu.src.Next(cu.part)
-	s.hub.mu.Unlock()
-	if cu.next < cu.lastOff+1 {
-		cu.next = cu.lastOff + 1
-	}
-	if cu.cursor != nil && cu.lastOff < cu.cursor.Offset {
-		cu.next = cu.cursor.Offset // the cursor's own record names its source
-	}
-	if cu.next >= to {
-		cu.kafka = false
-		return nil
-	}
-	err := cu.src.Read(s.ctx, s.streamID, cu.part, cu.next, to, func(pos record.Position, b record.ResultBatch) error {
-		rec := held{pos: pos, src: b.Source, ds: make([]rtstream.Delivery, len(b.Results))}
-		for i, r := range b.Results {
-			rec.ds[i] = rtstream.Delivery{Cursor: rtstream.Cursor{Partition: pos.Partition, Offset: pos.Offset, Index: i}, Result: r}
-		}
-		if !cu.hand(rec) {
-			return s.ctx.Err()
-		}
-		return nil
-	})
-	if err != nil {
-		if s.ctx.Err() != nil {
-			return s.ctx.Err()
-		}
-		return fmt.Errorf("fanout: replaying %s: %w: %w", s.streamID, rtstream.ErrUnavailable, err)
-	}
-	cu.next, cu.kafka = to, false
-	return nil
-}
-
-// hand gives rec to the subscriber unless it was handed over before (the
-// same offset, or a redelivery of an older source), dropping the results up
-// to the cursor in the cursor's own record. It blocks while the subscriber's
-// buffer is full, and reports false when the subscription ended.
-func (cu *catchUp) hand(rec held) bool {
-	if rec.pos.Offset <= cu.lastOff {
-		return true
-	}
-	if cu.cursor != nil && rec.pos.Offset < cu.cursor.Offset {
-		return true
-	}
-	cu.lastOff = rec.pos.Offset
-	if cu.hasSrc && rec.src.Partition == cu.lastSrc.Partition && rec.src.Offset <= cu.lastSrc.Offset {
-		return true
-	}
-	cu.lastSrc, cu.hasSrc = rec.src, true
-	ds := rec.ds
-	if c := cu.cursor; c != nil && rec.pos.Offset == c.Offset {
-		if c.Index+1 >= len(ds) {
-			return true
-		}
-		ds = ds[c.Index+1:]
-	}
-	if len(ds) == 0 {
-		return true
-	}
-	select {
-	case cu.s.c <- ds:
-		return true
-	case <-cu.s.ctx.Done():
-		return false
-	}
 }

@@ -1,8 +1,10 @@
 package fanout_test
 
 import (
+	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/rtstream/rtstream"
 	"github.com/rtstream/rtstream/fanout"
@@ -119,5 +121,40 @@ func TestWatched(t *testing.T) {
 	h.End("b")
 	if h.Watched("b") {
 		t.Fatal("watched after its stream was deleted")
+	}
+}
+
+// TestExistsClosesTheDeleteRace: a subscription to a stream deleted between
+// the caller's lookup and the attach (so that End came before it) is refused
+// as not found, for a live feed and a resume alike; one to a stream that
+// still exists is fed until End.
+func TestExistsClosesTheDeleteRace(t *testing.T) {
+	known := map[string]bool{"kept": true}
+	h := fanout.New(fanout.Config{Exists: func(id string) bool { return known[id] }})
+	defer h.Close()
+
+	h.End("deleted") // the delete, applied before the attach
+	for _, from := range []rtstream.From{{}, {Earliest: true}} {
+		if _, err := h.Resume(context.Background(), "deleted", from); !errors.Is(err, rtstream.ErrNotFound) {
+			t.Fatalf("subscribing to a deleted stream from %+v: %v, want one wrapping rtstream.ErrNotFound", from, err)
+		}
+		if h.Watched("deleted") {
+			t.Errorf("the refused subscription (from %+v) is still attached to the hub", from)
+		}
+	}
+
+	feed, err := h.Resume(context.Background(), "kept", rtstream.From{})
+	if err != nil {
+		t.Fatalf("subscribing to a known stream: %v", err)
+	}
+	defer feed.Close()
+	h.End("kept")
+	select {
+	case <-feed.Done():
+		if !errors.Is(feed.Err(), fanout.ErrEnded) {
+			t.Errorf("feed ended with %v, want fanout.ErrEnded", feed.Err())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a delete did not end the feed of a known stream")
 	}
 }

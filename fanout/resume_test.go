@@ -23,19 +23,33 @@ type topic struct {
 	// closed; started is closed when that Read began.
 	gate, started chan struct{}
 
-	mu    sync.Mutex
-	recs  []record.ResultBatch
-	next  int64 // the follower's position
-	reads int
-	hub   *fanout.Hub
+	mu     sync.Mutex
+	recs   []record.ResultBatch
+	next   int64 // the follower's position
+	reads  int
+	hub    *fanout.Hub
+	follow func(record.Position, string, []byte)
 }
 
 func (tp *topic) Partition(string) (int32, error) { return 0, nil }
 
-func (tp *topic) Next(int32) int64 {
+func (tp *topic) Follow(fn func(record.Position, string, []byte)) (map[int32]int64, error) {
 	tp.mu.Lock()
 	defer tp.mu.Unlock()
-	return tp.next
+	tp.follow = fn
+	return map[int32]int64{0: tp.next}, nil
+}
+
+// newHub makes a hub on tp and starts it.
+func newHub(t *testing.T, tp *topic, cfg fanout.Config) *fanout.Hub {
+	t.Helper()
+	cfg.Source = tp
+	h := fanout.New(cfg)
+	tp.hub = h
+	if err := h.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return h
 }
 
 func (tp *topic) HighWaterMark(context.Context, int32) (int64, error) {
@@ -71,10 +85,9 @@ func (tp *topic) append(b record.ResultBatch) {
 	off := int64(len(tp.recs))
 	tp.recs = append(tp.recs, b)
 	tp.next = off + 1
+	follow := tp.follow
 	tp.mu.Unlock()
-	if tp.hub.Watched(b.StreamID) {
-		tp.hub.Deliver(record.Position{Offset: off}, b)
-	}
+	follow(record.Position{Offset: off}, b.StreamID, b.AppendJSON(nil))
 }
 
 // collect reads n results from s, failing after a while.
@@ -126,8 +139,7 @@ func TestResumeAfterCursor(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tp := &topic{}
-			h := fanout.New(fanout.Config{Source: tp, HistoryRecords: tc.history})
-			tp.hub = h
+			h := newHub(t, tp, fanout.Config{HistoryRecords: tc.history})
 			if tc.watchEarly {
 				defer h.Subscribe("a").Close()
 			}
@@ -168,8 +180,7 @@ func TestResumeAfterCursor(t *testing.T) {
 
 func TestResumeFromEarliestThenLiveWithoutGapUnderLoad(t *testing.T) {
 	tp := &topic{gate: make(chan struct{}), started: make(chan struct{})}
-	h := fanout.New(fanout.Config{Source: tp, Buffer: 16})
-	tp.hub = h
+	h := newHub(t, tp, fanout.Config{Buffer: 16})
 	for i := int64(0); i < 50; i++ {
 		tp.append(numbered(i, 1))
 	}
@@ -199,8 +210,7 @@ func TestResumeFromEarliestThenLiveWithoutGapUnderLoad(t *testing.T) {
 
 func TestResumeRefusesForeignAndFutureCursors(t *testing.T) {
 	tp := &topic{}
-	h := fanout.New(fanout.Config{Source: tp})
-	tp.hub = h
+	h := newHub(t, tp, fanout.Config{})
 	tp.append(numbered(0, 1))
 	for _, c := range []rtstream.Cursor{{Partition: 3, Offset: 0}, {Offset: 99}} {
 		if _, err := h.Resume(t.Context(), "a", rtstream.From{After: &c}); !errors.Is(err, rtstream.ErrInvalid) {
@@ -211,8 +221,7 @@ func TestResumeRefusesForeignAndFutureCursors(t *testing.T) {
 
 func TestDeleteEndsResumingSubscriber(t *testing.T) {
 	tp := &topic{}
-	h := fanout.New(fanout.Config{Source: tp})
-	tp.hub = h
+	h := newHub(t, tp, fanout.Config{})
 	tp.append(numbered(0, 1))
 	s, err := h.Resume(t.Context(), "a", rtstream.From{Earliest: true})
 	if err != nil {
@@ -235,8 +244,7 @@ func TestResumeWithCursorAheadOfThisInstance(t *testing.T) {
 	// follower has not read yet: the resume must wait for that record and
 	// skip its results up to the cursor, not pass it on whole.
 	tp := &topic{}
-	h := fanout.New(fanout.Config{Source: tp})
-	tp.hub = h
+	h := newHub(t, tp, fanout.Config{})
 	tp.append(numbered(0, 1))
 	tp.mu.Lock()
 	tp.recs = append(tp.recs, numbered(1, 3)) // written, not yet followed

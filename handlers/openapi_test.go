@@ -43,7 +43,7 @@ func fullServer() http.Handler {
 	return handlers.NewServer(handlers.Deps{
 		Streams: routeStreams{},
 		Events:  routeEvents{},
-		Subscribe: func(context.Context, string, rtstream.From) (handlers.Feed, error) {
+		Subscribe: func(context.Context, string, rtstream.From) (rtstream.Feed, error) {
 			return nil, rtstream.ErrUnavailable
 		},
 		MetricsHandler: http.NotFoundHandler(),
@@ -152,7 +152,7 @@ func TestOpenAPIRouteIsPublic(t *testing.T) {
 	h := handlers.NewServer(handlers.Deps{
 		Streams: routeStreams{},
 		Events:  routeEvents{},
-		Subscribe: func(context.Context, string, rtstream.From) (handlers.Feed, error) {
+		Subscribe: func(context.Context, string, rtstream.From) (rtstream.Feed, error) {
 			return nil, rtstream.ErrUnavailable
 		},
 		Guard: []func(http.Handler) http.Handler{deny},

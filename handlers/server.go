@@ -31,22 +31,6 @@ type Events interface {
 	Send(ctx context.Context, streamID string, data []json.RawMessage) ([]string, error)
 }
 
-// Feed is one subscriber's results of a stream: first the replay asked for
-// (if any), then the live results, with no gap and no duplicate between them.
-type Feed interface {
-	// C delivers the results of one record at a time, in order; the slices
-	// are shared and must not be changed.
-	C() <-chan []rtstream.Delivery
-	// CaughtUp is closed once the replay was handed to C and C carries live
-	// results: a poll that found nothing pending may wait from then on.
-	CaughtUp() <-chan struct{}
-	// Done is closed when the feed ended; Err then says why: an error
-	// wrapping rtstream.ErrNotFound when the stream was deleted.
-	Done() <-chan struct{}
-	Err() error
-	Close()
-}
-
 // Check is one readiness check; it returns nil when its part is ready.
 type Check func(ctx context.Context) error
 
@@ -110,7 +94,7 @@ type Deps struct {
 	Events  Events
 	// Subscribe starts a feed of a stream's results from a point: live,
 	// after a cursor, or from the earliest result.
-	Subscribe func(ctx context.Context, streamID string, from rtstream.From) (Feed, error)
+	Subscribe func(ctx context.Context, streamID string, from rtstream.From) (rtstream.Feed, error)
 	// DeadLetters reads the events the pipeline could not process; nil
 	// serves the dead-letters route as an empty list.
 	DeadLetters DeadLetters

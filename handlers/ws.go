@@ -188,7 +188,7 @@ func (ws *wsSession) ending() (websocket.StatusCode, string, string) {
 
 // writeLoop writes results, answers and the end frame until the session
 // stops; it is the only writer of data frames.
-func (ws *wsSession) writeLoop(ctx, life context.Context, feed Feed) {
+func (ws *wsSession) writeLoop(ctx, life context.Context, feed rtstream.Feed) {
 	var frame []byte
 	deliver := func(ds []rtstream.Delivery) bool {
 		now := time.Now()

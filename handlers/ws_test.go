@@ -229,7 +229,7 @@ func newWSFixture(t *testing.T, cfg Config, origins ...string) *wsFixture {
 		Streams: f.streams,
 		Events:  f.events,
 		Origins: origins,
-		Subscribe: func(_ context.Context, _ string, from rtstream.From) (Feed, error) {
+		Subscribe: func(_ context.Context, _ string, from rtstream.From) (rtstream.Feed, error) {
 			feed := newWSFakeFeed()
 			f.feeds <- feed
 			select { // only TestWebSocketResumeFrom reads these

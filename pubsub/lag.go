@@ -19,7 +19,7 @@ const FollowerGroup = "fanout"
 // the router's group on the events topic (from its committed offsets) and
 // this instance's results follower (from what it has consumed). Lag is read
 // from Kafka's offsets, not from anything the router says of itself.
-func MonitorLag(ctx context.Context, cfg Config, group string, follower *ResultsFollower, m *observability.Metrics, log *slog.Logger, interval time.Duration) error {
+func MonitorLag(ctx context.Context, cfg Config, group string, follower *Results, m *observability.Metrics, log *slog.Logger, interval time.Duration) error {
 	if m == nil {
 		return nil
 	}

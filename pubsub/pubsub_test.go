@@ -172,17 +172,18 @@ func TestPublisherAcknowledgesEveryRecordInOrderPerKey(t *testing.T) {
 func TestRegistryReadYourWritesAcrossInstances(t *testing.T) {
 	cfg := testConfig(t)
 	log := slog.New(slog.DiscardHandler)
-	a, err := pubsub.OpenRegistry(t.Context(), cfg, log, nil)
+	a, err := pubsub.OpenRegistry(t.Context(), cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
 	deleted := make(chan string, 1)
-	b, err := pubsub.OpenRegistry(t.Context(), cfg, log, func(id string) { deleted <- id })
+	b, err := pubsub.OpenRegistry(t.Context(), cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b.Close()
+	b.OnDelete(func(id string) { deleted <- id })
 
 	ctx := t.Context()
 	s := rtstream.Stream{ID: "s1", Name: "one", CreatedAt: time.Now().UTC()}
@@ -231,7 +232,7 @@ func TestRegistryReadYourWritesAcrossInstances(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	c, err := pubsub.OpenRegistry(ctx, cfg, log, nil)
+	c, err := pubsub.OpenRegistry(ctx, cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}

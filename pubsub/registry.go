@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/IBM/sarama"
 
@@ -28,7 +29,7 @@ import (
 type Registry struct {
 	topic    string
 	log      *slog.Logger
-	onDelete func(id string)
+	onDelete atomic.Pointer[func(id string)]
 
 	// client serves the producer and the end-offset requests; the follower
 	// has a client of its own so that its long-polling fetches never hold up
@@ -51,9 +52,7 @@ type Registry struct {
 }
 
 // OpenRegistry loads the registry from Kafka and follows it until Close.
-// onDelete, if not nil, is called (from the follower) for every stream deleted
-// while the registry runs, on this instance or another.
-func OpenRegistry(ctx context.Context, cfg Config, log *slog.Logger, onDelete func(id string)) (*Registry, error) {
+func OpenRegistry(ctx context.Context, cfg Config, log *slog.Logger) (*Registry, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -64,14 +63,13 @@ func OpenRegistry(ctx context.Context, cfg Config, log *slog.Logger, onDelete fu
 		return nil, fmt.Errorf("pubsub: registry client: %w", err)
 	}
 	r := &Registry{
-		topic:    cfg.Topics().Streams,
-		log:      log,
-		onDelete: onDelete,
-		client:   client,
-		seeds:    cfg.Brokers,
-		done:     make(chan struct{}),
-		streams:  make(map[string]rtstream.Stream),
-		moved:    make(chan struct{}),
+		topic:   cfg.Topics().Streams,
+		log:     log,
+		client:  client,
+		seeds:   cfg.Brokers,
+		done:    make(chan struct{}),
+		streams: make(map[string]rtstream.Stream),
+		moved:   make(chan struct{}),
 	}
 	if r.producer, err = sarama.NewSyncProducerFromClient(client); err != nil {
 		client.Close()
@@ -144,8 +142,8 @@ func (r *Registry) apply(m *sarama.ConsumerMessage) {
 	close(r.moved)
 	r.moved = make(chan struct{})
 	r.mu.Unlock()
-	if deleted && r.onDelete != nil {
-		r.onDelete(id)
+	if fn := r.onDelete.Load(); deleted && fn != nil {
+		(*fn)(id)
 	}
 }
 
@@ -224,6 +222,12 @@ func (r *Registry) lookup(id string) (rtstream.Stream, bool) {
 	s, ok := r.streams[id]
 	return s, ok
 }
+
+// OnDelete makes fn be called (from the follower) for every stream deleted
+// from now on, on this instance or another. The fan-out hub, which asks Has,
+// is built after the registry; nothing subscribes before it exists, so the
+// deletes before this call concern nobody.
+func (r *Registry) OnDelete(fn func(id string)) { r.onDelete.Store(&fn) }
 
 // Has reports whether this instance's copy of the registry holds id, with
 // no round trip. A stream deleted is gone from the copy before onDelete is

@@ -120,8 +120,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	defer routerPub.Close()
 
-	hub := fanout.New(fanout.Config{OnSlow: metrics.SlowDisconnect, OnResume: metrics.Resumed})
-	registry, err := pubsub.OpenRegistry(startCtx, kcfg, log, hub.End)
+	registry, err := pubsub.OpenRegistry(startCtx, kcfg, log)
 	if err != nil {
 		return err
 	}
@@ -133,18 +132,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	defer deadLetters.Close()
 
-	follower, err := pubsub.FollowResults(kcfg, log, hub)
+	results, err := pubsub.OpenResults(kcfg, log)
 	if err != nil {
 		return err
 	}
-	defer follower.Close()
-	// Resumes read Kafka behind the follower's position.
-	replay, err := pubsub.NewResultsReader(kcfg, follower, log)
-	if err != nil {
+	defer results.Close()
+	hub := fanout.New(fanout.Config{Source: results, Exists: registry.Has, Logger: log,
+		OnSlow: metrics.SlowDisconnect, OnResume: metrics.Resumed})
+	registry.OnDelete(hub.End)
+	if err := hub.Start(); err != nil {
 		return err
 	}
-	defer replay.Close()
-	hub.SetSource(replay)
 
 	wlog := watermill.NewSlogLogger(log.With("component", "watermill"))
 	group := cfg.TopicPrefix + "-router"
@@ -199,7 +197,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 
 	ready := map[string]handlers.Check{
 		"kafka":  registry.Ping,
-		"fanout": follower.Check,
+		"fanout": results.Check,
 		"router": func(context.Context) error {
 			if !rt.IsRunning() {
 				return errors.New("not running")
@@ -222,7 +220,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}()
 		go func() {
 			defer background.Done()
-			if err := pubsub.MonitorLag(bgCtx, kcfg, group, follower, metrics, log, 5*time.Second); err != nil {
+			if err := pubsub.MonitorLag(bgCtx, kcfg, group, results, metrics, log, 5*time.Second); err != nil {
 				log.Warn("consumer lag monitor stopped", "err", err)
 			}
 		}()
@@ -296,7 +294,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		Streams:        registry,
 		DeadLetters:    deadLetters,
 		Events:         pubsub.NewEvents(kcfg, pub),
-		Subscribe:      subscribeKnown(hub, registry.Has),
+		Subscribe:      hub.Feed,
 		Ready:          ready,
 		MetricsHandler: metricsHandler,
 		Metrics:        metrics,

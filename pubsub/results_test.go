@@ -17,13 +17,6 @@ import (
 	"github.com/rtstream/rtstream/record"
 )
 
-// watchNothing is a Fanout for a follower these tests only need the position
-// of.
-type watchNothing struct{}
-
-func (watchNothing) Watched(string) bool                         { return false }
-func (watchNothing) Deliver(record.Position, record.ResultBatch) {}
-
 // writeResults produces n results records for each stream, keyed by stream
 // id like the router's, and returns each stream's partition.
 func writeResults(t *testing.T, cfg pubsub.Config, streams []string, n int) {
@@ -56,21 +49,20 @@ func TestResultsReaderSharesOneReadAmongManyReaders(t *testing.T) {
 	writeResults(t, cfg, streams, perStream)
 
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	follower, err := pubsub.FollowResults(cfg, log, watchNothing{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer follower.Close()
-	reader, err := pubsub.NewResultsReader(cfg, follower, log)
+	reader, err := pubsub.OpenResults(cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer reader.Close()
+	starts, err := reader.Follow(func(record.Position, string, []byte) {})
+	if err != nil {
+		t.Fatal(err)
+	}
 	part, err := reader.Partition("alpha")
 	if err != nil {
 		t.Fatal(err)
 	}
-	end := follower.Next(part)
+	end := starts[part]
 	if end < perStream {
 		t.Fatalf("follower starts at %d in partition %d, want at least %d", end, part, perStream)
 	}
