@@ -34,6 +34,18 @@ type Events interface {
 // Check is one readiness check; it returns nil when its part is ready.
 type Check func(ctx context.Context) error
 
+// Defaults of Config.
+const (
+	DefaultMaxBodyBytes     = 1 << 20
+	DefaultMaxBatch         = 1000
+	DefaultHeartbeat        = 15 * time.Second
+	DefaultWriteTimeout     = 10 * time.Second
+	DefaultSendTimeout      = 10 * time.Second
+	DefaultReadTimeout      = 30 * time.Second
+	DefaultMaxStreams       = 10000
+	DefaultMaxStreamsPerKey = 100
+)
+
 // Config holds the HTTP limits. Zero fields take the defaults.
 type Config struct {
 	// MaxBodyBytes of a request body. Default 1 MiB.
@@ -60,28 +72,28 @@ type Config struct {
 
 func (c *Config) setDefaults() {
 	if c.MaxBodyBytes <= 0 {
-		c.MaxBodyBytes = 1 << 20
+		c.MaxBodyBytes = DefaultMaxBodyBytes
 	}
 	if c.MaxBatch <= 0 {
-		c.MaxBatch = 1000
+		c.MaxBatch = DefaultMaxBatch
 	}
 	if c.Heartbeat <= 0 {
-		c.Heartbeat = 15 * time.Second
+		c.Heartbeat = DefaultHeartbeat
 	}
 	if c.WriteTimeout <= 0 {
-		c.WriteTimeout = 10 * time.Second
+		c.WriteTimeout = DefaultWriteTimeout
 	}
 	if c.SendTimeout <= 0 {
-		c.SendTimeout = 10 * time.Second
+		c.SendTimeout = DefaultSendTimeout
 	}
 	if c.ReadTimeout <= 0 {
-		c.ReadTimeout = 30 * time.Second
+		c.ReadTimeout = DefaultReadTimeout
 	}
 	if c.MaxStreams <= 0 {
-		c.MaxStreams = 10000
+		c.MaxStreams = DefaultMaxStreams
 	}
 	if c.MaxStreamsPerKey <= 0 {
-		c.MaxStreamsPerKey = 100
+		c.MaxStreamsPerKey = DefaultMaxStreamsPerKey
 	}
 }
 

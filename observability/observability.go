@@ -14,19 +14,28 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
+// Defaults of NewLogger.
+const (
+	DefaultLogLevel  = "info"
+	DefaultLogFormat = "json"
+)
+
 // NewLogger makes the process logger: format "json" (default) or "text",
 // level debug, info (default), warn or error.
 func NewLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	var lvl slog.Level
 	if level == "" {
-		level = "info"
+		level = DefaultLogLevel
 	}
 	if err := lvl.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("observability: LOG_LEVEL %q: %w", level, err)
 	}
 	opts := &slog.HandlerOptions{Level: lvl}
+	if format == "" {
+		format = DefaultLogFormat
+	}
 	switch strings.ToLower(format) {
-	case "", "json":
+	case "json":
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	case "text":
 		return slog.New(slog.NewTextHandler(w, opts)), nil

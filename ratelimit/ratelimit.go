@@ -38,7 +38,7 @@ const (
 	DefaultRPS                = 100
 	DefaultBurst              = 200
 	DefaultRedisKeyPrefix     = "rtstream:ratelimit:"
-	DefaultRedisTimeout       = 50 * time.Millisecond
+	DefaultRedisTimeout       = 100 * time.Millisecond
 	DefaultRedisRetryInterval = time.Second
 )
 
@@ -59,7 +59,7 @@ type Config struct {
 	RedisKeyPrefix string
 	// RedisTimeout bounds each Redis call, so a hung Redis cannot hang
 	// requests; past it the request is limited by the memory store.
-	// Default 50 ms.
+	// Default 100 ms (REDIS_TIMEOUT).
 	RedisTimeout time.Duration
 	// RedisRetryInterval is how often, while Redis fails, one request tries
 	// it again; the others use the memory store directly. Default 1 s.

@@ -2,12 +2,19 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/rtstream/rtstream/handlers"
+	"github.com/rtstream/rtstream/idempotency"
+	"github.com/rtstream/rtstream/observability"
+	"github.com/rtstream/rtstream/pubsub"
+	"github.com/rtstream/rtstream/ratelimit"
 )
 
 // config is everything the environment sets. Names follow the HTTP contract;
@@ -94,131 +101,111 @@ func loadDotEnv(path string) (map[string]string, error) {
 	return out, sc.Err()
 }
 
-// parseConfig reads the configuration through getenv.
+// Defaults of the process itself; every other default is its component's
+// (handlers, pubsub, ratelimit, idempotency), read from there.
+const (
+	DefaultHTTPAddr          = ":8080"
+	DefaultDataDir           = "./data"
+	DefaultShutdownTimeout   = 30 * time.Second
+	DefaultReadHeaderTimeout = 5 * time.Second
+	DefaultIdleTimeout       = 120 * time.Second
+	// DefaultRouterProducers is how many producers the router publishes
+	// through: one in-flight request each (idempotence), so more than one
+	// keeps results flowing while a request waits for its acks.
+	DefaultRouterProducers = 4
+)
+
+// defaultConfig is the configuration of an empty environment.
+func defaultConfig() config {
+	return config{
+		DataDir: DefaultDataDir, HTTPAddr: DefaultHTTPAddr,
+		LogLevel: observability.DefaultLogLevel, LogFormat: observability.DefaultLogFormat,
+		TopicPrefix: pubsub.DefaultTopicPrefix, Partitions: pubsub.DefaultPartitions, Replication: pubsub.DefaultReplication,
+		MaxBodyBytes: handlers.DefaultMaxBodyBytes, MaxBatch: handlers.DefaultMaxBatch,
+		Heartbeat: handlers.DefaultHeartbeat, SendTimeout: handlers.DefaultSendTimeout,
+		ShutdownGrace: DefaultShutdownTimeout, RouterProducers: DefaultRouterProducers,
+		ReadHeaderTimeout: DefaultReadHeaderTimeout, ReadTimeout: handlers.DefaultReadTimeout, IdleTimeout: DefaultIdleTimeout,
+		MaxStreams: handlers.DefaultMaxStreams, MaxStreamsPerKey: handlers.DefaultMaxStreamsPerKey,
+		RateLimitRPS: ratelimit.DefaultRPS, RateLimitBurst: ratelimit.DefaultBurst, RedisTimeout: ratelimit.DefaultRedisTimeout,
+		IdempotencyTTL: idempotency.DefaultTTL, IdempotencyMaxKeys: idempotency.DefaultMaxKeys,
+	}
+}
+
+// setting is one environment variable: its names (the contract's first,
+// then older aliases) and how it sets the configuration. The README's table
+// shows the same defaults; TestREADMEDefaults compares them.
+type setting struct {
+	names []string
+	set   func(c *config, v string) error
+}
+
+func names(n ...string) []string { return n }
+
+// settings lists every variable the server reads.
+var settings = []setting{
+	{names("KAFKA_BROKERS", "KAFKA_BROKER"), func(c *config, v string) error { c.Brokers = splitList(v); return nil }},
+	{names("DATA_DIR"), text(func(c *config) *string { return &c.DataDir })},
+	{names("HTTP_ADDR"), text(func(c *config) *string { return &c.HTTPAddr })},
+	{names("TOPIC_PREFIX"), text(func(c *config) *string { return &c.TopicPrefix })},
+	{names("TOPIC_PARTITIONS"), count(func(c *config) *int { return &c.Partitions }, 1)},
+	{names("TOPIC_REPLICATION"), count(func(c *config) *int { return &c.Replication }, 1)},
+	{names("LOG_LEVEL"), text(func(c *config) *string { return &c.LogLevel })},
+	{names("LOG_FORMAT"), text(func(c *config) *string { return &c.LogFormat })},
+	{names("MAX_BODY_BYTES"), count64(func(c *config) *int64 { return &c.MaxBodyBytes }, 1)},
+	{names("MAX_BATCH"), count(func(c *config) *int { return &c.MaxBatch }, 1)},
+	{names("SSE_HEARTBEAT"), duration(func(c *config) *time.Duration { return &c.Heartbeat })},
+	{names("SEND_TIMEOUT"), duration(func(c *config) *time.Duration { return &c.SendTimeout })},
+	{names("ROUTER_THROTTLE_PER_SECOND"), count(func(c *config) *int { return &c.Throttle }, 0)},
+	{names("ROUTER_PRODUCERS"), count(func(c *config) *int { return &c.RouterProducers }, 1)},
+	{names("SHUTDOWN_TIMEOUT"), duration(func(c *config) *time.Duration { return &c.ShutdownGrace })},
+	{names("PPROF_ADDR"), text(func(c *config) *string { return &c.PprofAddr })},
+	{names("API_KEYS", "API_KEY"), func(c *config, v string) error { c.APIKeys = splitList(v); return nil }},
+	{names("AUTH_DISABLED"), flag(func(c *config) *bool { return &c.AuthDisabled })},
+	{names("JWT_JWKS_URL"), text(func(c *config) *string { return &c.JWKSURL })},
+	{names("JWT_PUBLIC_KEY"), text(func(c *config) *string { return &c.JWTPublicKey })},
+	{names("JWT_AUDIENCE"), text(func(c *config) *string { return &c.JWTAudience })},
+	{names("JWT_ISSUER"), text(func(c *config) *string { return &c.JWTIssuer })},
+	{names("METRICS_AUTH"), flag(func(c *config) *bool { return &c.MetricsAuth })},
+	{names("METRICS_DISABLED"), flag(func(c *config) *bool { return &c.MetricsDisabled })},
+	{names("CORS_ORIGINS"), text(func(c *config) *string { return &c.CORSOrigins })},
+	{names("READ_HEADER_TIMEOUT"), duration(func(c *config) *time.Duration { return &c.ReadHeaderTimeout })},
+	{names("READ_TIMEOUT"), duration(func(c *config) *time.Duration { return &c.ReadTimeout })},
+	{names("IDLE_TIMEOUT"), duration(func(c *config) *time.Duration { return &c.IdleTimeout })},
+	{names("MAX_SSE_CONNECTIONS"), count(func(c *config) *int { return &c.MaxStreams }, 1)},
+	{names("MAX_SSE_PER_KEY"), count(func(c *config) *int { return &c.MaxStreamsPerKey }, 1)},
+	{names("RATE_LIMIT_RPS"), rate(func(c *config) *float64 { return &c.RateLimitRPS })},
+	{names("RATE_LIMIT_BURST"), count(func(c *config) *int { return &c.RateLimitBurst }, 1)},
+	{names("REDIS_URL"), text(func(c *config) *string { return &c.RedisURL })},
+	{names("REDIS_TIMEOUT"), duration(func(c *config) *time.Duration { return &c.RedisTimeout })},
+	{names("TRUSTED_PROXIES"), text(func(c *config) *string { return &c.TrustedProxies })},
+	{names("IDEMPOTENCY_TTL"), duration(func(c *config) *time.Duration { return &c.IdempotencyTTL })},
+	{names("IDEMPOTENCY_MAX_KEYS"), count(func(c *config) *int { return &c.IdempotencyMaxKeys }, 1)},
+}
+
+// parseConfig reads the configuration through getenv: defaults first, then
+// every variable set, then the checks across variables.
 func parseConfig(getenv func(string) string) (config, error) {
+	c := defaultConfig()
 	var errs []string
-	first := func(names ...string) string {
-		for _, n := range names {
-			if v := strings.TrimSpace(getenv(n)); v != "" {
-				return v
+	for _, st := range settings {
+		for _, name := range st.names {
+			v := strings.TrimSpace(getenv(name))
+			if v == "" {
+				continue
+			}
+			if err := st.set(&c, v); err != nil {
+				errs = append(errs, fmt.Sprintf("%s=%q: %v", name, v, err))
+			}
+			break
+		}
+	}
+	if strings.TrimSpace(getenv("HTTP_ADDR")) == "" {
+		for _, name := range []string{"PORT", "WEBSOCKET_PORT"} {
+			if port := strings.TrimSpace(getenv(name)); port != "" {
+				c.HTTPAddr = net.JoinHostPort("", port)
+				break
 			}
 		}
-		return ""
-	}
-	intVar := func(name string, def int) int {
-		v := getenv(name)
-		if v == "" {
-			return def
-		}
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			errs = append(errs, fmt.Sprintf("%s=%q: want a whole number ≥ 0", name, v))
-			return def
-		}
-		return n
-	}
-	durVar := func(name string, def time.Duration) time.Duration {
-		v := getenv(name)
-		if v == "" {
-			return def
-		}
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			errs = append(errs, fmt.Sprintf("%s=%q: want a duration such as 15s", name, v))
-			return def
-		}
-		return d
-	}
-
-	c := config{
-		DataDir:         first("DATA_DIR"),
-		TopicPrefix:     first("TOPIC_PREFIX"),
-		Partitions:      intVar("TOPIC_PARTITIONS", 12),
-		Replication:     intVar("TOPIC_REPLICATION", 1),
-		LogLevel:        first("LOG_LEVEL"),
-		LogFormat:       first("LOG_FORMAT"),
-		MaxBodyBytes:    int64(intVar("MAX_BODY_BYTES", 1<<20)),
-		MaxBatch:        intVar("MAX_BATCH", 1000),
-		Heartbeat:       durVar("SSE_HEARTBEAT", 15*time.Second),
-		SendTimeout:     durVar("SEND_TIMEOUT", 10*time.Second),
-		Throttle:        intVar("ROUTER_THROTTLE_PER_SECOND", 0),
-		ShutdownGrace:   durVar("SHUTDOWN_TIMEOUT", 30*time.Second),
-		PprofAddr:       first("PPROF_ADDR"),
-		RouterProducers: intVar("ROUTER_PRODUCERS", 4),
-	}
-	boolVar := func(name string) bool {
-		switch strings.ToLower(strings.TrimSpace(getenv(name))) {
-		case "", "0", "false", "no", "off":
-			return false
-		case "1", "true", "yes", "on":
-			return true
-		default:
-			errs = append(errs, fmt.Sprintf("%s=%q: want true or false", name, getenv(name)))
-			return false
-		}
-	}
-	for _, k := range strings.Split(first("API_KEYS", "API_KEY"), ",") {
-		if k = strings.TrimSpace(k); k != "" {
-			c.APIKeys = append(c.APIKeys, k)
-		}
-	}
-	c.AuthDisabled = boolVar("AUTH_DISABLED")
-	c.JWKSURL = first("JWT_JWKS_URL")
-	c.JWTPublicKey = getenv("JWT_PUBLIC_KEY")
-	c.JWTAudience = first("JWT_AUDIENCE")
-	c.JWTIssuer = first("JWT_ISSUER")
-	c.MetricsAuth = boolVar("METRICS_AUTH")
-	c.MetricsDisabled = boolVar("METRICS_DISABLED")
-	c.CORSOrigins = first("CORS_ORIGINS")
-	c.ReadHeaderTimeout = durVar("READ_HEADER_TIMEOUT", 5*time.Second)
-	c.ReadTimeout = durVar("READ_TIMEOUT", 30*time.Second)
-	c.IdleTimeout = durVar("IDLE_TIMEOUT", 120*time.Second)
-	c.RateLimitRPS = 100
-	if v := getenv("RATE_LIMIT_RPS"); v != "" {
-		f, err := strconv.ParseFloat(v, 64)
-		if err != nil || f <= 0 {
-			errs = append(errs, fmt.Sprintf("RATE_LIMIT_RPS=%q: want a number > 0", v))
-		} else {
-			c.RateLimitRPS = f
-		}
-	}
-	c.RateLimitBurst = intVar("RATE_LIMIT_BURST", 200)
-	c.RedisURL = first("REDIS_URL")
-	c.RedisTimeout = durVar("REDIS_TIMEOUT", 100*time.Millisecond)
-	c.TrustedProxies = first("TRUSTED_PROXIES")
-	c.IdempotencyTTL = durVar("IDEMPOTENCY_TTL", 24*time.Hour)
-	c.IdempotencyMaxKeys = intVar("IDEMPOTENCY_MAX_KEYS", 10000)
-	c.MaxStreams = intVar("MAX_SSE_CONNECTIONS", 10000)
-	c.MaxStreamsPerKey = intVar("MAX_SSE_PER_KEY", 100)
-	if c.DataDir == "" {
-		c.DataDir = "./data"
-	}
-	if c.TopicPrefix == "" {
-		c.TopicPrefix = "rtstream"
-	}
-	for _, b := range strings.Split(first("KAFKA_BROKERS", "KAFKA_BROKER"), ",") {
-		if b = strings.TrimSpace(b); b != "" {
-			c.Brokers = append(c.Brokers, b)
-		}
-	}
-	c.HTTPAddr = first("HTTP_ADDR")
-	if c.HTTPAddr == "" {
-		c.HTTPAddr = ":8080"
-		if port := first("PORT", "WEBSOCKET_PORT"); port != "" {
-			c.HTTPAddr = net.JoinHostPort("", port)
-		}
-	}
-	if c.Partitions < 1 {
-		errs = append(errs, "TOPIC_PARTITIONS must be at least 1")
-	}
-	if c.Replication < 1 {
-		errs = append(errs, "TOPIC_REPLICATION must be at least 1")
-	}
-	if c.IdempotencyMaxKeys < 1 {
-		errs = append(errs, "IDEMPOTENCY_MAX_KEYS must be at least 1")
-	}
-	if c.MaxBodyBytes < 1 || c.MaxBatch < 1 {
-		errs = append(errs, "MAX_BODY_BYTES and MAX_BATCH must be at least 1")
 	}
 	if c.AuthDisabled && (len(c.APIKeys) > 0 || c.JWKSURL != "" || c.JWTPublicKey != "") {
 		// Which one was meant? Serving every route without a key when
@@ -229,4 +216,76 @@ func parseConfig(getenv func(string) string) (config, error) {
 		return c, fmt.Errorf("configuration: %s", strings.Join(errs, "; "))
 	}
 	return c, nil
+}
+
+func splitList(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func text(field func(*config) *string) func(*config, string) error {
+	return func(c *config, v string) error { *field(c) = v; return nil }
+}
+
+func count(field func(*config) *int, least int) func(*config, string) error {
+	return func(c *config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < least {
+			return fmt.Errorf("want a whole number ≥ %d", least)
+		}
+		*field(c) = n
+		return nil
+	}
+}
+
+func count64(field func(*config) *int64, least int64) func(*config, string) error {
+	return func(c *config, v string) error {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < least {
+			return fmt.Errorf("want a whole number ≥ %d", least)
+		}
+		*field(c) = n
+		return nil
+	}
+}
+
+func rate(field func(*config) *float64) func(*config, string) error {
+	return func(c *config, v string) error {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || f <= 0 {
+			return errors.New("want a number > 0")
+		}
+		*field(c) = f
+		return nil
+	}
+}
+
+func duration(field func(*config) *time.Duration) func(*config, string) error {
+	return func(c *config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return errors.New("want a duration such as 15s")
+		}
+		*field(c) = d
+		return nil
+	}
+}
+
+func flag(field func(*config) *bool) func(*config, string) error {
+	return func(c *config, v string) error {
+		switch strings.ToLower(v) {
+		case "0", "false", "no", "off":
+			*field(c) = false
+		case "1", "true", "yes", "on":
+			*field(c) = true
+		default:
+			return errors.New("want true or false")
+		}
+		return nil
+	}
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -117,4 +119,67 @@ func TestLoadDotEnv(t *testing.T) {
 	if _, err := loadDotEnv(p); err == nil {
 		t.Fatal("malformed line accepted")
 	}
+}
+
+// TestREADMEDefaults: every variable the server reads has a row in the
+// README's configuration table, and each default the table shows, read back
+// as that variable's value, gives the configuration of an empty environment:
+// the defaults live in the components, the README shows the same ones.
+func TestREADMEDefaults(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	shown := readmeDefaults(string(readme))
+	want := defaultConfig()
+	for _, st := range settings {
+		name := st.names[0]
+		def, ok := shown[name]
+		if !ok {
+			t.Errorf("%s has no row in the README's configuration table", name)
+			continue
+		}
+		if def == "" {
+			continue // "empty", "off", "generated ...": nothing to compare
+		}
+		got, err := parseConfig(env(map[string]string{name: def}))
+		if err != nil {
+			t.Errorf("%s: the README's default %q does not parse: %v", name, def, err)
+			continue
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: the README's default %q is not the code's: %+v, want %+v", name, def, got, want)
+		}
+	}
+}
+
+// readmeDefaults maps each variable of the README's configuration table to
+// its default as shown ("" when it shows none that can be read back).
+func readmeDefaults(readme string) map[string]string {
+	name := regexp.MustCompile("`([A-Z][A-Z0-9_]+)`")
+	out := map[string]string{}
+	for _, line := range strings.Split(readme, "\n") {
+		cols := strings.Split(line, "|")
+		if len(cols) < 4 || !strings.HasPrefix(strings.TrimSpace(cols[1]), "`") {
+			continue
+		}
+		// Aliases are in parentheses; the defaults follow the names' order.
+		first := regexp.MustCompile(`\([^)]*\)`).ReplaceAllString(cols[1], "")
+		var names []string
+		for _, m := range name.FindAllStringSubmatch(first, -1) {
+			names = append(names, m[1])
+		}
+		defs := strings.Split(regexp.MustCompile(`\([^)]*\)`).ReplaceAllString(cols[2], ""), ",")
+		for i, n := range names {
+			def := ""
+			if len(defs) == len(names) {
+				def = strings.Trim(strings.TrimSpace(defs[i]), "`")
+			}
+			if strings.HasPrefix(def, "empty") || strings.HasPrefix(def, "generated") || def == "off" {
+				def = ""
+			}
+			out[n] = def
+		}
+	}
+	return out
 }
