@@ -122,11 +122,11 @@ func newIdemServer(t *testing.T, ev *fakeEvents, idem *fakeIdempotency, sendTime
 		t.Fatal(err)
 	}
 	h := NewServer(Deps{
-		Config:      Config{SendTimeout: sendTimeout},
-		Streams:     fakeStreams{},
-		Events:      ev,
-		Idempotency: idem,
-		Guard:       []func(http.Handler) http.Handler{auth.Middleware},
+		Config:       Config{SendTimeout: sendTimeout},
+		Streams:      fakeStreams{},
+		Events:       ev,
+		Idempotency:  idem,
+		Authenticate: auth.Middleware,
 	})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)

@@ -155,7 +155,7 @@ func TestOpenAPIRouteIsPublic(t *testing.T) {
 		Subscribe: func(context.Context, string, rtstream.From) (rtstream.Feed, error) {
 			return nil, rtstream.ErrUnavailable
 		},
-		Guard: []func(http.Handler) http.Handler{deny},
+		Authenticate: deny,
 	})
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/openapi.yaml", nil))

@@ -23,7 +23,9 @@ func NewServer(deps Deps) http.Handler {
 	s := &server{Deps: deps, cfg: cfg, log: log, conns: newConnLimits(cfg.MaxStreams, cfg.MaxStreamsPerKey)}
 
 	r := chi.NewRouter()
-	r.Use(deps.Outer...)
+	// The client address is resolved first: the access log and the IP
+	// limit use it.
+	r.Use(present(deps.ResolveClientIP, middleware.SecureHeaders, middleware.CORS(deps.Origins))...)
 	r.Use(middleware.Log(log, deps.ClientIP), middleware.Instrument(deps.Metrics), middleware.Recover(log))
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, problem.New(http.StatusNotFound, "no such route"))
@@ -50,7 +52,9 @@ func NewServer(deps Deps) http.Handler {
 	r.Handle(console.Path+"/*", console.Handler())
 
 	r.Group(func(r chi.Router) {
-		r.Use(deps.Guard...)
+		// The IP limit runs before authentication (it protects it), the
+		// key limit after it (it needs the principal).
+		r.Use(present(deps.LimitIP, deps.Authenticate, deps.LimitKey)...)
 		r.Group(func(r chi.Router) {
 			// Routes that read a body answer quickly: bound their reads.
 			r.Use(middleware.ReadDeadline(cfg.ReadTimeout))
@@ -91,4 +95,15 @@ func allowedMethods(mux *chi.Mux, r *http.Request) string {
 		}
 	}
 	return strings.Join(allowed, ", ")
+}
+
+// present is the middleware given, in order, without the nil ones.
+func present(mw ...func(http.Handler) http.Handler) []func(http.Handler) http.Handler {
+	out := mw[:0:0]
+	for _, m := range mw {
+		if m != nil {
+			out = append(out, m)
+		}
+	}
+	return out
 }

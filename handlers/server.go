@@ -119,14 +119,21 @@ type Deps struct {
 	// Idempotency keeps the answers of sends made with an Idempotency-Key;
 	// nil accepts the header but deduplicates nothing (tests, tools).
 	Idempotency Idempotency
-	// Outer middleware runs before anything else, on every route (the
-	// client-IP resolution, security headers, CORS).
-	Outer []func(http.Handler) http.Handler
 	// ClientIP, when set, names the client in the access log.
 	ClientIP func(*http.Request) string
-	// Guard is the middleware every API route passes through after the
-	// request log: authentication and rate limits go here.
-	Guard []func(http.Handler) http.Handler
+	// The middleware of the API; nil ones are skipped. routes.go puts
+	// them in their order.
+	//
+	// ResolveClientIP finds the client's address (behind trusted proxies):
+	// the access log and LimitIP use it.
+	ResolveClientIP func(http.Handler) http.Handler
+	// LimitIP limits requests per client address, before authentication,
+	// which it protects.
+	LimitIP func(http.Handler) http.Handler
+	// Authenticate puts the request's principal in its context, or refuses.
+	Authenticate func(http.Handler) http.Handler
+	// LimitKey limits requests per authenticated principal.
+	LimitKey func(http.Handler) http.Handler
 	// Origins are the browser origins (CORS_ORIGINS) that may open a
 	// WebSocket beside the server's own; "*" allows any. Browsers apply no
 	// CORS to WebSockets, so the handler checks this itself.
