@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/redis/go-redis/v9"
 	"github.com/sethvargo/go-limiter"
 	"github.com/sethvargo/go-limiter/memorystore"
@@ -139,45 +140,39 @@ func New(cfg Config) (*Limiter, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Registered like every rtstream metric: promauto on the Registerer
+	// given (nil registers nowhere); a second limiter on one registry is a
+	// programming error and panics, as for any duplicate metric.
+	f := promauto.With(cfg.Registerer)
 	l := &Limiter{
 		store: mem,
-		denied: prometheus.NewCounterVec(prometheus.CounterOpts{
+		denied: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "rtstream_ratelimit_denied_total",
 			Help: "Requests refused with 429, by limiter (ip, key, ...).",
 		}, []string{"limiter"}),
 	}
-	collectors := []prometheus.Collector{l.denied}
 	if cfg.RedisURL != "" {
 		shared, err := newRedisStore(cfg)
 		if err != nil {
 			_ = mem.Close(context.Background())
 			return nil, err
 		}
-		f := &failover{
+		fo := &failover{
 			shared:  shared,
 			local:   mem,
 			timeout: cfg.RedisTimeout,
 			retry:   cfg.RedisRetryInterval,
 			log:     cfg.Logger,
-			errors: prometheus.NewCounter(prometheus.CounterOpts{
+			errors: f.NewCounter(prometheus.CounterOpts{
 				Name: "rtstream_ratelimit_store_errors_total",
 				Help: "Redis rate-limit calls that failed or timed out; each was answered from this instance's memory store.",
 			}),
-			degraded: prometheus.NewGauge(prometheus.GaugeOpts{
+			degraded: f.NewGauge(prometheus.GaugeOpts{
 				Name: "rtstream_ratelimit_store_degraded",
 				Help: "1 while Redis is failing and this instance limits on its own, else 0.",
 			}),
 		}
-		l.store = f
-		collectors = append(collectors, f.errors, f.degraded)
-	}
-	if cfg.Registerer != nil {
-		for _, c := range collectors {
-			if err := cfg.Registerer.Register(c); err != nil {
-				_ = l.Close(context.Background())
-				return nil, fmt.Errorf("ratelimit: register metrics: %w", err)
-			}
-		}
+		l.store = fo
 	}
 	return l, nil
 }
