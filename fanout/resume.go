@@ -62,44 +62,11 @@ func (h *Hub) Resume(ctx context.Context, streamID string, from rtstream.From) (
 	}
 	h.mu.Unlock()
 	cu.src = src
-
 	if cu.backlog != nil {
 		cu.part = from.After.Partition // for a Kafka read should the parked records overflow
-	} else {
-		// The history does not hold the cursor: read Kafka, from the cursor's
-		// own record (its source tells later redeliveries apart) or from the
-		// partition's start.
-		if src == nil {
-			s.Close()
-			return nil, fmt.Errorf("fanout: resuming %s needs Kafka, and no source is set: %w", streamID, rtstream.ErrUnavailable)
-		}
-		part, err := src.Partition(streamID)
-		if err != nil {
-			s.Close()
-			return nil, err
-		}
-		cu.part, cu.kafka = part, true
-		if c := from.After; c != nil {
-			if c.Partition != part {
-				s.Close()
-				return nil, fmt.Errorf("cursor %s is not a cursor of stream %s: %w", c, streamID, rtstream.ErrInvalid)
-			}
-			cu.next = c.Offset
-			h.mu.Lock()
-			live := h.next[part]
-			h.mu.Unlock()
-			if c.Offset >= live {
-				hwm, err := src.HighWaterMark(ctx, part)
-				if err != nil {
-					s.Close()
-					return nil, fmt.Errorf("fanout: %w: %w", rtstream.ErrUnavailable, err)
-				}
-				if c.Offset >= hwm {
-					s.Close()
-					return nil, fmt.Errorf("cursor %s is past the end of stream %s: %w", c, streamID, rtstream.ErrInvalid)
-				}
-			}
-		}
+	} else if err := h.planKafkaRead(ctx, &cu, from.After); err != nil {
+		s.Close()
+		return nil, err
 	}
 	if cu.kafka {
 		h.cfg.OnResume("kafka")
@@ -108,6 +75,43 @@ func (h *Hub) Resume(ctx context.Context, streamID string, from rtstream.From) (
 	}
 	go cu.run()
 	return s, nil
+}
+
+// planKafkaRead sets cu to read Kafka, from the cursor's own record (its
+// source tells later redeliveries apart) or from the partition's start: the
+// history does not hold the cursor. A cursor of another partition, or past
+// the partition's end, is refused.
+func (h *Hub) planKafkaRead(ctx context.Context, cu *catchUp, c *rtstream.Cursor) error {
+	id := cu.s.streamID
+	if cu.src == nil {
+		return fmt.Errorf("fanout: resuming %s needs Kafka, and no source is set: %w", id, rtstream.ErrUnavailable)
+	}
+	part, err := cu.src.Partition(id)
+	if err != nil {
+		return err
+	}
+	cu.part, cu.kafka = part, true
+	if c == nil {
+		return nil
+	}
+	if c.Partition != part {
+		return fmt.Errorf("cursor %s is not a cursor of stream %s: %w", c, id, rtstream.ErrInvalid)
+	}
+	cu.next = c.Offset
+	h.mu.Lock()
+	live := h.next[part]
+	h.mu.Unlock()
+	if c.Offset < live {
+		return nil
+	}
+	hwm, err := cu.src.HighWaterMark(ctx, part)
+	if err != nil {
+		return fmt.Errorf("fanout: %w: %w", rtstream.ErrUnavailable, err)
+	}
+	if c.Offset >= hwm {
+		return fmt.Errorf("cursor %s is past the end of stream %s: %w", c, id, rtstream.ErrInvalid)
+	}
+	return nil
 }
 
 // catchUp is the replay of one resuming subscription, run on its own

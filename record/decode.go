@@ -51,71 +51,35 @@ func decodeEventBatchFast(p []byte, b *EventBatch) bool {
 	// where each is in p, start and end, the stream's first.
 	var spansBuf [2 * 128]int
 	spans := spansBuf[:0]
+	d := eventsDecoder{p: p}
 	i, end, ok := plainString(p, len(batchHead))
 	if !ok || !hasAt(p, end+1, batchEvents) {
 		return false
 	}
 	spans = append(spans, i, end)
-	size := end - i
+	d.size = end - i
 	i = end + 1 + len(batchEvents)
 	// json.Unmarshal makes an empty slice, not nil, of "events":[].
 	events := []rtstream.Event{}
-	// Events of one request share their time: parse it once.
-	var received timeCache
-	if i < len(p) && p[i] == ']' {
-		i++
-	} else {
-		for first := i; ; {
-			var e rtstream.Event
-			if !hasAt(p, i, eventHead) {
-				return false
-			}
-			start, end, ok := plainString(p, i+len(eventHead))
-			if !ok || !hasAt(p, end+1, eventReceived) {
-				return false
-			}
-			spans = append(spans, start, end)
-			size += end - start
-			if e.ReceivedAt, i, ok = received.read(p, end+len(eventReceived)); !ok {
-				return false
-			}
-			if !hasAt(p, i, eventData) {
-				return false
-			}
-			i += len(eventData)
-			// Inside the record, the events array and the event.
-			end, _, ok = jsonscan.Value(p, i, 3)
-			if !ok || end >= len(p) || p[end] != '}' {
-				return false
-			}
-			e.Data = p[i:end:end]
-			i = end + 1
-			if len(events) == 0 {
-				// Guess the length from the first event's size,
-				// rather than grow the slice many times.
-				events = make([]rtstream.Event, 0, 2+(len(p)-i)/(i-first))
-			}
-			events = append(events, e)
-			if i < len(p) && p[i] == ',' {
-				i++
-				continue
-			}
-			if i < len(p) && p[i] == ']' {
-				i++
-				break
-			}
+	var more bool
+	i, more = firstItem(p, i)
+	for first := i; more; {
+		var e rtstream.Event
+		if e, i, spans, ok = d.event(i, spans); !ok {
+			return false
+		}
+		if len(events) == 0 {
+			events = make([]rtstream.Event, 0, guessItems(p, first, i))
+		}
+		events = append(events, e)
+		if i, more, ok = nextItem(p, i); !ok {
 			return false
 		}
 	}
 	if i != len(p)-1 || p[i] != '}' {
 		return false
 	}
-	var all strings.Builder
-	all.Grow(size)
-	for k := 0; k < len(spans); k += 2 {
-		all.Write(p[spans[k]:spans[k+1]])
-	}
-	ids := all.String()
+	ids := joinSpans(p, spans, d.size)
 	b.StreamID, ids = ids[:spans[1]-spans[0]], ids[spans[1]-spans[0]:]
 	for k := range events {
 		n := spans[2*k+3] - spans[2*k+2]
@@ -123,6 +87,76 @@ func decodeEventBatchFast(p []byte, b *EventBatch) bool {
 	}
 	b.Events = events
 	return true
+}
+
+// eventsDecoder is what decoding an events record keeps between events.
+// The spans of the ids (where each is in p, start and end) are passed along
+// rather than kept here, so that their buffer can stay on the caller's stack.
+type eventsDecoder struct {
+	p    []byte
+	size int // the ids' bytes together
+	// Events of one request share their time: parse it once.
+	received timeCache
+}
+
+// event reads the event at p[i], adding where its id is to spans.
+func (d *eventsDecoder) event(i int, spans []int) (e rtstream.Event, next int, _ []int, ok bool) {
+	p := d.p
+	if !hasAt(p, i, eventHead) {
+		return e, 0, spans, false
+	}
+	start, end, ok := plainString(p, i+len(eventHead))
+	if !ok || !hasAt(p, end+1, eventReceived) {
+		return e, 0, spans, false
+	}
+	spans = append(spans, start, end)
+	d.size += end - start
+	if e.ReceivedAt, i, ok = d.received.read(p, end+len(eventReceived)); !ok || !hasAt(p, i, eventData) {
+		return e, 0, spans, false
+	}
+	i += len(eventData)
+	// Inside the record, the events array and the event.
+	end, _, ok = jsonscan.Value(p, i, 3)
+	if !ok || end >= len(p) || p[end] != '}' {
+		return e, 0, spans, false
+	}
+	e.Data = p[i:end:end]
+	return e, end + 1, spans, true
+}
+
+// firstItem reports whether the array whose items begin at p[i] has any,
+// and returns the index after its ']' if not.
+func firstItem(p []byte, i int) (next int, any bool) {
+	if i < len(p) && p[i] == ']' {
+		return i + 1, false
+	}
+	return i, true
+}
+
+// nextItem returns the index after the ',' before the next item (more) or
+// the ']' that ends the array; anything else is not the layout.
+func nextItem(p []byte, i int) (next int, more, ok bool) {
+	if i < len(p) && (p[i] == ',' || p[i] == ']') {
+		return i + 1, p[i] == ',', true
+	}
+	return i, false, false
+}
+
+// guessItems guesses how many items an array holds from the size of its
+// first, p[first:end], rather than grow the slice many times.
+func guessItems(p []byte, first, end int) int { return 2 + (len(p)-end)/(end-first) }
+
+// joinSpans copies the spans of p into one string: one allocation for all
+// of a record's ids. A span starting at -1 is skipped.
+func joinSpans(p []byte, spans []int, size int) string {
+	var all strings.Builder
+	all.Grow(size)
+	for k := 0; k < len(spans); k += 2 {
+		if spans[k] >= 0 {
+			all.Write(p[spans[k]:spans[k+1]])
+		}
+	}
+	return all.String()
 }
 
 // timeCache reads one time field of a record's items, parsing each string
@@ -239,118 +273,129 @@ func decodeResultBatchFast(p []byte, b *ResultBatch) bool {
 	if !hasAt(p, 0, batchHead) {
 		return false
 	}
-	// Where the ids and data are in p, start and end: the stream's first,
-	// then per result its stream id, event id and data. A result's stream
-	// id is the record's (always, as the router writes them): start -1
-	// says so, and the result shares the record's string.
-	var spansBuf [2 + 6*128]int
-	spans := spansBuf[:0]
+	// Where the ids are in p, start and end: the stream's first, then per
+	// result its stream id and event id; then where each result's data is.
+	// A result's stream id is the record's (always, as the router writes
+	// them): start -1 says so, and the result shares the record's string.
+	var idBuf [2 + 4*128]int
+	var dataBuf [2 * 128]int
+	ids, data := idBuf[:0], dataBuf[:0]
 	i, end, ok := plainString(p, len(batchHead))
 	if !ok || !hasAt(p, end+1, resultsPartition) {
 		return false
 	}
-	spans = append(spans, i, end)
+	ids = append(ids, i, end)
 	stream := p[i:end]
-	idSize, dataSize := end-i, 0
+	d := resultsDecoder{p: p, idSize: end - i}
 	var src Position
-	var n int64
-	if n, i, ok = readInt(p, end+1+len(resultsPartition), math.MinInt32, math.MaxInt32); !ok || !hasAt(p, i, resultsOffset) {
+	if src, i, ok = readSource(p, end+1); !ok {
 		return false
 	}
-	src.Partition = int32(n)
-	if src.Offset, i, ok = readInt(p, i+len(resultsOffset), math.MinInt64, math.MaxInt64); !ok || !hasAt(p, i, resultsList) {
-		return false
-	}
-	i += len(resultsList)
 	// json.Unmarshal makes an empty slice, not nil, of "results":[].
 	results := []rtstream.Result{}
-	// A record's results share their processing time, and those of one
-	// request their receiving time: parse each once.
-	var received, processed timeCache
-	if i < len(p) && p[i] == ']' {
-		i++
-	} else {
-		for first := i; ; {
-			var r rtstream.Result
-			if !hasAt(p, i, resultHead) {
-				return false
-			}
-			start, end, ok := plainString(p, i+len(resultHead))
-			if !ok || !hasAt(p, end+1, resultEvent) {
-				return false
-			}
-			if string(p[start:end]) == string(stream) {
-				spans = append(spans, -1, -1)
-			} else {
-				spans = append(spans, start, end)
-				idSize += end - start
-			}
-			start, end, ok = plainString(p, end+1+len(resultEvent))
-			if !ok || !hasAt(p, end+1, resultReceived) {
-				return false
-			}
-			spans = append(spans, start, end)
-			idSize += end - start
-			if r.ReceivedAt, i, ok = received.read(p, end+1+len(resultReceived)); !ok || !hasAt(p, i, resultProcessed) {
-				return false
-			}
-			if r.ProcessedAt, i, ok = processed.read(p, i+len(resultProcessed)); !ok || !hasAt(p, i, resultData) {
-				return false
-			}
-			i += len(resultData)
-			// Inside the record, the results array and the result.
-			end, _, ok = jsonscan.Value(p, i, 3)
-			if !ok || end >= len(p) || p[end] != '}' {
-				return false
-			}
-			spans = append(spans, i, end)
-			dataSize += end - i
-			i = end + 1
-			if len(results) == 0 {
-				// Guess the length from the first result's size,
-				// rather than grow the slice many times.
-				results = make([]rtstream.Result, 0, 2+(len(p)-i)/(i-first))
-			}
-			results = append(results, r)
-			if i < len(p) && p[i] == ',' {
-				i++
-				continue
-			}
-			if i < len(p) && p[i] == ']' {
-				i++
-				break
-			}
+	var more bool
+	i, more = firstItem(p, i)
+	for first := i; more; {
+		var r rtstream.Result
+		if !hasAt(p, i, resultHead) {
+			return false
+		}
+		start, end, ok := plainString(p, i+len(resultHead))
+		if !ok || !hasAt(p, end+1, resultEvent) {
+			return false
+		}
+		if string(p[start:end]) == string(stream) {
+			ids = append(ids, -1, -1)
+		} else {
+			ids = append(ids, start, end)
+			d.idSize += end - start
+		}
+		start, end, ok = plainString(p, end+1+len(resultEvent))
+		if !ok || !hasAt(p, end+1, resultReceived) {
+			return false
+		}
+		ids = append(ids, start, end)
+		d.idSize += end - start
+		if r, i, ok = d.times(end + 1); !ok {
+			return false
+		}
+		// Inside the record, the results array and the result.
+		if end, _, ok = jsonscan.Value(p, i, 3); !ok || end >= len(p) || p[end] != '}' {
+			return false
+		}
+		data = append(data, i, end)
+		d.size += end - i
+		i = end + 1
+		if len(results) == 0 {
+			results = make([]rtstream.Result, 0, guessItems(p, first, i))
+		}
+		results = append(results, r)
+		if i, more, ok = nextItem(p, i); !ok {
 			return false
 		}
 	}
 	if i != len(p)-1 || p[i] != '}' {
 		return false
 	}
-	var all strings.Builder
-	all.Grow(idSize)
-	all.Write(p[spans[0]:spans[1]])
-	for k := 2; k < len(spans); k += 6 {
-		if spans[k] >= 0 {
-			all.Write(p[spans[k]:spans[k+1]])
-		}
-		all.Write(p[spans[k+2]:spans[k+3]])
+	d.fill(b, results, ids, data)
+	b.Source, b.Results = src, results
+	return true
+}
+
+// readSource reads the record's source position, from its partition's
+// member at p[i], and returns the index of its first result.
+func readSource(p []byte, i int) (src Position, next int, ok bool) {
+	n, i, ok := readInt(p, i+len(resultsPartition), math.MinInt32, math.MaxInt32)
+	if !ok || !hasAt(p, i, resultsOffset) {
+		return src, 0, false
 	}
-	ids := all.String()
-	data := make([]byte, 0, dataSize)
-	b.StreamID, ids = ids[:spans[1]-spans[0]], ids[spans[1]-spans[0]:]
+	src.Partition = int32(n)
+	if src.Offset, i, ok = readInt(p, i+len(resultsOffset), math.MinInt64, math.MaxInt64); !ok || !hasAt(p, i, resultsList) {
+		return src, 0, false
+	}
+	return src, i + len(resultsList), true
+}
+
+// resultsDecoder is what decoding a results record keeps between results.
+type resultsDecoder struct {
+	p      []byte
+	idSize int // the ids' bytes together
+	size   int // the data's bytes together
+	// A record's results share their processing time, and those of one
+	// request their receiving time: parse each once.
+	received, processed timeCache
+}
+
+// times reads a result's times, from its received_at member at p[i], and
+// returns the index of its data.
+func (d *resultsDecoder) times(i int) (r rtstream.Result, next int, ok bool) {
+	p := d.p
+	if r.ReceivedAt, i, ok = d.received.read(p, i+len(resultReceived)); !ok || !hasAt(p, i, resultProcessed) {
+		return r, 0, false
+	}
+	if r.ProcessedAt, i, ok = d.processed.read(p, i+len(resultProcessed)); !ok || !hasAt(p, i, resultData) {
+		return r, 0, false
+	}
+	return r, i + len(resultData), true
+}
+
+// fill sets b's stream id and the results' ids and data, copied out of p:
+// the ids into one string, the data into one allocation.
+func (d *resultsDecoder) fill(b *ResultBatch, results []rtstream.Result, idSpans, dataSpans []int) {
+	ids := joinSpans(d.p, idSpans, d.idSize)
+	data := make([]byte, 0, d.size)
+	b.StreamID, ids = ids[:idSpans[1]-idSpans[0]], ids[idSpans[1]-idSpans[0]:]
 	for k := range results {
-		r, s := &results[k], spans[2+6*k:8+6*k]
+		r, s := &results[k], idSpans[2+4*k:6+4*k]
 		r.StreamID = b.StreamID
 		if s[0] >= 0 {
 			r.StreamID, ids = ids[:s[1]-s[0]], ids[s[1]-s[0]:]
 		}
 		r.EventID, ids = ids[:s[3]-s[2]], ids[s[3]-s[2]:]
 		at := len(data)
-		data = append(data, p[s[4]:s[5]]...)
+		data = append(data, d.p[dataSpans[2*k]:dataSpans[2*k+1]]...)
 		r.Data = data[at:len(data):len(data)]
 	}
-	b.Source, b.Results = src, results
-	return true
 }
 
 // readInt reads the integer that begins at p[i] when json.Unmarshal would
