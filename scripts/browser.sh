@@ -15,21 +15,9 @@ SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 BROWSER_DIR="$SCRIPT_DIR/../e2e/browser"
 CHROMIUM=/usr/bin/chromium
 
-log() { echo "browser.sh: $*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-# apt_install installs Debian packages, as root or through sudo -n.
-apt_install() {
-  command -v apt-get >/dev/null 2>&1 || die "apt-get not found: install $* yourself"
-  local sudo=()
-  if [[ $(id -u) -ne 0 ]]; then
-    command -v sudo >/dev/null 2>&1 || die "need root or sudo to install $*"
-    sudo=(sudo -n)
-  fi
-  log "installing Debian packages: $*"
-  "${sudo[@]}" apt-get update
-  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y --no-install-recommends "$@" </dev/null
-}
+SCRIPT_NAME=browser.sh
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # wanted_version is the playwright-core version package.json pins.
 wanted_version() {

@@ -55,8 +55,9 @@ else
   JAVA=java
 fi
 
-log() { echo "kafka.sh: $*" >&2; }
-die() { log "error: $*"; exit 1; }
+SCRIPT_NAME=kafka.sh
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # Serialise start/stop/kill9/reset of one broker (one data dir) between
 # concurrent invocations. Brokers on other data dirs (the tests' private ones)
@@ -82,16 +83,7 @@ port_open() {
 }
 
 # Prints the broker pid if the pid file names a live kafka.Kafka process.
-broker_pid() {
-  local pid
-  [[ -f "$PID_FILE" ]] || return 1
-  pid="$(<"$PID_FILE")"
-  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-  kill -0 "$pid" 2>/dev/null || return 1
-  # Guard against pid reuse after a reboot or a crash.
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'kafka\.Kafka' || return 1
-  echo "$pid"
-}
+broker_pid() { live_pid "$PID_FILE" 'kafka\.Kafka'; }
 
 need_java() {
   command -v "$JAVA" >/dev/null 2>&1 || die "java not found (Java 17+ is required; set JAVA_HOME or install a JRE)"

@@ -13,8 +13,9 @@ set -euo pipefail
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PROM_DIR="$SCRIPT_DIR/../observability/prometheus"
 
-log() { echo "prometheus.sh: $*" >&2; }
-die() { log "error: $*"; exit 1; }
+SCRIPT_NAME=prometheus.sh
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 have_all() {
   command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1
@@ -26,29 +27,21 @@ cmd_install() {
     return 0
   fi
   command -v apt-get >/dev/null 2>&1 || die "apt-get not found: install Prometheus (with promtool) yourself"
-  local sudo=()
-  if [[ $(id -u) -ne 0 ]]; then
-    command -v sudo >/dev/null 2>&1 || die "need root or sudo to install the prometheus package"
-    sudo=(sudo -n)
-  fi
+  as_root "the prometheus package"
   # The package's maintainer scripts start a system Prometheus on :9090.
   # Nothing here wants one, so a policy-rc.d that denies every start is put in
   # place for the install when the machine has none of its own.
   local policy=/usr/sbin/policy-rc.d added_policy=false
   if [[ ! -e $policy ]]; then
     printf '#!/bin/sh\n# written by rtstream scripts/prometheus.sh for one install\nexit 101\n' |
-      "${sudo[@]}" tee "$policy" >/dev/null
-    "${sudo[@]}" chmod 755 "$policy"
+      "${SUDO[@]}" tee "$policy" >/dev/null
+    "${SUDO[@]}" chmod 755 "$policy"
     added_policy=true
   fi
   local rc=0
-  log "installing Debian's prometheus package"
-  {
-    "${sudo[@]}" apt-get update &&
-      DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y --no-install-recommends prometheus </dev/null
-  } || rc=$?
+  (apt_install prometheus) || rc=$?
   if [[ $added_policy == true ]]; then
-    "${sudo[@]}" rm -f "$policy"
+    "${SUDO[@]}" rm -f "$policy"
   fi
   ((rc == 0)) || die "apt-get failed (exit $rc)"
   have_all || die "the prometheus package did not provide prometheus and promtool"

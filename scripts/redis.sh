@@ -27,8 +27,9 @@ LOG_FILE="$DATA_DIR/redis-$PORT.log"
 LOCK_FILE="$DATA_DIR/redis-$PORT.lock"
 STOP_TIMEOUT=10
 
-log() { echo "redis.sh: $*" >&2; }
-die() { log "error: $*"; exit 1; }
+SCRIPT_NAME=redis.sh
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # Serialise start/stop between concurrent invocations. fd 9 is closed for the
 # server so it does not inherit the lock.
@@ -43,25 +44,11 @@ ping() {
 }
 
 # Prints the server pid if the pid file names a live redis-server.
-server_pid() {
-  local pid
-  [[ -f "$PID_FILE" ]] || return 1
-  pid="$(<"$PID_FILE")"
-  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-  kill -0 "$pid" 2>/dev/null || return 1
-  # Guard against pid reuse after a reboot or a crash.
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'redis-server' || return 1
-  echo "$pid"
-}
+server_pid() { live_pid "$PID_FILE" 'redis-server'; }
 
 install_redis() {
   command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1 && return 0
-  [[ $(id -u) -eq 0 ]] || die "redis-server is not installed; run as root to install it, or: apt-get install redis-server"
-  command -v apt-get >/dev/null 2>&1 || die "redis-server is not installed and apt-get is not available"
-  log "installing redis-server"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update >&2
-  apt-get install -y --no-install-recommends redis-server </dev/null >&2
+  apt_install redis-server
   # Debian's package may start its own service on 6379; that one is not ours
   # and `start` below uses it if it is on our port.
 }

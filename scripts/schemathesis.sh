@@ -18,24 +18,13 @@ SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 VENV_DIR="$(cd "$SCRIPT_DIR/.." && pwd)/.venv-schemathesis"
 VERSION=4.32.5
 
-log() { echo "schemathesis.sh: $*" >&2; }
-die() { log "error: $*"; exit 1; }
+SCRIPT_NAME=schemathesis.sh
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 installed_version() {
   [[ -x $VENV_DIR/bin/python ]] || return 0
   "$VENV_DIR/bin/python" -c 'import importlib.metadata as m; print(m.version("schemathesis"))' 2>/dev/null || true
-}
-
-apt_install() {
-  command -v apt-get >/dev/null 2>&1 || die "apt-get not found: install $* yourself"
-  local sudo=()
-  if [[ $(id -u) -ne 0 ]]; then
-    command -v sudo >/dev/null 2>&1 || die "need root or sudo to install $*"
-    sudo=(sudo -n)
-  fi
-  log "installing Debian packages: $*"
-  "${sudo[@]}" apt-get update
-  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y --no-install-recommends "$@" </dev/null
 }
 
 cmd_install() {
