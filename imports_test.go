@@ -22,7 +22,7 @@ func TestImportGraph(t *testing.T) {
 		"problem":       {},
 		"middleware":    {"observability", "problem"},
 		"ratelimit":     {"problem"},
-		"idempotency":   {},
+		"idempotency":   {""},
 		"stack":         {},
 		"processor":     {"jsonscan"}, // the number grammar its decoder shares
 		"console":       {"problem"},

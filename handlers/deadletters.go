@@ -2,9 +2,7 @@ package handlers
 
 import (
 	"context"
-	"fmt"
 	"net/http"
-	"strconv"
 
 	"github.com/rtstream/rtstream"
 	"github.com/rtstream/rtstream/problem"
@@ -30,19 +28,14 @@ func (s *server) deadLetters(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	limit := defaultPage
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > maxPage {
-			badRequest(w, r, fmt.Sprintf("limit must be a whole number from 1 to %d", maxPage),
-				problem.FieldError{Pointer: "/limit", Detail: "out of range"})
-			return
-		}
-		limit = n
+	limit, perr := queryLimit(q)
+	if perr != nil {
+		s.badParam(w, r, perr)
+		return
 	}
 	after := q.Get("after")
 	if len(after) > maxDeadLetterCursor {
-		badRequest(w, r, "after is not a dead-letters cursor", problem.FieldError{Pointer: "/after", Detail: "invalid cursor"})
+		badRequest(w, r, "after is not a dead-letters cursor", problem.FieldError{Pointer: "#/query/after", Detail: "invalid cursor"})
 		return
 	}
 	// The stream must exist (read-your-writes, like every route): a

@@ -29,44 +29,6 @@ const ReplayedHeader = "Idempotent-Replayed"
 // maxIdempotencyKey is the longest key accepted, in bytes.
 const maxIdempotencyKey = 255
 
-// IdempotencyState is what Idempotency.Begin found under a key.
-type IdempotencyState int
-
-const (
-	// IdempotencyClaimed: the caller holds the key now and must Complete or
-	// Release it.
-	IdempotencyClaimed IdempotencyState = iota + 1
-	// IdempotencyReplay: the answer of the same request is stored.
-	IdempotencyReplay
-	// IdempotencyInFlight: the same request holds the key and runs.
-	IdempotencyInFlight
-	// IdempotencyMismatch: the key was used with another request.
-	IdempotencyMismatch
-)
-
-// IdempotencyOutcome is the result of Idempotency.Begin.
-type IdempotencyOutcome struct {
-	State IdempotencyState
-	// Token names the claim (IdempotencyClaimed).
-	Token string
-	// Status and Body are the stored answer (IdempotencyReplay).
-	Status int
-	Body   []byte
-}
-
-// Idempotency remembers the answers of sends that carry an Idempotency-Key.
-// Keys arrive scoped (principal, stream, client key) and hashed.
-type Idempotency interface {
-	// Begin claims key for a request whose body has the given fingerprint,
-	// or reports what holds it already. An error means the store cannot
-	// say: the send must not go ahead.
-	Begin(ctx context.Context, key, fingerprint string) (IdempotencyOutcome, error)
-	// Complete stores the final answer of the claim token.
-	Complete(ctx context.Context, key, token string, status int, body []byte) error
-	// Release drops the claim without an answer, so that a retry sends.
-	Release(ctx context.Context, key, token string) error
-}
-
 // sendEvents accepts one request's events and answers 202 only after Kafka
 // acknowledged all of them.
 func (s *server) sendEvents(w http.ResponseWriter, r *http.Request) {
@@ -141,60 +103,15 @@ func (s *server) sendEvents(w http.ResponseWriter, r *http.Request) {
 }
 
 // sendIdempotent sends a request that carries an Idempotency-Key: at most
-// once per key, scope and window. A duplicate that arrives while the first is
-// in flight waits for its answer, up to the send timeout, then gets 409.
+// once per key, scope and window.
 func (s *server) sendIdempotent(w http.ResponseWriter, r *http.Request, streamID, clientKey string, kind bodyKind, body []byte, events []json.RawMessage, deadline time.Time) {
 	principal, _ := middleware.PrincipalFrom(r.Context())
 	key := idempotencyScope(principal.ID, streamID, clientKey)
-	fp := fingerprint(kind, body)
 	log := observability.Logger(r.Context(), s.log)
-
-	pause := 5 * time.Millisecond
-	var token string
-	for token == "" {
-		o, err := s.Idempotency.Begin(r.Context(), key, fp)
-		if err != nil {
-			// Fail closed: without the store nobody can tell whether this is
-			// a retry of a request that was accepted, and the client asked
-			// for at most once. The store logs the outage once.
-			s.Metrics.IdempotencyStoreError()
-			log.Debug("idempotency store: begin failed", "err", err)
-			problem.Write(w, r, problem.Problem{Status: http.StatusServiceUnavailable, RetryAfter: 1,
-				Detail: "the Idempotency-Key store is unavailable; nothing was accepted, retry later"})
-			return
-		}
-		switch o.State {
-		case IdempotencyClaimed:
-			token = o.Token
-		case IdempotencyReplay:
-			s.Metrics.IdempotentReplay()
-			w.Header().Set(ReplayedHeader, "true")
-			writeBody(w, o.Status, o.Body)
-			return
-		case IdempotencyMismatch:
-			problem.Write(w, r, problem.New(http.StatusUnprocessableEntity,
-				"this Idempotency-Key was already used with a different request (body or content type) on this stream; use a new key for a new request"))
-			return
-		case IdempotencyInFlight:
-			if time.Now().Add(pause).After(deadline) {
-				w.Header().Set("Retry-After", "1")
-				problem.Write(w, r, problem.New(http.StatusConflict,
-					"a request with this Idempotency-Key is still in progress; retry later to get its answer"))
-				return
-			}
-			select {
-			case <-r.Context().Done():
-				return // the client left; the first request's answer stays stored
-			case <-time.After(pause):
-			}
-			pause = min(2*pause, 100*time.Millisecond)
-		default:
-			log.Error("idempotency store: unknown state", "state", int(o.State))
-			problem.Write(w, r, problem.New(http.StatusInternalServerError, "internal error"))
-			return
-		}
+	token, ok := s.claim(w, r, key, fingerprint(kind, body), deadline)
+	if !ok {
+		return
 	}
-
 	// The claim must end whatever happens, a panic included, or the key
 	// stays blocked until its pending record expires.
 	held := true
@@ -210,7 +127,6 @@ func (s *server) sendIdempotent(w http.ResponseWriter, r *http.Request, streamID
 			release()
 		}
 	}()
-
 	// The send does not follow the client's cancellation: once claimed, the
 	// answer is worth finishing and storing, since the client's retry will
 	// ask for it. The request's deadline still bounds it.
@@ -234,15 +150,65 @@ func (s *server) sendIdempotent(w http.ResponseWriter, r *http.Request, streamID
 		return
 	}
 	s.Metrics.EventsAccepted(len(ids))
-	answer := acceptedBody(ids)
+	answer := rtstream.IdempotencyAnswer{Status: http.StatusAccepted, Body: acceptedBody(ids)}
 	held = false
-	if err := s.Idempotency.Complete(context.WithoutCancel(r.Context()), key, token, http.StatusAccepted, answer); err != nil {
+	if err := s.Idempotency.Complete(context.WithoutCancel(r.Context()), key, token, answer); err != nil {
 		// The events are in Kafka: the client must hear so. Only a retry
 		// after the claim expires could add them again.
 		s.Metrics.IdempotencyStoreError()
 		log.Warn("idempotency store: the answer of an accepted send was not stored", "err", err)
 	}
-	writeBody(w, http.StatusAccepted, answer)
+	writeBody(w, answer.Status, answer.Body)
+}
+
+// claim takes key for this request, or answers in its place: the stored
+// answer of the same request, 422 for another request, 503 when the store
+// cannot say. A duplicate that arrives while the first is in flight waits
+// for its answer, up to the deadline, then gets 409.
+func (s *server) claim(w http.ResponseWriter, r *http.Request, key, fp string, deadline time.Time) (token string, ok bool) {
+	log := observability.Logger(r.Context(), s.log)
+	for pause := 5 * time.Millisecond; ; pause = min(2*pause, 100*time.Millisecond) {
+		o, err := s.Idempotency.Begin(r.Context(), key, fp)
+		if err != nil {
+			// Fail closed: without the store nobody can tell whether this is
+			// a retry of a request that was accepted, and the client asked
+			// for at most once. The store logs the outage once.
+			s.Metrics.IdempotencyStoreError()
+			log.Debug("idempotency store: begin failed", "err", err)
+			problem.Write(w, r, problem.Problem{Status: http.StatusServiceUnavailable, RetryAfter: 1,
+				Detail: "the Idempotency-Key store is unavailable; nothing was accepted, retry later"})
+			return "", false
+		}
+		switch o.State {
+		case rtstream.IdempotencyClaimed:
+			return o.Token, true
+		case rtstream.IdempotencyReplay:
+			s.Metrics.IdempotentReplay()
+			w.Header().Set(ReplayedHeader, "true")
+			writeBody(w, o.Answer.Status, o.Answer.Body)
+			return "", false
+		case rtstream.IdempotencyMismatch:
+			problem.Write(w, r, problem.New(http.StatusUnprocessableEntity,
+				"this Idempotency-Key was already used with a different request (body or content type) on this stream; use a new key for a new request"))
+			return "", false
+		case rtstream.IdempotencyInFlight:
+			if time.Now().Add(pause).After(deadline) {
+				w.Header().Set("Retry-After", "1")
+				problem.Write(w, r, problem.New(http.StatusConflict,
+					"a request with this Idempotency-Key is still in progress; retry later to get its answer"))
+				return "", false
+			}
+			select {
+			case <-r.Context().Done():
+				return "", false // the client left; the first request's answer stays stored
+			case <-time.After(pause):
+			}
+		default:
+			log.Error("idempotency store: unknown state", "state", int(o.State))
+			problem.Write(w, r, problem.New(http.StatusInternalServerError, "internal error"))
+			return "", false
+		}
+	}
 }
 
 // idempotencyKey returns the request's Idempotency-Key ("" without one). A

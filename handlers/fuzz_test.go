@@ -126,7 +126,7 @@ func FuzzResultFrames(f *testing.F) {
 			}
 		}
 		check("SSE data", bytes.TrimPrefix(lines[2], []byte("data: ")), false)
-		check("WebSocket frame", appendResultFrame(nil, &d), true)
+		check("WebSocket frame", appendDelivery(nil, &d), true)
 	})
 }
 

@@ -70,31 +70,31 @@ type fakeRecord struct {
 	body      []byte
 }
 
-func (f *fakeIdempotency) Begin(_ context.Context, key, fp string) (IdempotencyOutcome, error) {
+func (f *fakeIdempotency) Begin(_ context.Context, key, fp string) (rtstream.IdempotencyOutcome, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.err != nil {
-		return IdempotencyOutcome{}, f.err
+		return rtstream.IdempotencyOutcome{}, f.err
 	}
 	r, ok := f.records[key]
 	switch {
 	case !ok:
 		tok := fmt.Sprintf("t%d", len(f.records)+1)
 		f.records[key] = &fakeRecord{fp: fp, token: tok}
-		return IdempotencyOutcome{State: IdempotencyClaimed, Token: tok}, nil
+		return rtstream.IdempotencyOutcome{State: rtstream.IdempotencyClaimed, Token: tok}, nil
 	case r.fp != fp:
-		return IdempotencyOutcome{State: IdempotencyMismatch}, nil
+		return rtstream.IdempotencyOutcome{State: rtstream.IdempotencyMismatch}, nil
 	case r.done:
-		return IdempotencyOutcome{State: IdempotencyReplay, Status: r.status, Body: r.body}, nil
+		return rtstream.IdempotencyOutcome{State: rtstream.IdempotencyReplay, Answer: rtstream.IdempotencyAnswer{Status: r.status, Body: r.body}}, nil
 	}
-	return IdempotencyOutcome{State: IdempotencyInFlight}, nil
+	return rtstream.IdempotencyOutcome{State: rtstream.IdempotencyInFlight}, nil
 }
 
-func (f *fakeIdempotency) Complete(_ context.Context, key, token string, status int, body []byte) error {
+func (f *fakeIdempotency) Complete(_ context.Context, key, token string, a rtstream.IdempotencyAnswer) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if r, ok := f.records[key]; ok && r.token == token && !r.done {
-		r.done, r.status, r.body = true, status, body
+		r.done, r.status, r.body = true, a.Status, a.Body
 		return nil
 	}
 	return errors.New("claim lost")

@@ -118,7 +118,7 @@ type Deps struct {
 	Metrics *observability.Metrics
 	// Idempotency keeps the answers of sends made with an Idempotency-Key;
 	// nil accepts the header but deduplicates nothing (tests, tools).
-	Idempotency Idempotency
+	Idempotency rtstream.Idempotency
 	// ClientIP, when set, names the client in the access log.
 	ClientIP func(*http.Request) string
 	// The middleware of the API; nil ones are skipped. routes.go puts

@@ -229,26 +229,16 @@ func (s *server) getStream(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, view(st))
 }
 
-const (
-	defaultPage = 100
-	maxPage     = 1000
-)
-
 func (s *server) listStreams(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	limit := defaultPage
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > maxPage {
-			badRequest(w, r, fmt.Sprintf("limit must be a whole number from 1 to %d", maxPage),
-				problem.FieldError{Pointer: "/limit", Detail: "out of range"})
-			return
-		}
-		limit = n
+	limit, perr := queryLimit(q)
+	if perr != nil {
+		s.badParam(w, r, perr)
+		return
 	}
 	after := q.Get("after")
 	if after != "" && !rtstream.ValidStreamID(after) {
-		badRequest(w, r, "after must be a stream id", problem.FieldError{Pointer: "/after", Detail: "invalid stream id"})
+		badRequest(w, r, "after must be a stream id", problem.FieldError{Pointer: "#/query/after", Detail: "invalid stream id"})
 		return
 	}
 	streams, err := s.Streams.List(r.Context(), after, limit+1)

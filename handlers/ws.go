@@ -20,7 +20,6 @@ import (
 	"github.com/rtstream/rtstream"
 	"github.com/rtstream/rtstream/observability"
 	"github.com/rtstream/rtstream/problem"
-	"github.com/rtstream/rtstream/record"
 )
 
 // Close codes and reasons the server ends a WebSocket with (RFC 6455 7.4).
@@ -48,40 +47,21 @@ func (s *server) websocket(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if !headerHasToken(r.Header, "Upgrade", "websocket") {
-		w.Header().Set("Upgrade", "websocket")
-		w.Header().Set("Connection", "Upgrade")
-		problem.Write(w, r, problem.New(http.StatusUpgradeRequired,
-			"this route speaks WebSocket: open it with a WebSocket client; results over HTTP are at /v1/streams/{id}/results"))
+	if !s.upgradable(w, r) {
 		return
 	}
-	if !originAllowed(r, s.Origins) {
-		problem.Write(w, r, problem.New(http.StatusForbidden,
-			"this Origin may not open WebSockets here: only the server's own origin and CORS_ORIGINS may"))
+	rq, perr := readResultsQuery(r)
+	if perr != nil {
+		s.badParam(w, r, perr)
 		return
 	}
-	from, err := startingPoint(r)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	if err := s.streamExists(r, id); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	release, ok := s.conns.acquire(w, r)
+	// Subscribed before the upgrade: every result made after the client saw
+	// the 101 reaches it.
+	feed, closeFeed, ok := s.openFeed(w, r, id, rq.streamFrom(), true)
 	if !ok {
 		return
 	}
-	defer release()
-	// Subscribe before the upgrade, so that every result made after the
-	// client saw the 101 reaches it.
-	feed, err := s.Subscribe(r.Context(), id, from)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	defer feed.Close()
+	defer closeFeed()
 	// The origin was checked above, against the same allowlist as CORS and
 	// with a problem+json answer; the library's own check knows neither.
 	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
@@ -107,11 +87,34 @@ func (s *server) websocket(w http.ResponseWriter, r *http.Request) {
 		replies: make(chan []byte, 1),
 		cancel:  cancel,
 	}
+	ws.run(ctx, life, endLife, feed)
+}
+
+// upgradable answers a request that cannot become this route's WebSocket: no
+// Upgrade header (426), or an Origin that may not open one (403).
+func (s *server) upgradable(w http.ResponseWriter, r *http.Request) bool {
+	if !headerHasToken(r.Header, "Upgrade", "websocket") {
+		w.Header().Set("Upgrade", "websocket")
+		w.Header().Set("Connection", "Upgrade")
+		problem.Write(w, r, problem.New(http.StatusUpgradeRequired,
+			"this route speaks WebSocket: open it with a WebSocket client; results over HTTP are at /v1/streams/{id}/results"))
+		return false
+	}
+	if !originAllowed(r, s.Origins) {
+		problem.Write(w, r, problem.New(http.StatusForbidden,
+			"this Origin may not open WebSockets here: only the server's own origin and CORS_ORIGINS may"))
+		return false
+	}
+	return true
+}
+
+// run runs the session until it stops, then closes the socket: the
+// handler's goroutine writes, and owns the reader and the pinger, which
+// never outlive the request.
+func (ws *wsSession) run(ctx, life context.Context, endLife context.CancelFunc, feed rtstream.Feed) {
+	conn, id := ws.conn, ws.id
 	opened := time.Now()
 	ws.log.Info("websocket open", "stream_id", id)
-
-	// The handler owns both goroutines and waits for them: neither outlives
-	// the request.
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() {
@@ -193,7 +196,7 @@ func (ws *wsSession) writeLoop(ctx, life context.Context, feed rtstream.Feed) {
 	deliver := func(ds []rtstream.Delivery) bool {
 		now := time.Now()
 		for i := range ds {
-			frame = appendResultFrame(frame[:0], &ds[i])
+			frame = appendDelivery(frame[:0], &ds[i])
 			if !ws.write(life, frame) {
 				return false
 			}
@@ -481,17 +484,6 @@ func batchOf(frame []byte) (json.RawMessage, bool) {
 		return nil, false
 	}
 	return v, true
-}
-
-// appendResultFrame appends a result frame: the SSE data object with the
-// result's cursor (SSE's id) as its first member.
-func appendResultFrame(dst []byte, d *rtstream.Delivery) []byte {
-	dst = append(dst, `{"cursor":"`...)
-	dst = append(dst, d.Cursor.String()...)
-	dst = append(dst, `",`...)
-	mark := len(dst)
-	dst = record.AppendResult(dst, &d.Result)
-	return append(dst[:mark], dst[mark+1:]...) // drop the result's own '{'
 }
 
 // originAllowed applies the CORS allowlist to a WebSocket handshake, which

@@ -78,7 +78,7 @@ func TestAppendResultFrame(t *testing.T) {
 		Cursor: rtstream.Cursor{Partition: 7, Offset: 2, Index: 1},
 		Result: rtstream.Result{StreamID: "s1", EventID: "e1", ReceivedAt: at, ProcessedAt: at, Data: json.RawMessage(`{"x":"<1>"}`)},
 	}
-	frame := appendResultFrame([]byte("garbage"), &d)[len("garbage"):]
+	frame := appendDelivery([]byte("garbage"), &d)[len("garbage"):]
 	var got map[string]json.RawMessage
 	if err := json.Unmarshal(frame, &got); err != nil {
 		t.Fatalf("frame %s: %v", frame, err)

@@ -13,73 +13,36 @@
 package idempotency
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"time"
+
+	"github.com/rtstream/rtstream"
 )
 
-// State is what Begin found under a key.
-type State int
+// The model of an idempotent send is the API's contract, in the root
+// package; these names are the store's own for it.
+type (
+	State   = rtstream.IdempotencyState
+	Answer  = rtstream.IdempotencyAnswer
+	Outcome = rtstream.IdempotencyOutcome
+)
 
+// States of Outcome.
 const (
-	// Claimed: nobody held the key; the caller holds it now and must
-	// Complete or Release the claim.
-	Claimed State = iota + 1
-	// Replay: a final answer is stored for the same fingerprint.
-	Replay
-	// InFlight: another request with the same fingerprint holds the key and
-	// has not answered yet.
-	InFlight
-	// Mismatch: the key was used (done or in flight) with another
-	// fingerprint, that is another request.
-	Mismatch
+	Claimed  = rtstream.IdempotencyClaimed
+	Replay   = rtstream.IdempotencyReplay
+	InFlight = rtstream.IdempotencyInFlight
+	Mismatch = rtstream.IdempotencyMismatch
 )
-
-func (s State) String() string {
-	switch s {
-	case Claimed:
-		return "claimed"
-	case Replay:
-		return "replay"
-	case InFlight:
-		return "in_flight"
-	case Mismatch:
-		return "mismatch"
-	}
-	return "unknown"
-}
-
-// Answer is a stored final answer.
-type Answer struct {
-	Status int
-	Body   []byte
-}
-
-// Outcome is the result of Begin.
-type Outcome struct {
-	State State
-	// Token identifies the claim when State is Claimed; Complete and
-	// Release take it, so that a holder whose claim expired and was taken
-	// over cannot overwrite the new holder's state.
-	Token string
-	// Answer is the stored answer when State is Replay.
-	Answer Answer
-}
 
 // Store keeps claims and answers by key. Keys are opaque to the store; the
 // caller scopes them (principal, stream, client key) and keeps them short.
 type Store interface {
-	// Begin claims key for a request whose body has the given fingerprint,
-	// or reports what holds it already.
-	Begin(ctx context.Context, key, fingerprint string) (Outcome, error)
-	// Complete replaces the claim with the final answer, kept for the TTL.
-	// It returns ErrClaimLost when the claim is no longer held.
-	Complete(ctx context.Context, key, token string, a Answer) error
-	// Release drops the claim without an answer, so a retry starts afresh.
-	// Releasing a claim that is no longer held does nothing.
-	Release(ctx context.Context, key, token string) error
+	// Complete returns ErrClaimLost when the claim is no longer held;
+	// releasing a claim that is no longer held does nothing.
+	rtstream.Idempotency
 	// Close releases the store's resources.
 	Close() error
 }

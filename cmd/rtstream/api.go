@@ -76,7 +76,7 @@ func (a *app) newAPI(ctx context.Context, stdout io.Writer) (http.Handler, error
 		Ready:           a.readyChecks(),
 		MetricsHandler:  metricsHandler,
 		Metrics:         a.metrics,
-		Idempotency:     idempotencyAdapter{idem},
+		Idempotency:     idem,
 	}), nil
 }
 

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"context"
 	"log/slog"
 	"time"
 
-	"github.com/rtstream/rtstream/handlers"
 	"github.com/rtstream/rtstream/idempotency"
 )
 
@@ -25,38 +23,4 @@ func newIdempotency(cfg config, log *slog.Logger) (idempotency.Store, error) {
 		KeyPrefix: idempotency.DefaultRedisKeyPrefix + cfg.TopicPrefix + ":",
 		Logger:    log,
 	})
-}
-
-// idempotencyAdapter gives the handlers the store through their own small
-// interface, whose types they can name without importing the store (and its
-// Redis client).
-type idempotencyAdapter struct{ s idempotency.Store }
-
-var _ handlers.Idempotency = idempotencyAdapter{}
-
-func (a idempotencyAdapter) Begin(ctx context.Context, key, fingerprint string) (handlers.IdempotencyOutcome, error) {
-	o, err := a.s.Begin(ctx, key, fingerprint)
-	if err != nil {
-		return handlers.IdempotencyOutcome{}, err
-	}
-	out := handlers.IdempotencyOutcome{Token: o.Token, Status: o.Answer.Status, Body: o.Answer.Body}
-	switch o.State {
-	case idempotency.Claimed:
-		out.State = handlers.IdempotencyClaimed
-	case idempotency.Replay:
-		out.State = handlers.IdempotencyReplay
-	case idempotency.InFlight:
-		out.State = handlers.IdempotencyInFlight
-	case idempotency.Mismatch:
-		out.State = handlers.IdempotencyMismatch
-	}
-	return out, nil
-}
-
-func (a idempotencyAdapter) Complete(ctx context.Context, key, token string, status int, body []byte) error {
-	return a.s.Complete(ctx, key, token, idempotency.Answer{Status: status, Body: body})
-}
-
-func (a idempotencyAdapter) Release(ctx context.Context, key, token string) error {
-	return a.s.Release(ctx, key, token)
 }
