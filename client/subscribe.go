@@ -185,21 +185,6 @@ func (e *protocolError) Error() string { return "rtstream client: " + e.msg }
 func (s *subscription) connect(ctx context.Context, yield func(Result, error) bool) (int, error) {
 	connCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-
-	q := url.Values{}
-	if s.cursor == "" && s.earliest {
-		q.Set("from", "earliest")
-	}
-	req, err := s.c.newRequest(connCtx, http.MethodGet, s.c.url(streamPath(s.streamID, "results"), q), nil, "")
-	if err != nil {
-		return 0, &protocolError{err.Error()}
-	}
-	req.Header.Set("Accept", "text/event-stream")
-	req.Header.Set("Cache-Control", "no-cache")
-	if s.cursor != "" {
-		req.Header.Set("Last-Event-ID", s.cursor)
-	}
-
 	// The idle timer covers the wait for the answer's headers too: a
 	// server that accepted the connection and hangs is as dead as one
 	// that stopped sending.
@@ -214,30 +199,60 @@ func (s *subscription) connect(ctx context.Context, yield func(Result, error) bo
 		}
 		return err
 	}
-
-	resp, err := s.c.hc.Do(req)
+	resp, err := s.open(connCtx, cause)
 	if err != nil {
-		return 0, cause(err)
+		return 0, err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		e := readError(resp, http.MethodGet, req.URL.Path)
-		if e.StatusCode == http.StatusNotFound && s.opened {
-			// It existed when this subscription first connected.
-			return 0, fmt.Errorf("%w: %w", ErrStreamDeleted, e)
-		}
-		return 0, e
-	}
-	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt != "text/event-stream" {
-		return 0, &protocolError{fmt.Sprintf("GET %s answered %q, not text/event-stream", req.URL.Path, mt)}
-	}
-	s.opened = true
-
 	r := newSSEReader(resp.Body)
 	if idle != nil {
 		r.onLine = func() { idle.Reset(s.o.IdleTimeout) }
 	}
-	delivered := 0
+	return s.read(r, idle, yield, cause)
+}
+
+// open asks for the results as an event stream, after the cursor of the last
+// result delivered, and checks that the answer is one. cause explains a
+// transport error by the connection's end (idle, canceled).
+func (s *subscription) open(ctx context.Context, cause func(error) error) (*http.Response, error) {
+	q := url.Values{}
+	if s.cursor == "" && s.earliest {
+		q.Set("from", "earliest")
+	}
+	req, err := s.c.newRequest(ctx, http.MethodGet, s.c.url(streamPath(s.streamID, "results"), q), nil, "")
+	if err != nil {
+		return nil, &protocolError{err.Error()}
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Cache-Control", "no-cache")
+	if s.cursor != "" {
+		req.Header.Set("Last-Event-ID", s.cursor)
+	}
+	resp, err := s.c.hc.Do(req)
+	if err != nil {
+		return nil, cause(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		e := readError(resp, http.MethodGet, req.URL.Path)
+		if e.StatusCode == http.StatusNotFound && s.opened {
+			// It existed when this subscription first connected.
+			return nil, fmt.Errorf("%w: %w", ErrStreamDeleted, e)
+		}
+		return nil, e
+	}
+	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt != "text/event-stream" {
+		resp.Body.Close()
+		return nil, &protocolError{fmt.Sprintf("GET %s answered %q, not text/event-stream", req.URL.Path, mt)}
+	}
+	s.opened = true
+	return resp, nil
+}
+
+// read yields the stream's results until it ends; idle, when set, is stopped
+// while the consumer holds a result: its time is not the server's silence.
+// cause explains a read error by the connection's end.
+func (s *subscription) read(r *sseReader, idle *time.Timer, yield func(Result, error) bool, cause func(error) error) (delivered int, _ error) {
 	for {
 		f, err := r.next()
 		if r.retry > 0 {
@@ -264,7 +279,7 @@ func (s *subscription) connect(ctx context.Context, yield func(Result, error) bo
 			}
 			delivered++
 			if idle != nil {
-				idle.Stop() // the consumer's time is not the server's silence
+				idle.Stop()
 			}
 			if !yield(res, nil) {
 				return delivered, errStopped

@@ -67,23 +67,8 @@ func Value(p []byte, start, depth int) (end int, multiline, ok bool) {
 				}
 			}
 			continue
-		case 't':
-			if !hasAt(p, i, "true") {
-				return i, ml, false
-			}
-			i += len("true")
-		case 'f':
-			if !hasAt(p, i, "false") {
-				return i, ml, false
-			}
-			i += len("false")
-		case 'n':
-			if !hasAt(p, i, "null") {
-				return i, ml, false
-			}
-			i += len("null")
 		default:
-			if i, ok = skipNumber(p, i); !ok {
+			if i, ok = skipScalar(p, i); !ok {
 				return i, ml, false
 			}
 		}
@@ -116,6 +101,25 @@ func Value(p []byte, start, depth int) (end int, multiline, ok bool) {
 			stack = stack[:len(stack)-1]
 		}
 	}
+}
+
+// skipScalar skips the literal or number that begins at p[i].
+func skipScalar(p []byte, i int) (int, bool) {
+	var lit string
+	switch p[i] {
+	case 't':
+		lit = "true"
+	case 'f':
+		lit = "false"
+	case 'n':
+		lit = "null"
+	default:
+		return skipNumber(p, i)
+	}
+	if !hasAt(p, i, lit) {
+		return i, false
+	}
+	return i + len(lit), true
 }
 
 // SkipSpace returns the index of the first byte at or after i that is not

@@ -43,75 +43,12 @@ var latencyBuckets = []float64{.00025, .0005, .001, .0025, .005, .01, .025, .05,
 // to, whose series exist from the start.
 func NewMetrics(reg prometheus.Registerer, topics ...string) *Metrics {
 	f := promauto.With(reg)
-	m := &Metrics{
-		httpRequests: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "rtstream_http_requests_total", Help: "HTTP requests answered, by route pattern, method and status class.",
-		}, []string{"route", "method", "code"}),
-		httpDuration: f.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "rtstream_http_request_duration_seconds", Help: "Time to answer HTTP requests (for streams: their whole life), by route pattern and method.",
-			Buckets: latencyBuckets,
-		}, []string{"route", "method"}),
-		httpInFlight: f.NewGauge(prometheus.GaugeOpts{
-			Name: "rtstream_http_requests_in_flight", Help: "HTTP requests being served, streams included.",
-		}),
-		publishRecords: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "rtstream_kafka_publish_total", Help: "Records Kafka acknowledged, by topic.",
-		}, []string{"topic"}),
-		publishErrors: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "rtstream_kafka_publish_errors_total", Help: "Publish calls that failed or timed out, by topic.",
-		}, []string{"topic"}),
-		publishTime: f.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "rtstream_kafka_publish_duration_seconds", Help: "Time from handing records to the producer to Kafka's acknowledgement, by topic.",
-			Buckets: latencyBuckets,
-		}, []string{"topic"}),
-		eventsAccepted: f.NewCounter(prometheus.CounterOpts{
-			Name: "rtstream_events_accepted_total", Help: "Events acknowledged to clients (202) after Kafka acknowledged them.",
-		}),
-		poison: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "rtstream_poison_messages_total", Help: "Records sent to the poison topic, by reason.",
-		}, []string{"reason"}),
-		careful: f.NewCounter(prometheus.CounterOpts{
-			Name: "rtstream_router_careful_records_total", Help: "Records the router evaluated one by one after writing a crash mark, because a process had left their partition without stopping cleanly.",
-		}),
-		processing: f.NewHistogram(prometheus.HistogramOpts{
-			Name: "rtstream_processing_duration_seconds", Help: "Time the router takes to turn one events record into results, publishing excluded.",
-			Buckets: latencyBuckets,
-		}),
-		processed: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "rtstream_processed_events_total", Help: "Events the router processed, by outcome: result (made a result), filtered (dropped by the stream's filter), dead_letter (the processor failed on its data; sent to the poison topic).",
-		}, []string{"outcome"}),
-		lag: f.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "rtstream_consumer_lag", Help: "Records not yet consumed, by consumer group (or follower), topic and partition.",
-		}, []string{"group", "topic", "partition"}),
-		routerRunning: f.NewGauge(prometheus.GaugeOpts{
-			Name: "rtstream_router_running", Help: "1 while the processing router runs.",
-		}),
-		subscribers: f.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "rtstream_subscribers", Help: "Connected result subscribers, by transport.",
-		}, []string{"transport"}),
-		delivered: f.NewCounter(prometheus.CounterOpts{
-			Name: "rtstream_results_delivered_total", Help: "Results written to subscribers.",
-		}),
-		slow: f.NewCounter(prometheus.CounterOpts{
-			Name: "rtstream_slow_client_disconnects_total", Help: "Subscribers disconnected because they did not keep up.",
-		}),
-		resumes: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "rtstream_resumes_total", Help: "Subscriptions resumed after a cursor or from the earliest result, by where the replay started: history (memory) or kafka.",
-		}, []string{"source"}),
-		deliveryAge: f.NewHistogram(prometheus.HistogramOpts{
-			Name: "rtstream_result_delivery_age_seconds", Help: "Age of a result when written to a subscriber: now minus the event's received_at.",
-			Buckets: latencyBuckets,
-		}),
-		ready: f.NewGauge(prometheus.GaugeOpts{
-			Name: "rtstream_ready", Help: "1 while every readiness check passes.",
-		}),
-		idemReplays: f.NewCounter(prometheus.CounterOpts{
-			Name: "rtstream_idempotent_replays_total", Help: "Sends answered from the stored answer of an earlier request with the same Idempotency-Key, adding no events.",
-		}),
-		idemErrors: f.NewCounter(prometheus.CounterOpts{
-			Name: "rtstream_idempotency_store_errors_total", Help: "Idempotency store calls that failed; a failed claim answers 503.",
-		}),
-	}
+	m := &Metrics{}
+	m.newHTTP(f)
+	m.newKafka(f)
+	m.newRouter(f)
+	m.newDelivery(f)
+	m.newIdempotency(f)
 	// Known label values start at zero, so dashboards and alerts see the
 	// series before the first event.
 	m.subscribers.WithLabelValues("sse")
@@ -126,6 +63,93 @@ func NewMetrics(reg prometheus.Registerer, topics ...string) *Metrics {
 		m.publishErrors.WithLabelValues(t)
 	}
 	return m
+}
+
+// newHTTP registers the metrics of the API: requests, their time, those in flight.
+func (m *Metrics) newHTTP(f promauto.Factory) {
+	m.httpRequests = f.NewCounterVec(prometheus.CounterOpts{
+		Name: "rtstream_http_requests_total", Help: "HTTP requests answered, by route pattern, method and status class.",
+	}, []string{"route", "method", "code"})
+	m.httpDuration = f.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "rtstream_http_request_duration_seconds", Help: "Time to answer HTTP requests (for streams: their whole life), by route pattern and method.",
+		Buckets: latencyBuckets,
+	}, []string{"route", "method"})
+	m.httpInFlight = f.NewGauge(prometheus.GaugeOpts{
+		Name: "rtstream_http_requests_in_flight", Help: "HTTP requests being served, streams included.",
+	})
+}
+
+// newKafka registers the metrics of publishing to Kafka and the records accepted.
+func (m *Metrics) newKafka(f promauto.Factory) {
+	m.publishRecords = f.NewCounterVec(prometheus.CounterOpts{
+		Name: "rtstream_kafka_publish_total", Help: "Records Kafka acknowledged, by topic.",
+	}, []string{"topic"})
+	m.publishErrors = f.NewCounterVec(prometheus.CounterOpts{
+		Name: "rtstream_kafka_publish_errors_total", Help: "Publish calls that failed or timed out, by topic.",
+	}, []string{"topic"})
+	m.publishTime = f.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "rtstream_kafka_publish_duration_seconds", Help: "Time from handing records to the producer to Kafka's acknowledgement, by topic.",
+		Buckets: latencyBuckets,
+	}, []string{"topic"})
+	m.eventsAccepted = f.NewCounter(prometheus.CounterOpts{
+		Name: "rtstream_events_accepted_total", Help: "Events acknowledged to clients (202) after Kafka acknowledged them.",
+	})
+}
+
+// newRouter registers the metrics of the router: processing, poisoned records, crash marks, lag.
+func (m *Metrics) newRouter(f promauto.Factory) {
+	m.poison = f.NewCounterVec(prometheus.CounterOpts{
+		Name: "rtstream_poison_messages_total", Help: "Records sent to the poison topic, by reason.",
+	}, []string{"reason"})
+	m.careful = f.NewCounter(prometheus.CounterOpts{
+		Name: "rtstream_router_careful_records_total", Help: "Records the router evaluated one by one after writing a crash mark, because a process had left their partition without stopping cleanly.",
+	})
+	m.processing = f.NewHistogram(prometheus.HistogramOpts{
+		Name: "rtstream_processing_duration_seconds", Help: "Time the router takes to turn one events record into results, publishing excluded.",
+		Buckets: latencyBuckets,
+	})
+	m.processed = f.NewCounterVec(prometheus.CounterOpts{
+		Name: "rtstream_processed_events_total", Help: "Events the router processed, by outcome: result (made a result), filtered (dropped by the stream's filter), dead_letter (the processor failed on its data; sent to the poison topic).",
+	}, []string{"outcome"})
+	m.lag = f.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "rtstream_consumer_lag", Help: "Records not yet consumed, by consumer group (or follower), topic and partition.",
+	}, []string{"group", "topic", "partition"})
+	m.routerRunning = f.NewGauge(prometheus.GaugeOpts{
+		Name: "rtstream_router_running", Help: "1 while the processing router runs.",
+	})
+	m.ready = f.NewGauge(prometheus.GaugeOpts{
+		Name: "rtstream_ready", Help: "1 while every readiness check passes.",
+	})
+}
+
+// newDelivery registers the metrics of the fan-out: subscribers, deliveries, resumes.
+func (m *Metrics) newDelivery(f promauto.Factory) {
+	m.subscribers = f.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "rtstream_subscribers", Help: "Connected result subscribers, by transport.",
+	}, []string{"transport"})
+	m.delivered = f.NewCounter(prometheus.CounterOpts{
+		Name: "rtstream_results_delivered_total", Help: "Results written to subscribers.",
+	})
+	m.slow = f.NewCounter(prometheus.CounterOpts{
+		Name: "rtstream_slow_client_disconnects_total", Help: "Subscribers disconnected because they did not keep up.",
+	})
+	m.resumes = f.NewCounterVec(prometheus.CounterOpts{
+		Name: "rtstream_resumes_total", Help: "Subscriptions resumed after a cursor or from the earliest result, by where the replay started: history (memory) or kafka.",
+	}, []string{"source"})
+	m.deliveryAge = f.NewHistogram(prometheus.HistogramOpts{
+		Name: "rtstream_result_delivery_age_seconds", Help: "Age of a result when written to a subscriber: now minus the event's received_at.",
+		Buckets: latencyBuckets,
+	})
+}
+
+// newIdempotency registers the metrics of the Idempotency-Key store.
+func (m *Metrics) newIdempotency(f promauto.Factory) {
+	m.idemReplays = f.NewCounter(prometheus.CounterOpts{
+		Name: "rtstream_idempotent_replays_total", Help: "Sends answered from the stored answer of an earlier request with the same Idempotency-Key, adding no events.",
+	})
+	m.idemErrors = f.NewCounter(prometheus.CounterOpts{
+		Name: "rtstream_idempotency_store_errors_total", Help: "Idempotency store calls that failed; a failed claim answers 503.",
+	})
 }
 
 // PoisonReasons are the values of the poison reason label.

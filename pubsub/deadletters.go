@@ -132,22 +132,34 @@ func (d *DeadLetters) Read(ctx context.Context, streamID, after string, limit in
 	if err != nil {
 		return nil, "", err
 	}
+	from, end, err := d.bounds(partition, from)
+	if err != nil || from.offset >= end {
+		return []rtstream.DeadLetter{}, "", err
+	}
+	return d.scan(ctx, streamID, partition, from, end, limit)
+}
+
+// bounds moves from past what retention removed and returns the partition's
+// end as the read begins.
+func (d *DeadLetters) bounds(partition int32, from deadLetterCursor) (deadLetterCursor, int64, error) {
 	oldest, err := d.client.GetOffset(d.topic, partition, sarama.OffsetOldest)
 	if err != nil {
-		return nil, "", fmt.Errorf("pubsub: dead letters start: %w: %w", rtstream.ErrUnavailable, err)
+		return from, 0, fmt.Errorf("pubsub: dead letters start: %w: %w", rtstream.ErrUnavailable, err)
 	}
 	end, err := d.client.GetOffset(d.topic, partition, sarama.OffsetNewest)
 	if err != nil {
-		return nil, "", fmt.Errorf("pubsub: dead letters end: %w: %w", rtstream.ErrUnavailable, err)
+		return from, 0, fmt.Errorf("pubsub: dead letters end: %w: %w", rtstream.ErrUnavailable, err)
 	}
 	if from.offset < oldest {
 		// Retention removed the records the cursor points at.
 		from = deadLetterCursor{offset: oldest}
 	}
-	if from.offset >= end {
-		return []rtstream.DeadLetter{}, "", nil
-	}
+	return from, end, nil
+}
 
+// scan reads the partition from from up to end, or limit dead letters, or
+// DefaultDeadLetterScan records.
+func (d *DeadLetters) scan(ctx context.Context, streamID string, partition int32, from deadLetterCursor, end int64, limit int) ([]rtstream.DeadLetter, string, error) {
 	// A consumer of its own per read: a sarama.Consumer allows one
 	// consumer per partition, and two reads of streams that share a
 	// partition may run at once. It shares the client's connections.

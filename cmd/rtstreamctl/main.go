@@ -480,14 +480,18 @@ func (c *cli) send(ctx context.Context, args []string) error {
 	if err != nil {
 		return usagef("--url: %v", err)
 	}
-	stream := pos[0]
-
-	// Lines are read on their own goroutine so that a batch can go out
-	// when input pauses (a pipe from a program that writes now and then)
-	// rather than only when it is full.
-	lines := make(chan line)
 	done := make(chan struct{})
 	defer close(done)
+	b := &batcher{c: c, cl: cl, stream: pos[0], out: bufio.NewWriter(c.stdout)}
+	defer b.out.Flush()
+	return b.run(ctx, c.readLines(done), *batch, *linger)
+}
+
+// readLines reads stdin on a goroutine of its own, so that a batch can go out
+// when input pauses (a pipe from a program that writes now and then) rather
+// than only when it is full. It stops when done is closed.
+func (c *cli) readLines(done <-chan struct{}) <-chan line {
+	lines := make(chan line)
 	go func() {
 		defer close(lines)
 		br := bufio.NewReaderSize(c.stdin, 64<<10)
@@ -511,29 +515,21 @@ func (c *cli) send(ctx context.Context, args []string) error {
 			}
 		}
 	}()
+	return lines
+}
 
-	out := bufio.NewWriter(c.stdout)
-	defer out.Flush()
-	var pending []json.RawMessage
-	flush := func() error {
-		if len(pending) == 0 {
-			return nil
-		}
-		rctx, cancel := c.bounded(ctx)
-		defer cancel()
-		// Retry generates one Idempotency-Key for this request, and every
-		// retry of it carries the same key.
-		res, err := cl.SendBatch(rctx, stream, pending, client.SendOptions{Retry: true})
-		if err != nil {
-			return fmt.Errorf("sending %d events: %w", len(pending), err)
-		}
-		pending = pending[:0]
-		for _, id := range res.EventIDs {
-			out.WriteString(id)
-			out.WriteByte('\n')
-		}
-		return out.Flush()
-	}
+// batcher sends the lines of stdin in batches and prints their event ids.
+type batcher struct {
+	c       *cli
+	cl      *client.Client
+	stream  string
+	out     *bufio.Writer
+	pending []json.RawMessage
+}
+
+// run sends a batch when it is full, when input paused for linger, and at
+// the end; a line that is not JSON sends what came before it, then stops.
+func (b *batcher) run(ctx context.Context, lines <-chan line, batch int, linger time.Duration) error {
 	var timer *time.Timer
 	var timerC <-chan time.Time
 	for {
@@ -542,12 +538,12 @@ func (c *cli) send(ctx context.Context, args []string) error {
 			return ctx.Err()
 		case <-timerC:
 			timerC = nil
-			if err := flush(); err != nil {
+			if err := b.flush(ctx); err != nil {
 				return err
 			}
 		case l, ok := <-lines:
 			if !ok {
-				return flush()
+				return b.flush(ctx)
 			}
 			if l.err != nil {
 				return fmt.Errorf("reading stdin: %w", l.err)
@@ -559,25 +555,46 @@ func (c *cli) send(ctx context.Context, args []string) error {
 			if !json.Valid(ev) {
 				// What came before is sent, so that the ids printed are
 				// exactly the lines before this one.
-				if err := flush(); err != nil {
+				if err := b.flush(ctx); err != nil {
 					return err
 				}
 				return fmt.Errorf("stdin line %d is not valid JSON; the lines before it were sent", l.no)
 			}
-			pending = append(pending, ev)
-			if len(pending) >= *batch {
-				if err := flush(); err != nil {
+			b.pending = append(b.pending, ev)
+			if len(b.pending) >= batch {
+				if err := b.flush(ctx); err != nil {
 					return err
 				}
 				timerC = nil
-			} else if *linger > 0 && timerC == nil {
+			} else if linger > 0 && timerC == nil {
 				if timer == nil {
-					timer = time.NewTimer(*linger)
+					timer = time.NewTimer(linger)
 				} else {
-					timer.Reset(*linger)
+					timer.Reset(linger)
 				}
 				timerC = timer.C
 			}
 		}
 	}
+}
+
+// flush sends the pending events as one request and prints their ids.
+func (b *batcher) flush(ctx context.Context) error {
+	if len(b.pending) == 0 {
+		return nil
+	}
+	rctx, cancel := b.c.bounded(ctx)
+	defer cancel()
+	// Retry generates one Idempotency-Key for this request, and every
+	// retry of it carries the same key.
+	res, err := b.cl.SendBatch(rctx, b.stream, b.pending, client.SendOptions{Retry: true})
+	if err != nil {
+		return fmt.Errorf("sending %d events: %w", len(b.pending), err)
+	}
+	b.pending = b.pending[:0]
+	for _, id := range res.EventIDs {
+		b.out.WriteString(id)
+		b.out.WriteByte('\n')
+	}
+	return b.out.Flush()
 }
