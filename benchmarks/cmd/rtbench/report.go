@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 )
 
@@ -570,18 +569,40 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 // evaluate fills rep.Targets from the figures measured.
 func (rep *Report) evaluate() {
 	rep.Targets = nil
+	for _, rule := range targetRules {
+		rep.Targets = append(rep.Targets, rule(rep)...)
+	}
+}
+
+// targetRules are the run's goals, in the order the table shows them; each
+// judges the figures it needs when the run measured them.
+var targetRules = []func(*Report) []TargetResult{batchTarget, endToEndTarget, comparisonTargets, resumeTargets,
+	processorsTarget, crashMarksTarget, vegetaTarget, swarmTargets}
+
+// batchTarget judges batch ingest against the raw producer.
+func batchTarget(rep *Report) (ts []TargetResult) {
 	if rep.Batch != nil && rep.Baseline != nil && rep.Baseline.EventsPerSec > 0 {
 		r := rep.Batch.Ratio
 		t := TargetResult{Name: "batch ingest / raw producer", Value: r * 100, Target: targetBatchRatio * 100, Unit: "%", Pass: r >= targetBatchRatio}
 		t.Margin = fmt.Sprintf("%+.1f pts", (r-targetBatchRatio)*100)
-		rep.Targets = append(rep.Targets, t)
+		ts = append(ts, t)
 	}
+	return ts
+}
+
+// endToEndTarget judges end-to-end throughput.
+func endToEndTarget(rep *Report) (ts []TargetResult) {
 	if rep.E2E != nil {
 		v := rep.E2E.EventsPerSec
 		t := TargetResult{Name: "end-to-end", Value: v, Target: targetE2E, Unit: "events/s", Pass: v >= targetE2E}
 		t.Margin = fmt.Sprintf("%s events/s (%+.0f%%)", signedInt(int64(v-targetE2E)), (v/targetE2E-1)*100)
-		rep.Targets = append(rep.Targets, t)
+		ts = append(ts, t)
 	}
+	return ts
+}
+
+// comparisonTargets judges what each comparison phase's setting costs.
+func comparisonTargets(rep *Report) (ts []TargetResult) {
 	for _, c := range rep.comparisons() {
 		m := c.res
 		if m.On.RequestsSec <= 0 {
@@ -594,8 +615,13 @@ func (rep *Report) evaluate() {
 		if sp := max(m.spread(true), m.spread(false)); sp > m.Target {
 			t.Margin += fmt.Sprintf(", but rounds of one side differ by %.0f%%: noise", sp*100)
 		}
-		rep.Targets = append(rep.Targets, t)
+		ts = append(ts, t)
 	}
+	return ts
+}
+
+// resumeTargets judges resume times and the live p99 during a resume burst.
+func resumeTargets(rep *Report) (ts []TargetResult) {
 	if r := rep.Resume; r != nil {
 		for _, run := range []struct {
 			name string
@@ -614,7 +640,7 @@ func (rep *Report) evaluate() {
 			if !run.r.Exact {
 				t.Margin += ", but a replay was not exact"
 			}
-			rep.Targets = append(rep.Targets, t)
+			ts = append(ts, t)
 		}
 		if b := r.Burst; b != nil && b.Quiet.P99 > 0 && b.During.Count > 0 {
 			t := TargetResult{Name: "live p99 during resume burst", Value: b.Ratio, Target: targetResumeBurstRatio, Unit: "x",
@@ -626,9 +652,14 @@ func (rep *Report) evaluate() {
 			if b.Path != "kafka" {
 				t.Margin += ", but the resumes' path was " + b.Path + ", not kafka"
 			}
-			rep.Targets = append(rep.Targets, t)
+			ts = append(ts, t)
 		}
 	}
+	return ts
+}
+
+// processorsTarget judges what processors cost.
+func processorsTarget(rep *Report) (ts []TargetResult) {
 	if p := rep.Processors; p != nil && p.On.EventsPerSec > 0 {
 		t := TargetResult{Name: "processors cost", Value: p.Cost * 100, Target: p.Target * 100, Unit: "%", Pass: p.Cost <= p.Target}
 		t.Margin = fmt.Sprintf("%+.1f pts", (p.Cost-p.Target)*100)
@@ -637,18 +668,33 @@ func (rep *Report) evaluate() {
 		} else if lo, hi := p.roundSpan(false); lo > 0 && hi/lo-1 > p.Target {
 			t.Margin += fmt.Sprintf(", but OFF rounds differ by %.0f%%: noise", (hi/lo-1)*100)
 		}
-		rep.Targets = append(rep.Targets, t)
+		ts = append(ts, t)
 	}
+	return ts
+}
+
+// crashMarksTarget judges what the crash guard costs.
+func crashMarksTarget(rep *Report) (ts []TargetResult) {
 	if c := rep.CrashMarks; c != nil && c.OnPerSec > 0 {
 		t := TargetResult{Name: "crash marks cost", Value: c.Cost * 100, Target: c.Target * 100, Unit: "%", Pass: c.Cost <= c.Target}
 		t.Margin = fmt.Sprintf("%+.1f pts", (c.Cost-c.Target)*100)
-		rep.Targets = append(rep.Targets, t)
+		ts = append(ts, t)
 	}
+	return ts
+}
+
+// vegetaTarget judges a single POST against bare net/http.
+func vegetaTarget(rep *Report) (ts []TargetResult) {
 	if v := rep.Vegeta; v != nil && v.BareMax > 0 && v.SingleMax > 0 {
 		t := TargetResult{Name: "single POST / bare net/http", Value: v.Ratio * 100, Target: targetSingleVsBare * 100, Unit: "%", Pass: v.Ratio >= targetSingleVsBare}
 		t.Margin = fmt.Sprintf("%+.1f pts", (v.Ratio-targetSingleVsBare)*100)
-		rep.Targets = append(rep.Targets, t)
+		ts = append(ts, t)
 	}
+	return ts
+}
+
+// swarmTargets judges the SSE swarm's size, memory and deliveries.
+func swarmTargets(rep *Report) (ts []TargetResult) {
 	if sw := rep.Swarm; sw != nil {
 		if r := sw.largest(); r != nil {
 			size := fmt.Sprintf(" at %s connected", fmtInt(r.Connected))
@@ -658,19 +704,20 @@ func (rep *Report) evaluate() {
 			if r.Capped != "" {
 				t.Margin += ", capped: " + r.Capped
 			}
-			rep.Targets = append(rep.Targets, t)
+			ts = append(ts, t)
 			kib := r.RSSPerConn / 1024
 			t = TargetResult{Name: "SSE RSS per connection", Value: kib, Target: targetSwarmRSS / 1024, Unit: "KiB",
 				Pass: r.RSSPerConn <= targetSwarmRSS && r.Connected >= targetSwarmSubscribers}
 			t.Margin = fmt.Sprintf("%+.1f KiB%s", kib-targetSwarmRSS/1024, size)
-			rep.Targets = append(rep.Targets, t)
+			ts = append(ts, t)
 			t = TargetResult{Name: "SSE deliveries/s", Value: r.DeliveriesPerSec, Target: targetSwarmDeliveries, Unit: "deliveries/s",
 				Pass: r.DeliveriesPerSec >= targetSwarmDeliveries && r.Connected >= targetSwarmSubscribers}
 			t.Margin = fmt.Sprintf("%s/s (%+.0f%%)%s, %s/s offered", signedInt(int64(r.DeliveriesPerSec-targetSwarmDeliveries)),
 				(r.DeliveriesPerSec/targetSwarmDeliveries-1)*100, size, fmtInt(int64(r.Offered)))
-			rep.Targets = append(rep.Targets, t)
+			ts = append(ts, t)
 		}
 	}
+	return ts
 }
 
 // namedComparison is a comparison phase's result with the name its table
@@ -750,232 +797,19 @@ func (rep *Report) requestTotals() (reqs, errs int64) {
 }
 
 // printTable writes the summary table: one row per figure, with the
-// baseline, ratio and target where the brief defines one.
+// baseline it is compared with, the ratio, the target and the verdict. Each
+// phase's rows are written by a section of table.go.
 func printTable(w io.Writer, rep *Report) {
 	rep.evaluate()
-	verdict := func(name string) string {
-		for _, t := range rep.Targets {
-			if t.Name == name {
-				if t.Pass {
-					return "PASS " + t.Margin
-				}
-				return "MISS " + t.Margin
-			}
-		}
-		return "-"
+	t := &table{rep: rep}
+	t.row("phase", "figure", "unit", "baseline", "ratio", "target", "verdict")
+	t.row("-----", "------", "----", "--------", "-----", "------", "-------")
+	for _, section := range []func(*table){(*table).baseline, (*table).single, (*table).batch, (*table).endToEnd,
+		(*table).latency, (*table).comparisons, (*table).resume, (*table).processors, (*table).crashMarks,
+		(*table).vegeta, (*table).swarm, (*table).drains, (*table).streamCreate} {
+		section(t)
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	row := func(cells ...string) {
-		for i, c := range cells {
-			if i > 0 {
-				fmt.Fprint(tw, "\t")
-			}
-			fmt.Fprint(tw, c)
-		}
-		fmt.Fprint(tw, "\t\n")
-	}
-	row("phase", "figure", "unit", "baseline", "ratio", "target", "verdict")
-	row("-----", "------", "----", "--------", "-----", "------", "-------")
-	if b := rep.Baseline; b != nil {
-		row("raw producer (Sarama, acks=all)", fmtInt(int64(b.EventsPerSec)), "events/s", "-", "-", "ceiling", "-")
-	}
-	if s := rep.Single; s != nil {
-		row("single-event POST", fmtInt(int64(s.RequestsSec)), "req/s", "-", "-", "none", "-")
-		row("  request p50", fmtMs(s.Latency.P50), "", "", "", "", "")
-		row("  request p99", fmtMs(s.Latency.P99), "", "", "", "", "")
-		row("  errors", fmtInt(s.Errors.Total), "requests", "", "", "", "")
-	}
-	if b := rep.Batch; b != nil {
-		base, ratio := "-", "-"
-		if rep.Baseline != nil && rep.Baseline.EventsPerSec > 0 {
-			base = fmtInt(int64(rep.Baseline.EventsPerSec))
-			ratio = fmt.Sprintf("%.1f%%", b.Ratio*100)
-		}
-		row(fmt.Sprintf("batch ingest (%d/POST)", b.BatchSize), fmtInt(int64(b.EventsPerSec)), "events/s", base, ratio,
-			fmt.Sprintf(">= %.0f%%", targetBatchRatio*100), verdict("batch ingest / raw producer"))
-		row("  request p50", fmtMs(b.Latency.P50), "", "", "", "", "")
-		row("  request p99", fmtMs(b.Latency.P99), "", "", "", "", "")
-		row("  errors", fmtInt(b.Errors.Total), "requests", "", "", "", "")
-	}
-	if e := rep.E2E; e != nil {
-		row("end-to-end POST->SSE", fmtInt(int64(e.EventsPerSec)), "events/s", "-", "-", ">= "+fmtInt(targetE2E), verdict("end-to-end"))
-		row("  ingest during it", fmtInt(int64(e.IngestPerSec)), "events/s", "", "", "", "")
-		row("  sent / received", fmtInt(e.Sent)+" / "+fmtInt(e.Received), "events", "", "", "", "")
-		row("  lost", fmtInt(e.Lost), "events", "", "", "", "")
-		row("  duplicates", fmtInt(e.Duplicates), "events", "", "", "", "")
-		row("  SSE disconnects", strconv.Itoa(e.Disconnects), "", "", "", "", "")
-		row("  POST->SSE p50 / p99", fmtMs(e.SendToSSE.P50)+" / "+fmtMs(e.SendToSSE.P99), "", "", "", "", "")
-		row("  errors", fmtInt(e.Errors.Total), "requests", "", "", "", "")
-	}
-	if l := rep.Latency; l != nil {
-		row(fmt.Sprintf("latency @ %s ev/s", fmtInt(int64(l.TargetRate))), fmtMs(l.SendToSSE.P50), "p50", "-", "-", "none", "-")
-		row("  POST->SSE p90", fmtMs(l.SendToSSE.P90), "", "", "", "", "")
-		row("  POST->SSE p99", fmtMs(l.SendToSSE.P99), "", "", "", "", "")
-		row("  POST->SSE max", fmtMs(l.SendToSSE.Max), "", "", "", "", "")
-		row("  after 1st s p50 / p99", fmtMs(l.AfterWarmup.P50)+" / "+fmtMs(l.AfterWarmup.P99), "", "", "", "", "")
-		row("  sent rate", fmtInt(int64(l.SentPerSec)), "events/s", "", "", "", "")
-		row("  sent / received / lost", fmtInt(l.Sent)+" / "+fmtInt(l.Received)+" / "+fmtInt(l.Lost), "events", "", "", "", "")
-		row("  POST p50 / p99", fmtMs(l.RequestLatency.P50)+" / "+fmtMs(l.RequestLatency.P99), "", "", "", "", "")
-		row("  errors", fmtInt(l.Errors.Total), "requests", "", "", "", "")
-	}
-	for _, c := range rep.comparisons() {
-		m := c.res
-		if m.On.Requests+m.Off.Requests == 0 {
-			continue
-		}
-		row("single POST, "+c.name+" OFF", fmtInt(int64(m.Off.RequestsSec)), "req/s", "-", "-", "", "")
-		row("  request p50 / p99", fmtMs(m.Off.Latency.P50)+" / "+fmtMs(m.Off.Latency.P99), "", "", "", "", "")
-		row("  rounds min / max", m.roundRange(false), "req/s", "", "", "", "")
-		row("  server CPU per request", fmt.Sprintf("%.0f µs", m.Off.ServerCPUPerRequest), "", "", "", "", "")
-		row("  errors", fmtInt(m.Off.Errors.Total), "requests", "", "", "", "")
-		ratio := "-"
-		if m.Off.RequestsSec > 0 {
-			ratio = fmt.Sprintf("%.1f%%", m.On.RequestsSec/m.Off.RequestsSec*100)
-		}
-		row("single POST, "+c.name+" ON", fmtInt(int64(m.On.RequestsSec)), "req/s", fmtInt(int64(m.Off.RequestsSec)), ratio, "", "")
-		row("  request p50 / p99", fmtMs(m.On.Latency.P50)+" / "+fmtMs(m.On.Latency.P99), "", "", "", "", "")
-		row("  rounds min / max", m.roundRange(true), "req/s", "", "", "", "")
-		row("  server CPU per request", fmt.Sprintf("%.0f µs", m.On.ServerCPUPerRequest), "", "", "", "", fmt.Sprintf("%+.1f%% vs OFF", m.CPUCost*100))
-		if n := m.On.Stop.AccessLogLines; n > 0 {
-			row("  access log lines", fmtInt(int64(n)), "", "", "", "", "")
-		}
-		row("  errors", fmtInt(m.On.Errors.Total), "requests", "", "", "", "")
-		row(c.name+" cost (OFF/ON - 1)", fmt.Sprintf("%+.1f%%", m.Cost*100), "", "", "", fmt.Sprintf("<= %.0f%%", m.Target*100), verdict(c.name+" cost"))
-	}
-	if r := rep.Resume; r != nil {
-		for _, run := range []struct {
-			label, name string
-			r           ResumeRun
-		}{{"resume 10k, from Kafka", "resume 10k from kafka", r.Kafka}, {"resume 10k, from history", "resume 10k from history", r.History},
-			{"  same, Kafka, records of 100", "", r.KafkaBatched}} {
-			if len(run.r.Tries) == 0 {
-				continue
-			}
-			target := fmt.Sprintf("< %.0f s", targetResumeSeconds)
-			if run.name == "" {
-				target = "none"
-			}
-			row(run.label, fmtMs(run.r.Seconds*1000), "slowest", "-", "-", target, verdict(run.name))
-			row("  fastest", fmtMs(run.r.Fastest*1000), "", "", "", "", "")
-			row("  results/s (slowest)", fmtInt(int64(run.r.ResultsPerSec)), "results/s", "", "", "", "")
-			paths := ""
-			for i, t := range run.r.Tries {
-				if i > 0 {
-					paths += ", "
-				}
-				paths += t.Path
-			}
-			row("  path by resumes_total", paths, "", "", "", "", fmt.Sprintf("exact: %t", run.r.Exact))
-		}
-		if b := r.Burst; b != nil {
-			ratio := "-"
-			if b.Quiet.P99 > 0 {
-				ratio = fmt.Sprintf("x%.2f", b.Ratio)
-			}
-			row(fmt.Sprintf("live p99, %s resumes at once", fmtInt(int64(b.Resumers))), fmtMs(b.During.P99), "p99", fmtMs(b.Quiet.P99), ratio,
-				fmt.Sprintf("<= x%.0f", targetResumeBurstRatio), verdict("live p99 during resume burst"))
-			row("  live p50 quiet / during", fmtMs(b.Quiet.P50)+" / "+fmtMs(b.During.P50), "", "", "", "", "")
-			row("  live samples quiet / during", fmtInt(int64(b.Quiet.Count))+" / "+fmtInt(int64(b.During.Count)), "", "", "", "", "")
-			row("  burst took", fmt.Sprintf("%.2f s", b.Seconds), "", "", "", "", "")
-			row("  cpu during the burst", fmt.Sprintf("server %.2f, rtbench %.2f, broker %.2f, other %.2f", b.CPU.Server, b.CPU.Bench, b.CPU.Broker, b.CPU.Other), "cores", "", "", "", "")
-			row("  per resume p50 / max", fmtMs(b.ResumeTime.P50)+" / "+fmtMs(b.ResumeTime.Max), "", "", "", "", "")
-			row("  exact / inexact / failed", fmt.Sprintf("%d / %d / %d", b.Completed, b.Inexact, b.Failed), "resumes", "", "", "", "")
-			row("  replayed", fmtInt(b.Replayed), "results", "", "", "", fmtInt(int64(b.ReplayedPerSec))+"/s")
-			row("  resumes_total delta", fmt.Sprintf("kafka %d, history %d", b.Deltas["kafka"], b.Deltas["history"]), "", "", "", "", "")
-			row("  live sent / received / lost", fmtInt(b.LiveSent)+" / "+fmtInt(b.LiveReceived)+" / "+fmtInt(b.LiveLost), "events", "", "", "", "")
-		}
-	}
-	if p := rep.Processors; p != nil && p.On.Rounds+p.Off.Rounds > 0 {
-		row("end-to-end, passthrough", fmtInt(int64(p.Off.EventsPerSec)), "events/s", "-", "-", "", "")
-		lo, hi := p.roundSpan(false)
-		row("  rounds min / max", fmtInt(int64(lo))+" / "+fmtInt(int64(hi)), "events/s", "", "", "", "")
-		row("  lost / duplicates", fmtInt(p.Off.Lost)+" / "+fmtInt(p.Off.Duplicates), "events", "", "", "", "")
-		row("  server CPU per event", fmt.Sprintf("%.1f µs", p.Off.ServerCPUPerEvent), "", "", "", "", "")
-		ratio := "-"
-		if p.Off.EventsPerSec > 0 {
-			ratio = fmt.Sprintf("%.1f%%", p.On.EventsPerSec/p.Off.EventsPerSec*100)
-		}
-		row("end-to-end, filter + map", fmtInt(int64(p.On.EventsPerSec)), "events/s", fmtInt(int64(p.Off.EventsPerSec)), ratio, "", "")
-		lo, hi = p.roundSpan(true)
-		row("  rounds min / max", fmtInt(int64(lo))+" / "+fmtInt(int64(hi)), "events/s", "", "", "", "")
-		row("  lost / duplicates", fmtInt(p.On.Lost)+" / "+fmtInt(p.On.Duplicates), "events", "", "", "", "")
-		row("  server CPU per event", fmt.Sprintf("%.1f µs", p.On.ServerCPUPerEvent), "", "", "", "", fmt.Sprintf("%+.1f%% vs passthrough", p.CPUCost*100))
-		row("processors cost (OFF/ON - 1)", fmt.Sprintf("%+.1f%%", p.Cost*100), "", "", "", fmt.Sprintf("<= %.0f%%", p.Target*100), verdict("processors cost"))
-	}
-	if c := rep.CrashMarks; c != nil && c.OnPerSec > 0 {
-		row("router drain, no crash guard", fmtInt(int64(c.OffPerSec)), "records/s", "-", "-", "", "")
-		row("router drain, crash guard", fmtInt(int64(c.OnPerSec)), "records/s", fmtInt(int64(c.OffPerSec)),
-			fmt.Sprintf("%.1f%%", c.OnPerSec/c.OffPerSec*100), "", "")
-		row("  careful pass (a mark per record)", fmtInt(int64(c.CarefulSec)), "records/s", "", "", "", "")
-		row("crash marks cost (OFF/ON - 1)", fmt.Sprintf("%+.1f%%", c.Cost*100), "", "", "", fmt.Sprintf("<= %.0f%%", c.Target*100), verdict("crash marks cost"))
-	}
-	if v := rep.Vegeta; v != nil {
-		for _, a := range v.Attacks {
-			name := "vegeta " + a.Route + " " + a.Mode
-			if a.Rate > 0 {
-				name += " " + fmtInt(int64(a.Rate)) + "/s"
-			}
-			base, ratio, target, verdictCell := "-", "-", "none", "-"
-			switch {
-			case a.Route == "bare":
-				name = "vegeta bare net/http max"
-				target = "ceiling"
-			case a.Route == "single" && a.Mode == "max" && v.BareMax > 0:
-				base, ratio = fmtInt(int64(v.BareMax)), fmt.Sprintf("%.1f%%", v.Ratio*100)
-				target, verdictCell = fmt.Sprintf(">= %.0f%%", targetSingleVsBare*100), verdict("single POST / bare net/http")
-			}
-			row(name, fmtInt(int64(a.Throughput)), "req/s", base, ratio, target, verdictCell)
-			if a.EventsPerRequest > 1 {
-				row("  events", fmtInt(int64(a.EventsPerSec)), "events/s", "", "", "", "")
-			}
-			row("  p50 / p90 / p99 / max", fmtMs(a.Latency.P50)+" / "+fmtMs(a.Latency.P90)+" / "+fmtMs(a.Latency.P99)+" / "+fmtMs(a.Latency.Max), "", "", "", "", "")
-			row("  requests / errors", fmtInt(a.Requests)+" / "+fmtInt(a.Errors.Total), "", "", "", "", statusCodes(a.StatusCodes))
-		}
-	}
-	if sw := rep.Swarm; sw != nil {
-		for _, r := range sw.Runs {
-			name := fmt.Sprintf("SSE swarm %s over %d streams", fmtInt(int64(r.Asked)), sw.Streams)
-			if r.Error != "" && r.Connected == 0 {
-				row(name, "failed", "", "", "", "", oneLine(r.Error))
-				continue
-			}
-			largest := r == sw.largest()
-			pick := func(name string) string {
-				if largest {
-					return verdict(name)
-				}
-				return "-"
-			}
-			row(name, fmtInt(r.Connected), "connected", "", "", ">= "+fmtInt(targetSwarmSubscribers), pick("SSE subscribers"))
-			if r.Capped != "" {
-				row("  capped", fmtInt(int64(r.Connections)), "tried", "", "", "", oneLine(r.Capped))
-			}
-			if r.ConnectFailed > 0 {
-				row("  connect failed", fmtInt(r.ConnectFailed), "", "", "", "", oneLine(r.FirstConnectError))
-			}
-			row("  server RSS per connection", fmt.Sprintf("%.1f", r.RSSPerConn/1024), "KiB", "", "", fmt.Sprintf("<= %d KiB", targetSwarmRSS/1024), pick("SSE RSS per connection"))
-			row("  of which (Go runtime)", r.perConnRuntime(), "", "", "", "", "")
-			row("  server VmRSS idle / connected / load", fmtInt(r.RSSIdleKiB)+" / "+fmtInt(r.RSSConnectedKiB)+" / "+fmtInt(r.RSSLoadKiB), "KiB", "", "", "", "")
-			row("  deliveries", fmtInt(int64(r.DeliveriesPerSec)), "per s", fmtInt(int64(r.Offered)), "offered", ">= "+fmtInt(targetSwarmDeliveries), pick("SSE deliveries/s"))
-			row("  received / expected", fmtInt(r.Received)+" / "+fmtInt(r.Expected), "deliveries", "", "", "", fmt.Sprintf("%d disconnects", r.Disconnects))
-			row("  events sent", fmtInt(int64(r.SentPerSec)), "per s", fmtInt(int64(sw.Rate)), "asked", "", fmt.Sprintf("%d batches skipped (senders busy), %d send errors", r.SkippedBatches, r.SendErrors.Total))
-			row("  POST->receive p50 / p90 / p99 / max", fmtMs(r.Latency.P50)+" / "+fmtMs(r.Latency.P90)+" / "+fmtMs(r.Latency.P99)+" / "+fmtMs(r.Latency.Max), "", "", "", "", "")
-			row("  cpu: server / broker / clients / other", fmt.Sprintf("%.2f / %.2f / %.2f / %.2f", r.CPU.Server, r.CPU.Broker, r.ClientCPU, max(0, r.CPU.Other-r.ClientCPU)), "cores", "", "", "", "")
-			if r.Error != "" {
-				row("  error", "", "", "", "", "", oneLine(r.Error))
-			}
-		}
-	}
-	for _, d := range rep.RouterDrains {
-		if d.InitialLag > 0 {
-			row("router backlog after "+d.After, fmtInt(d.InitialLag), "records", "", "", "", fmt.Sprintf("drained in %.1f s", d.Seconds))
-		}
-	}
-	if c := rep.StreamCreate; c.Count > 0 {
-		row("stream create (setup)", fmtMs(c.P50), "p50", "", "", "", "")
-		row("  max", fmtMs(c.Max), "", "", "", "", "")
-	}
-	tw.Flush()
+	t.write(w)
 	if len(rep.CPU) > 0 {
 		fmt.Fprintln(w)
 		fmt.Fprintln(w, "CPU, average cores used per phase:")
