@@ -1,13 +1,8 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"math/rand/v2"
-	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -35,39 +30,16 @@ func (k *privateKafka) kill9(t *testing.T) {
 // checker; every send's answer time is kept, so that a test can bound the
 // answers given while Kafka was away.
 type faultLoad struct {
-	t     *testing.T
-	bases []string // servers; senders and subscribers move to the next one on a failure
-	ids   []string // stream ids
-	chk   *checker
-	// hangBound is how long one send may go unanswered before the test
-	// calls it a hang and fails.
-	hangBound time.Duration
-
-	acked       atomic.Int64 // events answered 202
-	refused     atomic.Int64 // sends answered 503
-	lostAnswers atomic.Int64 // sends without an answer (connection refused or reset)
-
-	mu      sync.Mutex
-	answers []sendAnswer
-
-	sendCtx   context.Context // ends the senders
-	stopSend  context.CancelFunc
+	sendLoad
+	bases     []string        // servers; senders and subscribers move to the next one on a failure
+	ids       []string        // stream ids
 	subCtx    context.Context // ends the subscribers
 	stopSubs  context.CancelFunc
-	sendWG    sync.WaitGroup
 	subWG     sync.WaitGroup
 	subs      []string // subscriber names, for the catch-up wait
 	subStream []string // the stream of each subscriber
 	churn     []int    // the connections each subscriber drops of its own accord
 	connects  []atomic.Int64
-}
-
-// sendAnswer is when one send attempt began, how long its answer took, and
-// what it was (0: none, the connection failed).
-type sendAnswer struct {
-	at      time.Time
-	elapsed time.Duration
-	status  int
 }
 
 // startFaultLoad starts sendersPerStream senders on every stream and
@@ -76,8 +48,7 @@ type sendAnswer struct {
 // nothing breaks, and with two servers half of them end up on each); a
 // failed connection makes them resume on the next server.
 func startFaultLoad(t *testing.T, bases, ids []string, sendersPerStream, subsPerStream, churn int, hangBound time.Duration) *faultLoad {
-	l := &faultLoad{t: t, bases: bases, ids: ids, chk: newChecker(), hangBound: hangBound}
-	l.sendCtx, l.stopSend = context.WithCancel(context.Background())
+	l := &faultLoad{sendLoad: newSendLoad(t, newChecker(), hangBound, false), bases: bases, ids: ids}
 	l.subCtx, l.stopSubs = context.WithCancel(context.Background())
 	t.Cleanup(func() { // also when the test stops early
 		l.stopSend()
@@ -103,137 +74,17 @@ func startFaultLoad(t *testing.T, bases, ids []string, sendersPerStream, subsPer
 	}
 	for i, id := range ids {
 		for snd := range sendersPerStream {
-			l.sendWG.Go(func() { l.sender(i, id, snd) })
+			l.sendWG.Go(func() { l.sender(bases, i, id, snd, uint64(snd)+101) })
 		}
 	}
 	return l
 }
 
-// sender POSTs batches of 1 to 10 events to one stream until the load stops,
-// one request at a time, so that its acknowledged events have one order. A
-// request that is not acknowledged is sent again (with new event ids: the
-// events of an attempt whose answer was lost may or may not be delivered,
-// and the checker counts them apart).
-func (l *faultLoad) sender(stream int, id string, snd int) {
-	rng := rand.New(rand.NewPCG(uint64(stream), uint64(snd)+101))
-	name := fmt.Sprintf("sender-%d", snd)
-	url := "/v1/streams/" + id + "/events"
-	for n, attempt := 0, snd; l.sendCtx.Err() == nil; {
-		size := 1 + rng.IntN(10)
-		var body bytes.Buffer
-		body.WriteByte('[')
-		for k := range size {
-			if k > 0 {
-				body.WriteByte(',')
-			}
-			fmt.Fprintf(&body, `{"stream":%d,"sender":%d,"n":%d}`, stream, snd, n+k)
-		}
-		body.WriteByte(']')
-		for l.sendCtx.Err() == nil {
-			base := l.bases[attempt%len(l.bases)]
-			attempt++
-			ids, retry := l.sendOnce(base+url, body.Bytes())
-			if ids != nil {
-				l.chk.ack(id, name, ids)
-				l.acked.Add(int64(len(ids)))
-				n += size
-				break
-			}
-			if !retry {
-				return
-			}
-			// A retry back-off, not synchronisation: keep the load on
-			// through the outage without spinning.
-			time.Sleep(time.Duration(100+rng.IntN(100)) * time.Millisecond)
-		}
-	}
-}
-
-// sendOnce makes one send attempt and records its answer. It returns the
-// acknowledged event ids, or whether the attempt may be retried; an answer
-// the contract does not allow fails the test.
-func (l *faultLoad) sendOnce(url string, body []byte) (ids []string, retry bool) {
-	// The senders are stopped by sendCtx between attempts only: an attempt
-	// under way runs to its answer, so that every answer is measured.
-	ctx, cancel := context.WithTimeout(context.Background(), l.hangBound)
-	defer cancel()
-	began := time.Now()
-	rep, err := tryCall(ctx, http.MethodPost, url, "application/json", body)
-	a := sendAnswer{at: began, elapsed: time.Since(began), status: rep.Status}
-	l.mu.Lock()
-	l.answers = append(l.answers, a)
-	l.mu.Unlock()
-	switch {
-	case err != nil && errors.Is(err, context.DeadlineExceeded):
-		l.t.Errorf("POST %s: no answer within %s: the send hangs", url, l.hangBound)
-		return nil, false
-	case err != nil:
-		// The server is down, or died with the request: its events may
-		// have been written.
-		l.lostAnswers.Add(1)
-		return nil, true
-	case rep.Status == http.StatusAccepted:
-		var ack accepted
-		if err := json.Unmarshal(rep.Body, &ack); err != nil || ack.Accepted != len(ack.EventIDs) || len(ack.EventIDs) == 0 {
-			l.t.Errorf("POST %s: a 202 that is not an acknowledgement: %s", url, rep)
-			return nil, false
-		}
-		return ack.EventIDs, false
-	case rep.Status == http.StatusServiceUnavailable:
-		l.refused.Add(1)
-		if ra, err := strconv.Atoi(rep.Header.Get("Retry-After")); err != nil || ra < 1 {
-			l.t.Errorf("POST %s: 503 with Retry-After %q, want a number of seconds", url, rep.Header.Get("Retry-After"))
-		}
-		return nil, true
-	default:
-		l.t.Errorf("POST %s: %s, want 202 or 503", url, rep)
-		return nil, false
-	}
-}
-
 // slowest is the send attempt with the longest answer of those that began
 // in [from, to), and how many there were.
 func (l *faultLoad) slowest(from, to time.Time) (sendAnswer, int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var longest sendAnswer
-	n := 0
-	for _, a := range l.answers {
-		if a.at.Before(from) || !a.at.Before(to) {
-			continue
-		}
-		n++
-		if a.elapsed > longest.elapsed {
-			longest = a
-		}
-	}
-	return longest, n
-}
-
-// acksAfter counts the 202 answers to attempts that began at or after from.
-func (l *faultLoad) acksAfter(from time.Time) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n := 0
-	for _, a := range l.answers {
-		if !a.at.Before(from) && a.status == http.StatusAccepted {
-			n++
-		}
-	}
-	return n
-}
-
-// waitAcked waits until at least n events were acknowledged, failing the
-// test after max.
-func (l *faultLoad) waitAcked(n int64, max time.Duration) {
-	l.t.Helper()
-	deadline := time.Now().Add(max)
-	for l.acked.Load() < n {
-		if time.Now().After(deadline) || l.t.Failed() {
-			l.t.Fatalf("only %d of %d events acknowledged within %s", l.acked.Load(), n, max)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	s := l.answersIn(from, to)
+	return s.slowest, s.accepted + s.refused + s.none
 }
 
 // waitSettled waits until every subscriber has dropped all the connections

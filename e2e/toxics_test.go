@@ -1,12 +1,9 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
@@ -125,36 +122,18 @@ func toxicSpec(name, typ, stream string, attrs string) string {
 // Every send attempt's answer and its time are kept, to be judged per
 // fault.
 type netLoad struct {
-	t         *testing.T
-	base      string
-	ids       []string
-	chk       *checker
-	hangBound time.Duration // a send unanswered for longer hangs: the test fails
+	sendLoad
+	base string
+	ids  []string
 
-	acked       atomic.Int64 // events answered 202
-	refused     atomic.Int64 // sends answered 503
-	lostAnswers atomic.Int64 // sends whose connection failed
-
-	mu      sync.Mutex
-	answers []netAnswer
-
-	stopSend, stopSubs context.CancelFunc
-	sendCtx, subCtx    context.Context
-	sendWG, subWG      sync.WaitGroup
-	connects           []atomic.Int64
-}
-
-// netAnswer is one send attempt: when it began, how long its answer took,
-// and its status (0: no answer).
-type netAnswer struct {
-	at      time.Time
-	elapsed time.Duration
-	status  int
+	stopSubs context.CancelFunc
+	subCtx   context.Context
+	subWG    sync.WaitGroup
+	connects []atomic.Int64
 }
 
 func startNetLoad(t *testing.T, base string, ids []string, churn int, hangBound time.Duration) *netLoad {
-	l := &netLoad{t: t, base: base, ids: ids, chk: newChecker(), hangBound: hangBound, connects: make([]atomic.Int64, len(ids))}
-	l.sendCtx, l.stopSend = context.WithCancel(context.Background())
+	l := &netLoad{sendLoad: newSendLoad(t, newChecker(), hangBound, true), base: base, ids: ids, connects: make([]atomic.Int64, len(ids))}
 	l.subCtx, l.stopSubs = context.WithCancel(context.Background())
 	t.Cleanup(func() { // also when the test stops early
 		l.stopSend()
@@ -168,135 +147,14 @@ func startNetLoad(t *testing.T, base string, ids []string, churn int, hangBound 
 				l.chk.receivedAt(fmt.Sprintf("sub-%d", i), id, eventID, cursor)
 			})
 		})
-		l.sendWG.Go(func() { l.sender(i, id) })
+		l.sendWG.Go(func() { l.sender([]string{base}, i, id, 0, 29) })
 	}
 	return l
 }
 
-func (l *netLoad) sender(stream int, id string) {
-	rng := rand.New(rand.NewPCG(uint64(stream), 29))
-	url := l.base + "/v1/streams/" + id + "/events"
-	for n := 0; l.sendCtx.Err() == nil; {
-		size := 1 + rng.IntN(10)
-		var body bytes.Buffer
-		body.WriteByte('[')
-		for k := range size {
-			if k > 0 {
-				body.WriteByte(',')
-			}
-			fmt.Fprintf(&body, `{"stream":%d,"n":%d}`, stream, n+k)
-		}
-		body.WriteByte(']')
-		for l.sendCtx.Err() == nil {
-			ids, retry := l.sendOnce(url, body.Bytes())
-			if ids != nil {
-				l.chk.ack(id, "sender", ids)
-				l.acked.Add(int64(len(ids)))
-				n += size
-				break
-			}
-			if !retry {
-				return
-			}
-			// Back off between retries rather than spin through the outage.
-			time.Sleep(time.Duration(100+rng.IntN(100)) * time.Millisecond)
-		}
-	}
-}
-
-// sendOnce makes one attempt and records its answer. It returns the
-// acknowledged event ids, or whether to retry; an answer the contract does
-// not allow, or none within hangBound, fails the test.
-func (l *netLoad) sendOnce(url string, body []byte) (ids []string, retry bool) {
-	ctx, cancel := context.WithTimeout(context.Background(), l.hangBound)
-	defer cancel()
-	began := time.Now()
-	rep, err := tryCall(ctx, http.MethodPost, url, "application/json", body)
-	l.mu.Lock()
-	l.answers = append(l.answers, netAnswer{at: began, elapsed: time.Since(began), status: rep.Status})
-	l.mu.Unlock()
-	switch {
-	case err != nil && errors.Is(err, context.DeadlineExceeded):
-		// Judged, and then retried like a lost answer, so that one hang
-		// does not stop the load and hide what comes after it.
-		l.t.Errorf("POST %s at %s: no answer within %s: the send hangs", url, began.Format("15:04:05.000"), l.hangBound)
-		l.lostAnswers.Add(1)
-		return nil, true
-	case err != nil:
-		l.lostAnswers.Add(1)
-		return nil, true
-	case rep.Status == http.StatusAccepted:
-		var a accepted
-		if err := json.Unmarshal(rep.Body, &a); err != nil || a.Accepted != len(a.EventIDs) || len(a.EventIDs) == 0 {
-			l.t.Errorf("POST %s: a 202 that is not an acknowledgement: %s", url, rep)
-			return nil, false
-		}
-		return a.EventIDs, false
-	case rep.Status == http.StatusServiceUnavailable:
-		l.refused.Add(1)
-		if ra, err := strconv.Atoi(rep.Header.Get("Retry-After")); err != nil || ra < 1 {
-			l.t.Errorf("POST %s: 503 with Retry-After %q, want a number of seconds", url, rep.Header.Get("Retry-After"))
-		}
-		return nil, true
-	default:
-		l.t.Errorf("POST %s: %s, want 202 or 503", url, rep)
-		return nil, false
-	}
-}
-
-// sendStats sums up the send attempts begun in one window.
-type sendStats struct {
-	accepted, refused, none int
-	slowest                 time.Duration
-}
-
-func (s sendStats) String() string {
-	return fmt.Sprintf("%d answered 202, %d 503, %d none, slowest %s", s.accepted, s.refused, s.none, s.slowest.Round(time.Millisecond))
-}
-
-// answersIn sums up the attempts begun in [from, to).
-func (l *netLoad) answersIn(from, to time.Time) sendStats {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var s sendStats
-	for _, a := range l.answers {
-		if a.at.Before(from) || !a.at.Before(to) {
-			continue
-		}
-		switch a.status {
-		case http.StatusAccepted:
-			s.accepted++
-		case http.StatusServiceUnavailable:
-			s.refused++
-		default:
-			s.none++
-		}
-		s.slowest = max(s.slowest, a.elapsed)
-	}
-	return s
-}
-
 // slowest is the longest any answer took.
 func (l *netLoad) slowest() time.Duration {
-	return l.answersIn(time.Time{}, time.Now().Add(time.Hour)).slowest
-}
-
-// acksAfter counts the 202 answers to attempts begun at or after from.
-func (l *netLoad) acksAfter(from time.Time) int {
-	return l.answersIn(from, time.Now().Add(time.Hour)).accepted
-}
-
-// waitAcked waits until at least n events were acknowledged, failing the
-// test after max.
-func (l *netLoad) waitAcked(n int64, max time.Duration) {
-	l.t.Helper()
-	deadline := time.Now().Add(max)
-	for l.acked.Load() < n {
-		if time.Now().After(deadline) {
-			l.t.Fatalf("only %d of %d events acknowledged within %s", l.acked.Load(), n, max)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return l.answersIn(time.Time{}, time.Now().Add(time.Hour)).slowest.elapsed
 }
 
 // finish stops the senders, waits (up to max) until every subscriber has
