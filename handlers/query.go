@@ -44,8 +44,6 @@ func queryLimit(q url.Values) (int, *paramError) {
 }
 
 // resultsQuery is what the results routes read from the query and headers.
-// Every form of the route checks all of it: a malformed parameter is an
-// error wherever it is sent.
 type resultsQuery struct {
 	limit int
 	wait  time.Duration
@@ -59,8 +57,11 @@ type resultsQuery struct {
 	next string
 }
 
-// readResultsQuery reads and checks limit, wait, from and the cursors.
-func readResultsQuery(r *http.Request) (rq resultsQuery, _ *paramError) {
+// readResultsQuery reads and checks the results route's limit, wait, from
+// and cursors. Both of its forms check all of them, a malformed parameter
+// being an error wherever it is sent, save one: a poll that names ?after=
+// never reads the cursor a stream reconnects with, and does not check it.
+func readResultsQuery(r *http.Request, stream bool) (rq resultsQuery, _ *paramError) {
 	q := r.URL.Query()
 	var perr *paramError
 	if rq.limit, perr = queryLimit(q); perr != nil {
@@ -69,29 +70,61 @@ func readResultsQuery(r *http.Request) (rq resultsQuery, _ *paramError) {
 	if rq.wait, perr = queryWait(q); perr != nil {
 		return rq, perr
 	}
-	switch v := q.Get("from"); v {
-	case "", "latest", "now":
-	case "earliest":
-		rq.earliest = true
-	default:
-		return rq, &paramError{"from must be earliest or latest",
-			problem.FieldError{Pointer: "#/query/from", Detail: "unknown starting point"}}
-	}
-	if rq.after, perr = cursorParam(q.Get("after"), "#/query/after"); perr != nil {
-		return rq, perr
-	}
-	resume, pointer := r.Header.Get("Last-Event-ID"), "#/header/Last-Event-ID"
-	if resume == "" {
-		resume, pointer = q.Get("last_event_id"), "#/query/last_event_id"
-	}
-	if rq.resume, perr = cursorParam(resume, pointer); perr != nil {
+	if rq.earliest, perr = queryFrom(q); perr != nil {
 		return rq, perr
 	}
 	rq.next = q.Get("after")
-	if rq.next == "" {
-		rq.next = resume
+	if rq.after, perr = cursorParam(rq.next, "#/query/after"); perr != nil {
+		return rq, perr
+	}
+	if stream || rq.after == nil {
+		var resume string
+		if rq.resume, resume, perr = resumeCursor(r); perr != nil {
+			return rq, perr
+		}
+		if rq.next == "" {
+			rq.next = resume
+		}
 	}
 	return rq, nil
+}
+
+// readStreamStart reads where a WebSocket starts, from and the cursor it
+// reconnects with: the only parameters of its route (limit, wait and after
+// are the results route's, and are not read there).
+func readStreamStart(r *http.Request) (rq resultsQuery, _ *paramError) {
+	var perr *paramError
+	if rq.earliest, perr = queryFrom(r.URL.Query()); perr != nil {
+		return rq, perr
+	}
+	if rq.resume, _, perr = resumeCursor(r); perr != nil {
+		return rq, perr
+	}
+	return rq, nil
+}
+
+// queryFrom reads ?from=: true for earliest; latest, now and none are live.
+func queryFrom(q url.Values) (bool, *paramError) {
+	switch v := q.Get("from"); v {
+	case "", "latest", "now":
+		return false, nil
+	case "earliest":
+		return true, nil
+	}
+	return false, &paramError{"from must be earliest or latest",
+		problem.FieldError{Pointer: "#/query/from", Detail: "unknown starting point"}}
+}
+
+// resumeCursor reads the cursor a stream reconnects with: Last-Event-ID, or
+// ?last_event_id= for clients that cannot set headers; it returns it as given
+// too.
+func resumeCursor(r *http.Request) (*rtstream.Cursor, string, *paramError) {
+	v, pointer := r.Header.Get("Last-Event-ID"), "#/header/Last-Event-ID"
+	if v == "" {
+		v, pointer = r.URL.Query().Get("last_event_id"), "#/query/last_event_id"
+	}
+	c, perr := cursorParam(v, pointer)
+	return c, v, perr
 }
 
 // queryWait reads ?wait=: a duration such as 10s, or whole seconds.

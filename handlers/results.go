@@ -32,12 +32,13 @@ func (s *server) results(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	rq, perr := readResultsQuery(r)
+	stream := wantsEventStream(r.Header.Get("Accept"))
+	rq, perr := readResultsQuery(r, stream)
 	if perr != nil {
 		s.badParam(w, r, perr)
 		return
 	}
-	if !wantsEventStream(r.Header.Get("Accept")) {
+	if !stream {
 		s.poll(w, r, id, rq)
 		return
 	}

@@ -50,7 +50,7 @@ func (s *server) websocket(w http.ResponseWriter, r *http.Request) {
 	if !s.upgradable(w, r) {
 		return
 	}
-	rq, perr := readResultsQuery(r)
+	rq, perr := readStreamStart(r)
 	if perr != nil {
 		s.badParam(w, r, perr)
 		return
