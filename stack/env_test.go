@@ -7,9 +7,10 @@ import (
 	"testing"
 )
 
-// envReads matches the config parser's calls that read a variable:
-// first("A", "B"), intVar("A", ...), durVar("A", ...), boolVar("A"), getenv("A").
-var envReads = regexp.MustCompile(`\b(?:first|intVar|durVar|boolVar|getenv)\(\s*((?:"[A-Z][A-Z0-9_]*"\s*,?\s*)+)`)
+// envReads matches where the config parser names the variables it reads:
+// its settings table's names("A", "B"), getenv("A"), and the []string{"A",
+// "B"} of the port variables.
+var envReads = regexp.MustCompile(`(?:\b(?:names|getenv)\(|\[\]string\{)\s*((?:"[A-Z][A-Z0-9_]*"\s*,?\s*)+)`)
 
 var quotedName = regexp.MustCompile(`"([A-Z][A-Z0-9_]*)"`)
 
