@@ -40,19 +40,7 @@ func runBaseline(ctx context.Context, kc *kafkaObserver, d time.Duration) (*Base
 		return nil, fmt.Errorf("producer: %w", err)
 	}
 
-	keys := make([]sarama.Encoder, baselineKeys)
-	for i := range keys {
-		keys[i] = sarama.StringEncoder("key-" + strconv.Itoa(i))
-	}
-	values := make([]sarama.Encoder, 256)
-	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
-	for i := range values {
-		v := make([]byte, baselineValueBytes)
-		for j := range v {
-			v[j] = alphabet[rand.IntN(len(alphabet))]
-		}
-		values[i] = sarama.ByteEncoder(v)
-	}
+	keys, values := baselineRecords()
 
 	var (
 		acked, failed atomic.Int64
@@ -116,6 +104,25 @@ feed:
 		return res, fmt.Errorf("%d records failed, first: %s", res.Failed, res.FirstError)
 	}
 	return res, nil
+}
+
+// baselineRecords are the keys and the ~100-byte random values the
+// baseline's records cycle through.
+func baselineRecords() (keys, values []sarama.Encoder) {
+	keys = make([]sarama.Encoder, baselineKeys)
+	for i := range keys {
+		keys[i] = sarama.StringEncoder("key-" + strconv.Itoa(i))
+	}
+	values = make([]sarama.Encoder, 256)
+	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+	for i := range values {
+		v := make([]byte, baselineValueBytes)
+		for j := range v {
+			v[j] = alphabet[rand.IntN(len(alphabet))]
+		}
+		values[i] = sarama.ByteEncoder(v)
+	}
+	return keys, values
 }
 
 // everySecond prints a progress line for phase once a second until the

@@ -34,6 +34,38 @@ type comparison struct {
 	check func(ctx context.Context, on, off *compareSide) (string, error)
 }
 
+// runRounds runs the alternating rounds, the routers idle at each start.
+func (c comparison) runRounds(ctx context.Context, o options, sides map[bool]*compareSide, round time.Duration, res *CompareResult) error {
+	brokerPid := findBroker(o.Brokers)
+	progress("[%s] %d workers, one event per POST, %d rounds of %s: ON, OFF, OFF, ON, ...", c.phase, o.Concurrency, c.rounds, round)
+	for i := range c.rounds {
+		on := thueMorseOn(i)
+		s := sides[on]
+		if i > 0 {
+			// Start each round with the previous round's router idle.
+			sides[thueMorseOn(i-1)].router.waitIdle(ctx, time.Minute)
+		}
+		cpu := startCPU(s.srv.Pid(), brokerPid)
+		st := s.lt.closedLoop(ctx, s.v.name, o.Concurrency, 1, s.streams, round)
+		u := cpu.stop()
+		s.add(st, u)
+		r := CompareRound{
+			On:          on,
+			Requests:    st.okRequests.Load(),
+			Seconds:     st.elapsed.Seconds(),
+			RequestsSec: float64(st.okRequests.Load()) / st.elapsed.Seconds(),
+			Errors:      st.errs.total(),
+		}
+		res.Rounds = append(res.Rounds, r)
+		progress("[%s] round %d %s: %s requests/s, %d errors; cpu: %s", c.phase, i+1, s.v.name, fmtInt(int64(r.RequestsSec)), r.Errors, u)
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+	sides[thueMorseOn(c.rounds-1)].router.waitIdle(ctx, time.Minute)
+	return nil
+}
+
 // thueMorseOn says whether round i runs the ON side: ON, OFF, OFF, ON, OFF,
 // ON, ON, OFF, ...
 func thueMorseOn(round int) bool { return bits.OnesCount(uint(round))%2 == 0 }
@@ -104,34 +136,9 @@ func runComparison(ctx context.Context, o options, bin string, kc *kafkaObserver
 	sides[true].router.waitIdle(ctx, time.Minute)
 	sides[false].router.waitIdle(ctx, time.Minute)
 
-	brokerPid := findBroker(o.Brokers)
-	progress("[%s] %d workers, one event per POST, %d rounds of %s: ON, OFF, OFF, ON, ...", c.phase, o.Concurrency, c.rounds, round)
-	for i := range c.rounds {
-		on := thueMorseOn(i)
-		s := sides[on]
-		if i > 0 {
-			// Start each round with the previous round's router idle.
-			sides[thueMorseOn(i-1)].router.waitIdle(ctx, time.Minute)
-		}
-		cpu := startCPU(s.srv.Pid(), brokerPid)
-		st := s.lt.closedLoop(ctx, s.v.name, o.Concurrency, 1, s.streams, round)
-		u := cpu.stop()
-		s.add(st, u)
-		r := CompareRound{
-			On:          on,
-			Requests:    st.okRequests.Load(),
-			Seconds:     st.elapsed.Seconds(),
-			RequestsSec: float64(st.okRequests.Load()) / st.elapsed.Seconds(),
-			Errors:      st.errs.total(),
-		}
-		res.Rounds = append(res.Rounds, r)
-		progress("[%s] round %d %s: %s requests/s, %d errors; cpu: %s", c.phase, i+1, s.v.name, fmtInt(int64(r.RequestsSec)), r.Errors, u)
-		if err := ctx.Err(); err != nil {
-			return err
-		}
+	if err := c.runRounds(ctx, o, sides, round, res); err != nil {
+		return err
 	}
-	sides[thueMorseOn(c.rounds-1)].router.waitIdle(ctx, time.Minute)
-
 	res.On, res.Off = sides[true].result(), sides[false].result()
 	rep.CPU = append(rep.CPU, PhaseCPU{Phase: c.on.name, Usage: sides[true].cpu}, PhaseCPU{Phase: c.off.name, Usage: sides[false].cpu})
 	if res.On.RequestsSec > 0 {

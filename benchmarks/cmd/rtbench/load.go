@@ -373,62 +373,22 @@ func (lt *loadTester) latency(ctx context.Context) (*LatencyResult, error) {
 	progress("[latency] %d SSE subscribers connected; %d events/s in batches of %d for %s", len(streams), lt.o.Rate, perBatch, lt.o.Duration)
 
 	st := &sendStats{}
-	jobs := make(chan string, 1024)
-	var wg sync.WaitGroup
-	for range lt.o.Concurrency {
-		wg.Go(func() {
-			var (
-				buf   []byte
-				lat   []time.Duration
-				acked []seqRange
-			)
-			for stream := range jobs {
-				seq := lt.seq.Add(perBatch) - perBatch
-				buf = appendBody(buf, seq, perBatch, time.Now())
-				took, err := lt.post(ctx, stream, buf, perBatch)
-				if err != nil {
-					st.errs.add(err)
-					continue
-				}
-				st.okRequests.Add(1)
-				st.okEvents.Add(perBatch)
-				lat = append(lat, took)
-				acked = append(acked, seqRange{seq, perBatch})
-			}
-			st.merge(lat, acked)
-		})
-	}
+	jobs, wg := lt.latencySenders(ctx, st, perBatch)
 	stopProgress := everySecond("latency", func(_ time.Duration, last int64) (int64, string) {
 		ev := st.okEvents.Load()
 		return ev, fmt.Sprintf("%s events/s acknowledged, %s results received, %d errors", fmtInt(ev-last), fmtInt(g.received.Load()), st.errs.total())
 	})
 
 	batchesPerSec := float64(lt.o.Rate) / perBatch
-	tick := max(time.Millisecond, time.Duration(float64(time.Second)/batchesPerSec))
-	ticker := time.NewTicker(tick)
 	start := time.Now()
-	var dispatched, skipped int64
-pace:
-	for {
+	skipped := openLoop(ctx, start, batchesPerSec, lt.o.Duration, func(n int64) bool {
 		select {
-		case <-ctx.Done():
-			break pace
-		case now := <-ticker.C:
-			el := now.Sub(start)
-			if el >= lt.o.Duration {
-				break pace
-			}
-			due := int64(el.Seconds()*batchesPerSec) + 1
-			for ; dispatched < due; dispatched++ {
-				select {
-				case jobs <- streams[dispatched%int64(len(streams))]:
-				default:
-					skipped++
-				}
-			}
+		case jobs <- streams[n%int64(len(streams))]:
+			return true
+		default:
+			return false
 		}
-	}
-	ticker.Stop()
+	})
 	close(jobs)
 	wg.Wait()
 	sendSeconds := time.Since(start).Seconds()
@@ -463,6 +423,64 @@ pace:
 		fmtMs(res.SendToSSE.P50), fmtMs(res.SendToSSE.P90), fmtMs(res.SendToSSE.P99), fmtMs(res.SendToSSE.Max),
 		fmtInt(res.Received), fmtInt(res.Sent), res.Lost, skipped)
 	return res, nil
+}
+
+// latencySenders starts the pool that POSTs the latency phase's batches,
+// one stream per job, each event stamped with its send time.
+func (lt *loadTester) latencySenders(ctx context.Context, st *sendStats, perBatch int) (chan string, *sync.WaitGroup) {
+	jobs := make(chan string, 1024)
+	var wg sync.WaitGroup
+	for range lt.o.Concurrency {
+		wg.Go(func() {
+			var (
+				buf   []byte
+				lat   []time.Duration
+				acked []seqRange
+			)
+			for stream := range jobs {
+				seq := lt.seq.Add(int64(perBatch)) - int64(perBatch)
+				buf = appendBody(buf, seq, perBatch, time.Now())
+				took, err := lt.post(ctx, stream, buf, perBatch)
+				if err != nil {
+					st.errs.add(err)
+					continue
+				}
+				st.okRequests.Add(1)
+				st.okEvents.Add(int64(perBatch))
+				lat = append(lat, took)
+				acked = append(acked, seqRange{seq, perBatch})
+			}
+			st.merge(lat, acked)
+		})
+	}
+	return jobs, &wg
+}
+
+// openLoop dispatches perSec jobs per second from start, on schedule, for d
+// (0: until ctx ends), whether or not earlier ones were answered: a slow
+// server shows as latency rather than as a lower rate. dispatch hands job n
+// to a pool without blocking; a job it cannot hand over is skipped, and
+// counted.
+func openLoop(ctx context.Context, start time.Time, perSec float64, d time.Duration, dispatch func(n int64) bool) (skipped int64) {
+	ticker := time.NewTicker(max(time.Millisecond, time.Duration(float64(time.Second)/perSec)))
+	defer ticker.Stop()
+	var dispatched int64
+	for {
+		select {
+		case <-ctx.Done():
+			return skipped
+		case now := <-ticker.C:
+			el := now.Sub(start)
+			if d > 0 && el >= d {
+				return skipped
+			}
+			for due := int64(el.Seconds()*perSec) + 1; dispatched < due; dispatched++ {
+				if !dispatch(dispatched) {
+					skipped++
+				}
+			}
+		}
+	}
 }
 
 // sendError is a request that did not end in the expected 202; kind is the

@@ -121,47 +121,60 @@ func parseFlags(args []string) (options, error) {
 	if o.SwarmSizes, err = parseSizes(*sizes); err != nil {
 		return o, err
 	}
-	o.Phases = map[string]bool{}
-	for _, p := range strings.Split(*phases, ",") {
+	if o.Phases, err = parsePhases(*phases); err != nil {
+		return o, err
+	}
+	return o, o.validate()
+}
+
+// validate reports the first option out of its range.
+func (o options) validate() error {
+	switch {
+	case len(o.Phases) == 0:
+		return errors.New("-phases: no phase")
+	case len(o.Brokers) == 0:
+		return errors.New("no Kafka brokers: set -brokers or RTSTREAM_TEST_KAFKA_BROKERS")
+	case o.Duration <= 0:
+		return errors.New("-duration must be positive")
+	case o.Concurrency < 1 || o.Batch < 1 || o.Rate < 10 || o.Streams < 1:
+		return errors.New("-concurrency, -batch and -streams must be at least 1, -rate at least 10")
+	case o.MWRounds < 2 || o.MWRounds%2 != 0:
+		return errors.New("-mw-rounds must be even and at least 2")
+	case o.MetricsRounds < 2 || o.MetricsRounds%2 != 0:
+		return errors.New("-metrics-rounds must be even and at least 2")
+	case o.ProcRounds < 2 || o.ProcRounds%2 != 0:
+		return errors.New("-proc-rounds must be even and at least 2")
+	case o.Resumers < 1 || o.ResumeStreams < 1 || o.ResumeReps < 1 || o.ResumeRate < 10:
+		return errors.New("-resumers, -resume-streams and -resume-reps must be at least 1, -resume-rate at least 10")
+	case o.VegetaDuration <= 0:
+		return errors.New("-vegeta-duration must be positive")
+	case o.SwarmStreams < 1 || o.SwarmRate < swarmBatch || o.SwarmDuration <= 0 || o.SwarmPerProc < 1:
+		return fmt.Errorf("-swarm-streams and -swarm-per-proc must be at least 1, -swarm-rate at least %d, -swarm-duration positive", swarmBatch)
+	case o.ResumeBack <= 1024:
+		return errors.New("-resume-back must be over 1024: a cursor fewer records back is in the history, and the burst is of resumes from Kafka")
+	}
+	return nil
+}
+
+// parsePhases reads -phases: names of allPhases, or "all".
+func parsePhases(list string) (map[string]bool, error) {
+	phases := map[string]bool{}
+	for _, p := range strings.Split(list, ",") {
 		if p = strings.TrimSpace(p); p == "" {
 			continue
 		}
 		if p == "all" {
 			for _, q := range allPhases {
-				o.Phases[q] = true
+				phases[q] = true
 			}
 			continue
 		}
 		if !slices.Contains(allPhases, p) {
-			return o, fmt.Errorf("-phases: unknown phase %q (want some of %s)", p, strings.Join(allPhases, ","))
+			return nil, fmt.Errorf("-phases: unknown phase %q (want some of %s)", p, strings.Join(allPhases, ","))
 		}
-		o.Phases[p] = true
+		phases[p] = true
 	}
-	switch {
-	case len(o.Phases) == 0:
-		return o, errors.New("-phases: no phase")
-	case len(o.Brokers) == 0:
-		return o, errors.New("no Kafka brokers: set -brokers or RTSTREAM_TEST_KAFKA_BROKERS")
-	case o.Duration <= 0:
-		return o, errors.New("-duration must be positive")
-	case o.Concurrency < 1 || o.Batch < 1 || o.Rate < 10 || o.Streams < 1:
-		return o, errors.New("-concurrency, -batch and -streams must be at least 1, -rate at least 10")
-	case o.MWRounds < 2 || o.MWRounds%2 != 0:
-		return o, errors.New("-mw-rounds must be even and at least 2")
-	case o.MetricsRounds < 2 || o.MetricsRounds%2 != 0:
-		return o, errors.New("-metrics-rounds must be even and at least 2")
-	case o.ProcRounds < 2 || o.ProcRounds%2 != 0:
-		return o, errors.New("-proc-rounds must be even and at least 2")
-	case o.Resumers < 1 || o.ResumeStreams < 1 || o.ResumeReps < 1 || o.ResumeRate < 10:
-		return o, errors.New("-resumers, -resume-streams and -resume-reps must be at least 1, -resume-rate at least 10")
-	case o.VegetaDuration <= 0:
-		return o, errors.New("-vegeta-duration must be positive")
-	case o.SwarmStreams < 1 || o.SwarmRate < swarmBatch || o.SwarmDuration <= 0 || o.SwarmPerProc < 1:
-		return o, fmt.Errorf("-swarm-streams and -swarm-per-proc must be at least 1, -swarm-rate at least %d, -swarm-duration positive", swarmBatch)
-	case o.ResumeBack <= 1024:
-		return o, errors.New("-resume-back must be over 1024: a cursor fewer records back is in the history, and the burst is of resumes from Kafka")
-	}
-	return o, nil
+	return phases, nil
 }
 
 func main() {

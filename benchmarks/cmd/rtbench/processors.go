@@ -50,18 +50,8 @@ func runProcessorsPhase(ctx context.Context, o options, bin string, kc *kafkaObs
 	router := routerWatch{kc: kc, group: srv.Prefix + "-router", topic: srv.Prefix + ".events"}
 	brokerPid := findBroker(o.Brokers)
 
-	streamsFor := func(on bool, label string) ([]string, error) {
-		if on {
-			return lt.createStreamsWith(ctx, label, o.Streams, processorJSON())
-		}
-		return lt.createStreams(ctx, label, o.Streams)
-	}
-	name := func(on bool) string {
-		if on {
-			return "processors ON"
-		}
-		return "processors OFF"
-	}
+	streamsFor := func(on bool, label string) ([]string, error) { return lt.procStreams(ctx, on, label) }
+	name := procSideName
 
 	// Warm up both kinds (connections, the programs' cache), uncounted,
 	// then check that ON really runs the map.
@@ -123,6 +113,22 @@ func runProcessorsPhase(ctx context.Context, o options, bin string, kc *kafkaObs
 		fmtInt(int64(res.On.EventsPerSec)), fmtInt(int64(res.Off.EventsPerSec)), res.Cost*100, targetProcessorsCost*100,
 		res.On.ServerCPUPerEvent, res.Off.ServerCPUPerEvent, res.CPUCost*100)
 	return nil
+}
+
+// procStreams makes -streams streams with the processor (on) or without.
+func (lt *loadTester) procStreams(ctx context.Context, on bool, label string) ([]string, error) {
+	if on {
+		return lt.createStreamsWith(ctx, label, lt.o.Streams, processorJSON())
+	}
+	return lt.createStreams(ctx, label, lt.o.Streams)
+}
+
+// procSideName names a side of the processors phase in progress lines.
+func procSideName(on bool) string {
+	if on {
+		return "processors ON"
+	}
+	return "processors OFF"
 }
 
 // add folds one round into the side.

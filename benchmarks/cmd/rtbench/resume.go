@@ -508,25 +508,16 @@ func (lt *loadTester) startPaced(ctx context.Context, stream string, rate int) *
 	}
 	go func() {
 		defer close(p.done)
-		ticker := time.NewTicker(time.Millisecond)
-		defer ticker.Stop()
-		var dispatched int64
-		for {
+		openLoop(ctx, p.start, float64(rate)/liveBatch, 0, func(int64) bool {
 			select {
-			case <-ctx.Done():
-				close(jobs)
-				wg.Wait()
-				return
-			case now := <-ticker.C:
-				due := int64(now.Sub(p.start).Seconds()*float64(rate)/liveBatch) + 1
-				for ; dispatched < due; dispatched++ {
-					select {
-					case jobs <- struct{}{}:
-					default: // the pool is full: skipped, shows as fewer samples
-					}
-				}
+			case jobs <- struct{}{}:
+				return true
+			default: // the pool is full: skipped, shows as fewer samples
+				return false
 			}
-		}
+		})
+		close(jobs)
+		wg.Wait()
 	}()
 	return p
 }
@@ -567,18 +558,10 @@ func (lt *loadTester) resumeBurst(ctx context.Context, res *ResumeResult) error 
 	o := lt.o
 	b := &ResumeBurst{Resumers: o.Resumers, Streams: o.ResumeStreams, Back: o.ResumeBack, Rate: o.ResumeRate}
 	res.Burst = b
-	streams, err := lt.createStreams(ctx, "resume-burst", o.ResumeStreams)
+	prepared, err := lt.prepareBurst(ctx, res)
 	if err != nil {
 		return err
 	}
-	perStream := o.ResumeBack + burstSpread + 50
-	progress("[resume] burst setup: %d streams, %s single-event POSTs each, so every cursor of the burst lies %s+ records back, beyond the history",
-		len(streams), fmtInt(int64(perStream)), fmtInt(int64(o.ResumeBack)))
-	prepared, err := lt.prepare(ctx, "resume setup burst", streams, perStream, 1, max(1, o.Concurrency/len(streams)), res, false)
-	if err != nil {
-		return err
-	}
-
 	live, err := lt.createStreams(ctx, "resume-live", 1)
 	if err != nil {
 		return err
@@ -609,41 +592,7 @@ func (lt *loadTester) resumeBurst(ctx context.Context, res *ResumeResult) error 
 		sender.stop()
 		return err
 	}
-	client := resumeClient()
-	defer client.CloseIdleConnections()
-	outs := make([]burstOne, o.Resumers)
-	var received atomic.Int64
-	var completed atomic.Int64
-	begin := make(chan struct{})
-	var burstStart time.Time
-	var wg sync.WaitGroup
-	for j := range o.Resumers {
-		p := prepared[j%len(prepared)]
-		back := o.ResumeBack + (j/len(prepared))%burstSpread
-		cursor, want := p.after(back)
-		wg.Go(func() {
-			<-begin
-			s, _, err := lt.resumeRead(ctx, client, p.id, cursor, int64(len(want)), &received)
-			outs[j] = burstOne{n: s.count, err: err, exact: err == nil && slices.Equal(s.seqs, want)}
-			if err == nil {
-				outs[j].took = s.reachedAt.Sub(burstStart)
-				completed.Add(1)
-			}
-		})
-	}
-	stopBurst := everySecond("resume burst", func(_ time.Duration, last int64) (int64, string) {
-		n := received.Load()
-		return n, fmt.Sprintf("%d of %d resumes complete, %s replayed results/s (%s so far), live sender %s events acknowledged",
-			completed.Load(), o.Resumers, fmtInt(n-last), fmtInt(n), fmtInt(sender.st.okEvents.Load()))
-	})
-	cpu := startCPU(lt.srv.Pid(), findBroker(o.Brokers))
-	progress("[resume] %d SSE connections resume at once, %d to %d results back each", o.Resumers, o.ResumeBack, o.ResumeBack+burstSpread-1)
-	burstStart = time.Now()
-	close(begin)
-	wg.Wait()
-	burstEnd := time.Now()
-	b.CPU = cpu.stop()
-	stopBurst()
+	outs, burstStart, burstEnd := lt.burst(ctx, b, prepared, sender)
 	after, err := lt.resumeCounts(ctx)
 	if err != nil {
 		sender.stop()
@@ -666,6 +615,92 @@ func (lt *loadTester) resumeBurst(ctx context.Context, res *ResumeResult) error 
 	b.Seconds = burstEnd.Sub(burstStart).Seconds()
 	b.Deltas = countDelta(before, after)
 	b.Path = resumePath(b.Deltas)
+	b.tally(outs)
+	if b.Seconds > 0 {
+		b.ReplayedPerSec = float64(b.Replayed) / b.Seconds
+	}
+	b.Quiet = latencyBetween(sum.Samples, quietFrom, burstStart)
+	b.During = latencyBetween(sum.Samples, burstStart, burstEnd)
+	if b.Quiet.P99 > 0 {
+		b.Ratio = b.During.P99 / b.Quiet.P99
+	}
+	b.LiveSent, b.LiveReceived, b.LiveLost = sent, sum.Received, sum.missing(st.acked)
+	b.LiveErrors = st.errs.report()
+	res.Requests += st.okRequests.Load()
+	b.log()
+	return ctx.Err()
+}
+
+// prepareBurst makes the streams the burst resumes on, each with enough
+// results that every cursor of the burst lies beyond the history.
+func (lt *loadTester) prepareBurst(ctx context.Context, res *ResumeResult) ([]preparedStream, error) {
+	o := lt.o
+	streams, err := lt.createStreams(ctx, "resume-burst", o.ResumeStreams)
+	if err != nil {
+		return nil, err
+	}
+	perStream := o.ResumeBack + burstSpread + 50
+	progress("[resume] burst setup: %d streams, %s single-event POSTs each, so every cursor of the burst lies %s+ records back, beyond the history",
+		len(streams), fmtInt(int64(perStream)), fmtInt(int64(o.ResumeBack)))
+	prepared, err := lt.prepare(ctx, "resume setup burst", streams, perStream, 1, max(1, o.Concurrency/len(streams)), res, false)
+	if err != nil {
+		return nil, err
+	}
+	return prepared, nil
+}
+
+// log reports the burst on stderr.
+func (b *ResumeBurst) log() {
+	progress("[resume] cpu during the burst: %s", b.CPU)
+	progress("[resume] burst: %d of %d resumes complete and exact in %.2fs (per resume p50 %s, max %s), %s results replayed (%s/s); resumes_total delta %v",
+		b.Completed, b.Resumers, b.Seconds, fmtMs(b.ResumeTime.P50), fmtMs(b.ResumeTime.Max), fmtInt(b.Replayed), fmtInt(int64(b.ReplayedPerSec)), b.Deltas)
+	progress("[resume] live subscriber p99: %s without resumes (%d samples), %s during them (%d samples): ×%.2f (target <= %.0f)",
+		fmtMs(b.Quiet.P99), b.Quiet.Count, fmtMs(b.During.P99), b.During.Count, b.Ratio, targetResumeBurstRatio)
+}
+
+// burst starts every resumer at once and waits for all of them; b.CPU is
+// what the burst cost.
+func (lt *loadTester) burst(ctx context.Context, b *ResumeBurst, prepared []preparedStream, sender *pacedSender) (outs []burstOne, start, end time.Time) {
+	o := lt.o
+	client := resumeClient()
+	defer client.CloseIdleConnections()
+	outs = make([]burstOne, o.Resumers)
+	var received, completed atomic.Int64
+	begin := make(chan struct{})
+	var wg sync.WaitGroup
+	for j := range o.Resumers {
+		p := prepared[j%len(prepared)]
+		back := o.ResumeBack + (j/len(prepared))%burstSpread
+		cursor, want := p.after(back)
+		wg.Go(func() {
+			<-begin
+			s, _, err := lt.resumeRead(ctx, client, p.id, cursor, int64(len(want)), &received)
+			outs[j] = burstOne{n: s.count, err: err, exact: err == nil && slices.Equal(s.seqs, want)}
+			if err == nil {
+				outs[j].took = s.reachedAt.Sub(start)
+				completed.Add(1)
+			}
+		})
+	}
+	stopBurst := everySecond("resume burst", func(_ time.Duration, last int64) (int64, string) {
+		n := received.Load()
+		return n, fmt.Sprintf("%d of %d resumes complete, %s replayed results/s (%s so far), live sender %s events acknowledged",
+			completed.Load(), o.Resumers, fmtInt(n-last), fmtInt(n), fmtInt(sender.st.okEvents.Load()))
+	})
+	cpu := startCPU(lt.srv.Pid(), findBroker(o.Brokers))
+	progress("[resume] %d SSE connections resume at once, %d to %d results back each", o.Resumers, o.ResumeBack, o.ResumeBack+burstSpread-1)
+	start = time.Now()
+	close(begin)
+	wg.Wait()
+	end = time.Now()
+	b.CPU = cpu.stop()
+	stopBurst()
+	return outs, start, end
+}
+
+// tally counts what the resumers did: replayed, failed, inexact, complete,
+// and how long the complete ones took.
+func (b *ResumeBurst) tally(outs []burstOne) {
 	var took []time.Duration
 	var errs errTally
 	for _, r := range outs {
@@ -686,23 +721,6 @@ func (lt *loadTester) resumeBurst(ctx context.Context, res *ResumeResult) error 
 	b.ResumeErrors = errs.report()
 	slices.Sort(took)
 	b.ResumeTime = latencySummary(took)
-	if b.Seconds > 0 {
-		b.ReplayedPerSec = float64(b.Replayed) / b.Seconds
-	}
-	b.Quiet = latencyBetween(sum.Samples, quietFrom, burstStart)
-	b.During = latencyBetween(sum.Samples, burstStart, burstEnd)
-	if b.Quiet.P99 > 0 {
-		b.Ratio = b.During.P99 / b.Quiet.P99
-	}
-	b.LiveSent, b.LiveReceived, b.LiveLost = sent, sum.Received, sum.missing(st.acked)
-	b.LiveErrors = st.errs.report()
-	res.Requests += st.okRequests.Load()
-	progress("[resume] cpu during the burst: %s", b.CPU)
-	progress("[resume] burst: %d of %d resumes complete and exact in %.2fs (per resume p50 %s, max %s), %s results replayed (%s/s); resumes_total delta %v",
-		b.Completed, b.Resumers, b.Seconds, fmtMs(b.ResumeTime.P50), fmtMs(b.ResumeTime.Max), fmtInt(b.Replayed), fmtInt(int64(b.ReplayedPerSec)), b.Deltas)
-	progress("[resume] live subscriber p99: %s without resumes (%d samples), %s during them (%d samples): ×%.2f (target <= %.0f)",
-		fmtMs(b.Quiet.P99), b.Quiet.Count, fmtMs(b.During.P99), b.During.Count, b.Ratio, targetResumeBurstRatio)
-	return ctx.Err()
 }
 
 // sleep waits for d or until ctx ends.

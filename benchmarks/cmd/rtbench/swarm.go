@@ -74,11 +74,11 @@ func runSwarmPhase(ctx context.Context, o options, bin string, kc *kafkaObserver
 
 // runSwarmSize runs one size into run.
 func runSwarmSize(ctx context.Context, o options, bin string, kc *kafkaObserver, rep *Report, run *SwarmRun) error {
-	phase := fmt.Sprintf("swarm %s", fmtInt(int64(run.Asked)))
+	z := &swarmSize{o: o, run: run, phase: fmt.Sprintf("swarm %s", fmtInt(int64(run.Asked)))}
 	need := uint64(run.Asked + o.Concurrency + swarmFDReserve)
 	if got, err := raiseOwnFDLimit(need); err != nil {
 		run.FDLimitError = err.Error()
-		progress("[%s] WARNING: cannot give the server %d open files (limit stays %d): %v", phase, need, got, err)
+		progress("[%s] WARNING: cannot give the server %d open files (limit stays %d): %v", z.phase, need, got, err)
 	}
 	v := serverVariant{name: fmt.Sprintf("swarm%d", run.Asked), auth: true, logLevel: "warn", env: []string{
 		fmt.Sprintf("MAX_SSE_CONNECTIONS=%d", run.Asked+1000),
@@ -89,10 +89,44 @@ func runSwarmSize(ctx context.Context, o options, bin string, kc *kafkaObserver,
 		return fmt.Errorf("start server: %w", err)
 	}
 	defer func() { run.Stop = stopServer(srv, kc, o) }()
-	lt := newLoadTester(srv, o)
-	defer lt.Close()
-	pid := srv.Pid()
+	z.lt = newLoadTester(srv, o)
+	defer z.lt.Close()
+	z.pid = srv.Pid()
+	if err := z.prepare(ctx); err != nil {
+		return err
+	}
+	defer func() {
+		for _, k := range z.kids {
+			k.kill()
+		}
+	}()
+	if err := z.connect(ctx); err != nil {
+		return err
+	}
+	u, firstSend, base := z.feed(ctx)
+	if err := z.collect(ctx, firstSend, base); err != nil {
+		return err
+	}
+	rep.CPU = append(rep.CPU, PhaseCPU{Phase: "swarm" + strconv.Itoa(run.Asked), Usage: u})
+	return nil
+}
 
+// swarmSize is one size of the swarm phase while it runs.
+type swarmSize struct {
+	o         options
+	run       *SwarmRun
+	phase     string
+	lt        *loadTester
+	pid       int
+	streams   []string
+	perStream []int64 // subscribers per stream
+	kids      []*swarmKid
+}
+
+// prepare caps the connections at the server's open-file room, makes the
+// streams, warms up without subscribers and reads the idle RSS.
+func (z *swarmSize) prepare(ctx context.Context) error {
+	run, pid := z.run, z.pid
 	run.ServerFDLimit = procFDLimit(pid)
 	idleFDs := procFDCount(pid)
 	run.Connections = run.Asked
@@ -100,53 +134,52 @@ func runSwarmSize(ctx context.Context, o options, bin string, kc *kafkaObserver,
 	// (up to -concurrency) and 100 spare for Kafka reconnects and /metrics.
 	// Over it the server's accept fails with EMFILE and retries, which
 	// stalls every connection, the feed's too.
-	if room := int(run.ServerFDLimit) - idleFDs - o.Concurrency - 100; run.ServerFDLimit > 0 && run.Asked > room {
+	if room := int(run.ServerFDLimit) - idleFDs - z.o.Concurrency - 100; run.ServerFDLimit > 0 && run.Asked > room {
 		run.Connections = room
 		run.Capped = fmt.Sprintf("server open-file limit %d with %d files open when idle: room for %d connections, not %d",
 			run.ServerFDLimit, idleFDs, room, run.Asked)
 		if run.FDLimitError != "" {
 			run.Capped += " (" + run.FDLimitError + ")"
 		}
-		progress("[%s] WARNING: %s; running %s connections", phase, run.Capped, fmtInt(int64(room)))
+		progress("[%s] WARNING: %s; running %s connections", z.phase, run.Capped, fmtInt(int64(room)))
 	}
-	n := run.Connections
-
-	streams, err := lt.createStreams(ctx, "swarm", o.SwarmStreams)
-	if err != nil {
+	var err error
+	if z.streams, err = z.lt.createStreams(ctx, "swarm", z.o.SwarmStreams); err != nil {
 		return err
 	}
-	perStream := make([]int64, len(streams))
-	for g := range n {
-		perStream[g%len(streams)]++
+	z.perStream = make([]int64, len(z.streams))
+	for g := range run.Connections {
+		z.perStream[g%len(z.streams)]++
 	}
 	// Warm-up without subscribers: the producer, the router and the
 	// fan-out's per-stream state exist before the idle RSS is read.
-	warm := newSwarmFeed(lt, streams)
-	warm.run(ctx, phase+" warm-up", o.SwarmRate, time.Second, nil)
+	warm := newSwarmFeed(z.lt, z.streams)
+	warm.run(ctx, z.phase+" warm-up", z.o.SwarmRate, time.Second, nil)
 	time.Sleep(time.Second)
 	run.RSSIdleKiB = procStatusKiB(pid, "VmRSS")
-	run.GoIdle = lt.goRuntime(ctx)
-	progress("[%s] server pid %d: VmRSS %s KiB idle, %d files open, open-file limit %d", phase, pid, fmtInt(run.RSSIdleKiB), idleFDs, run.ServerFDLimit)
+	run.GoIdle = z.lt.goRuntime(ctx)
+	progress("[%s] server pid %d: VmRSS %s KiB idle, %d files open, open-file limit %d", z.phase, pid, fmtInt(run.RSSIdleKiB), idleFDs, run.ServerFDLimit)
+	return nil
+}
 
-	// Connect.
-	kids, err := startSwarmChildren(lt, streams, n, o.SwarmPerProc)
-	defer func() {
-		for _, k := range kids {
-			k.kill()
-		}
-	}()
+// connect starts the child processes that hold the connections, waits for
+// them, and reads the RSS per connection.
+func (z *swarmSize) connect(ctx context.Context) error {
+	run, pid := z.run, z.pid
+	var err error
+	z.kids, err = startSwarmChildren(z.lt, z.streams, run.Connections, z.o.SwarmPerProc)
 	if err != nil {
 		return err
 	}
 	connStart := time.Now()
-	stopProg := everySecond(phase+" connect", func(_ time.Duration, _ int64) (int64, string) {
+	stopProg := everySecond(z.phase+" connect", func(_ time.Duration, _ int64) (int64, string) {
 		var c int64
-		for _, k := range kids {
+		for _, k := range z.kids {
 			c += k.connected.Load()
 		}
-		return c, fmt.Sprintf("%d of %d child processes done connecting; server %d files open", c, len(kids), procFDCount(pid))
+		return c, fmt.Sprintf("%d of %d child processes done connecting; server %d files open", c, len(z.kids), procFDCount(pid))
 	})
-	for _, k := range kids {
+	for _, k := range z.kids {
 		if err := k.waitConnected(ctx, 5*time.Minute); err != nil {
 			stopProg()
 			return err
@@ -159,68 +192,79 @@ func runSwarmSize(ctx context.Context, o options, bin string, kc *kafkaObserver,
 	}
 	stopProg()
 	run.ConnectSeconds = time.Since(connStart).Seconds()
-	progress("[%s] %s of %s connected in %.1fs (%d failed%s)", phase, fmtInt(run.Connected), fmtInt(int64(n)), run.ConnectSeconds,
+	progress("[%s] %s of %s connected in %.1fs (%d failed%s)", z.phase, fmtInt(run.Connected), fmtInt(int64(run.Connections)), run.ConnectSeconds,
 		run.ConnectFailed, prefixed(": ", run.FirstConnectError))
 	time.Sleep(2 * time.Second)
 	run.RSSConnectedKiB = procStatusKiB(pid, "VmRSS")
-	run.GoConnected = lt.goRuntime(ctx)
+	run.GoConnected = z.lt.goRuntime(ctx)
 	run.ServerFDs = procFDCount(pid)
 	if run.Connected > 0 {
 		run.RSSPerConn = float64(run.RSSConnectedKiB-run.RSSIdleKiB) * 1024 / float64(run.Connected)
 	}
-	progress("[%s] server VmRSS %s KiB with %s connected: %.1f KiB per connection (target <= %d KiB); %s", phase,
+	progress("[%s] server VmRSS %s KiB with %s connected: %.1f KiB per connection (target <= %d KiB); %s", z.phase,
 		fmtInt(run.RSSConnectedKiB), fmtInt(run.Connected), run.RSSPerConn/1024, targetSwarmRSS/1024, run.perConnRuntime())
 	if run.Connected == 0 {
 		return fmt.Errorf("no subscriber connected: %s", run.FirstConnectError)
 	}
+	return nil
+}
 
-	// Feed.
-	received := func() int64 {
-		var r int64
-		for _, k := range kids {
-			r += k.received.Load()
-		}
-		return r
+// received is the results the children have had so far.
+func (z *swarmSize) received() int64 {
+	var r int64
+	for _, k := range z.kids {
+		r += k.received.Load()
 	}
-	base := received() // results of the warm-up are not replayed: 0
+	return r
+}
+
+// feed sends -swarm-rate events/s for -swarm-duration and notes what it cost.
+func (z *swarmSize) feed(ctx context.Context) (u CPUUsage, firstSend time.Time, base int64) {
+	run, pid := z.run, z.pid
+	base = z.received() // results of the warm-up are not replayed: 0
 	var peak atomic.Int64
-	cpu := startCPU(pid, findBroker(o.Brokers))
-	kidCPU := kidsCPU(kids)
-	feed := newSwarmFeed(lt, streams)
-	firstSend := time.Now()
-	feed.run(ctx, phase, o.SwarmRate, o.SwarmDuration, func(_ time.Duration) string {
+	cpu := startCPU(pid, findBroker(z.o.Brokers))
+	kidCPU := kidsCPU(z.kids)
+	feed := newSwarmFeed(z.lt, z.streams)
+	firstSend = time.Now()
+	feed.run(ctx, z.phase, z.o.SwarmRate, z.o.SwarmDuration, func(_ time.Duration) string {
 		if r := procStatusKiB(pid, "VmRSS"); r > peak.Load() {
 			peak.Store(r)
 		}
-		return fmt.Sprintf("%s deliveries so far, server VmRSS %s KiB", fmtInt(received()-base), fmtInt(peak.Load()))
+		return fmt.Sprintf("%s deliveries so far, server VmRSS %s KiB", fmtInt(z.received()-base), fmtInt(peak.Load()))
 	})
-	u := cpu.stop()
+	u = cpu.stop()
 	run.CPU = u
-	run.ClientCPU = (kidsCPU(kids) - kidCPU).Seconds() / u.Seconds
+	run.ClientCPU = (kidsCPU(z.kids) - kidCPU).Seconds() / u.Seconds
 	run.Sent = feed.acked.Load()
 	run.SkippedBatches = feed.skipped
 	run.SentPerSec = float64(run.Sent) / feed.elapsed.Seconds()
 	run.SendErrors = feed.errs.report()
-	for i := range streams {
-		run.Expected += feed.perStream[i].Load() * perStream[i]
+	for i := range z.streams {
+		run.Expected += feed.perStream[i].Load() * z.perStream[i]
 	}
 	run.Offered = float64(run.Expected) / feed.elapsed.Seconds()
 	run.RSSLoadKiB = max(peak.Load(), procStatusKiB(pid, "VmRSS"))
 	run.RSSHWMKiB = procStatusKiB(pid, "VmHWM")
-	progress("[%s] sent %s events (%s/s); waiting for %s deliveries; cpu: %s; swarm clients %.2f cores", phase,
+	progress("[%s] sent %s events (%s/s); waiting for %s deliveries; cpu: %s; swarm clients %.2f cores", z.phase,
 		fmtInt(run.Sent), fmtInt(int64(run.SentPerSec)), fmtInt(run.Expected), u, run.ClientCPU)
+	return u, firstSend, base
+}
 
-	// Drain, then collect.
-	last, lastChange, drainStart := received(), time.Now(), time.Now()
-	for received()-base < run.Expected && time.Since(lastChange) < 5*time.Second && time.Since(drainStart) < time.Minute && ctx.Err() == nil {
+// collect waits for the deliveries to drain, then gathers the children's
+// counts and latencies.
+func (z *swarmSize) collect(ctx context.Context, firstSend time.Time, base int64) error {
+	run := z.run
+	last, lastChange, drainStart := z.received(), time.Now(), time.Now()
+	for z.received()-base < run.Expected && time.Since(lastChange) < 5*time.Second && time.Since(drainStart) < time.Minute && ctx.Err() == nil {
 		time.Sleep(200 * time.Millisecond)
-		if r := received(); r != last {
+		if r := z.received(); r != last {
 			last, lastChange = r, time.Now()
 		}
 	}
 	hist := newLatencyHist()
 	var lastNs int64
-	for _, k := range kids {
+	for _, k := range z.kids {
 		if err := k.finish(hist); err != nil {
 			return err
 		}
@@ -239,9 +283,8 @@ func runSwarmSize(ctx context.Context, o options, bin string, kc *kafkaObserver,
 	}
 	run.Missing = run.Expected - run.Received
 	progress("[%s] %s deliveries/s (%s of %s expected, %d disconnects); POST->receive p50 %s, p90 %s, p99 %s, max %s",
-		phase, fmtInt(int64(run.DeliveriesPerSec)), fmtInt(run.Received), fmtInt(run.Expected), run.Disconnects,
+		z.phase, fmtInt(int64(run.DeliveriesPerSec)), fmtInt(run.Received), fmtInt(run.Expected), run.Disconnects,
 		fmtMs(run.Latency.P50), fmtMs(run.Latency.P90), fmtMs(run.Latency.P99), fmtMs(run.Latency.Max))
-	rep.CPU = append(rep.CPU, PhaseCPU{Phase: "swarm" + strconv.Itoa(run.Asked), Usage: u})
 	return nil
 }
 
@@ -300,30 +343,15 @@ func (p *swarmFeed) run(ctx context.Context, phase string, rate int, d time.Dura
 		}
 		return a, s
 	})
-	perSec := float64(rate) / swarmBatch
-	ticker := time.NewTicker(max(time.Millisecond, time.Duration(float64(time.Second)/perSec)))
 	start := time.Now()
-	var dispatched int64
-pace:
-	for {
+	p.skipped = openLoop(ctx, start, float64(rate)/swarmBatch, d, func(n int64) bool {
 		select {
-		case <-ctx.Done():
-			break pace
-		case now := <-ticker.C:
-			el := now.Sub(start)
-			if el >= d {
-				break pace
-			}
-			for due := int64(el.Seconds()*perSec) + 1; dispatched < due; dispatched++ {
-				select {
-				case jobs <- int(dispatched % int64(len(p.streams))):
-				default:
-					p.skipped++
-				}
-			}
+		case jobs <- int(n % int64(len(p.streams))):
+			return true
+		default:
+			return false
 		}
-	}
-	ticker.Stop()
+	})
 	close(jobs)
 	wg.Wait()
 	// elapsed runs to the last answer: the acknowledged events are
