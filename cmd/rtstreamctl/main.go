@@ -279,28 +279,25 @@ func (c *cli) create(ctx context.Context, args []string) error {
 }
 
 func (c *cli) get(ctx context.Context, args []string) error {
-	pos, err := parseFlags(c.flagSet("get"), args)
-	if err != nil {
-		return err
-	}
-	if err := exactly(pos, 1, "a stream id"); err != nil {
-		return err
-	}
-	cl, err := c.newClient()
-	if err != nil {
-		return err
-	}
-	ctx, cancel := c.bounded(ctx)
-	defer cancel()
-	st, err := cl.GetStream(ctx, pos[0])
-	if err != nil {
-		return err
-	}
-	return c.printJSON(st)
+	return c.onStream(ctx, c.flagSet("get"), args, func(ctx context.Context, cl *client.Client, id string) error {
+		st, err := cl.GetStream(ctx, id)
+		if err != nil {
+			return err
+		}
+		return c.printJSON(st)
+	})
 }
 
 func (c *cli) delete(ctx context.Context, args []string) error {
-	pos, err := parseFlags(c.flagSet("delete"), args)
+	return c.onStream(ctx, c.flagSet("delete"), args, func(ctx context.Context, cl *client.Client, id string) error {
+		return cl.DeleteStream(ctx, id)
+	})
+}
+
+// onStream runs a command that takes one stream id after the flags of fs:
+// its requests, bounded by --timeout.
+func (c *cli) onStream(ctx context.Context, fs *flag.FlagSet, args []string, run func(context.Context, *client.Client, string) error) error {
+	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
 	}
@@ -313,7 +310,7 @@ func (c *cli) delete(ctx context.Context, args []string) error {
 	}
 	ctx, cancel := c.bounded(ctx)
 	defer cancel()
-	return cl.DeleteStream(ctx, pos[0])
+	return run(ctx, cl, pos[0])
 }
 
 func (c *cli) streams(ctx context.Context, args []string) error {
@@ -358,33 +355,22 @@ func (c *cli) deadLetters(ctx context.Context, args []string) error {
 	fs := c.flagSet("dead-letters")
 	after := fs.String("after", "", "start after this cursor (the next of an earlier call)")
 	limit := fs.Int("limit", 0, "at most this many (0: the server's default, 100)")
-	pos, err := parseFlags(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := exactly(pos, 1, "a stream id"); err != nil {
-		return err
-	}
-	cl, err := c.newClient()
-	if err != nil {
-		return err
-	}
-	ctx, cancel := c.bounded(ctx)
-	defer cancel()
-	page, err := cl.DeadLetters(ctx, pos[0], *after, *limit)
-	if err != nil {
-		return err
-	}
-	for _, dl := range page.DeadLetters {
-		if err := c.printJSON(dl); err != nil {
+	return c.onStream(ctx, fs, args, func(ctx context.Context, cl *client.Client, id string) error {
+		page, err := cl.DeadLetters(ctx, id, *after, *limit)
+		if err != nil {
 			return err
 		}
-	}
-	if page.Next != "" {
-		// On stderr, so that stdout stays one dead letter per line.
-		fmt.Fprintf(c.stderr, "next: %s\n", page.Next)
-	}
-	return nil
+		for _, dl := range page.DeadLetters {
+			if err := c.printJSON(dl); err != nil {
+				return err
+			}
+		}
+		if page.Next != "" {
+			// On stderr, so that stdout stays one dead letter per line.
+			fmt.Fprintf(c.stderr, "next: %s\n", page.Next)
+		}
+		return nil
+	})
 }
 
 func (c *cli) tail(ctx context.Context, args []string) error {

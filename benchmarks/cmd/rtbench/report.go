@@ -346,14 +346,20 @@ type ProcSide struct {
 
 // roundSpan is the events/s of the slowest and fastest round of one side.
 func (p *ProcessorsResult) roundSpan(on bool) (lo, hi float64) {
-	for _, r := range p.Rounds {
-		if r.On != on {
+	return span(p.Rounds, on, func(r ProcRound) (bool, float64) { return r.On, r.EventsPerSec })
+}
+
+// span is the lowest and highest figure of the rounds of one side.
+func span[R any](rounds []R, on bool, of func(R) (bool, float64)) (lo, hi float64) {
+	for _, r := range rounds {
+		side, v := of(r)
+		if side != on {
 			continue
 		}
-		if lo == 0 || r.EventsPerSec < lo {
-			lo = r.EventsPerSec
+		if lo == 0 || v < lo {
+			lo = v
 		}
-		hi = max(hi, r.EventsPerSec)
+		hi = max(hi, v)
 	}
 	return lo, hi
 }
@@ -834,16 +840,7 @@ func statusCodes(m map[string]int) string {
 
 // roundSpan is the req/s of the slowest and the fastest round of one side.
 func (m *CompareResult) roundSpan(on bool) (lo, hi float64) {
-	for _, r := range m.Rounds {
-		if r.On != on {
-			continue
-		}
-		if lo == 0 || r.RequestsSec < lo {
-			lo = r.RequestsSec
-		}
-		hi = max(hi, r.RequestsSec)
-	}
-	return lo, hi
+	return span(m.Rounds, on, func(r CompareRound) (bool, float64) { return r.On, r.RequestsSec })
 }
 
 func (m *CompareResult) roundRange(on bool) string {
