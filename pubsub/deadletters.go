@@ -133,8 +133,11 @@ func (d *DeadLetters) Read(ctx context.Context, streamID, after string, limit in
 		return nil, "", err
 	}
 	from, end, err := d.bounds(partition, from)
-	if err != nil || from.offset >= end {
-		return []rtstream.DeadLetter{}, "", err
+	if err != nil {
+		return nil, "", err
+	}
+	if from.offset >= end {
+		return []rtstream.DeadLetter{}, "", nil
 	}
 	return d.scan(ctx, streamID, partition, from, end, limit)
 }
