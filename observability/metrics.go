@@ -96,7 +96,9 @@ func (m *Metrics) newKafka(f promauto.Factory) {
 	})
 }
 
-// newRouter registers the metrics of the router: processing, poisoned records, crash marks, lag.
+// newRouter registers the metrics of the router: processing, poisoned records,
+// crash marks, lag, whether it runs. The readiness gauge is here too because
+// the pipeline's readiness loop sets it in the same breath as routerRunning.
 func (m *Metrics) newRouter(f promauto.Factory) {
 	m.poison = f.NewCounterVec(prometheus.CounterOpts{
 		Name: "rtstream_poison_messages_total", Help: "Records sent to the poison topic, by reason.",
