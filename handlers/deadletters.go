@@ -5,7 +5,6 @@ import (
 	"net/http"
 
 	"github.com/rtstream/rtstream"
-	"github.com/rtstream/rtstream/problem"
 )
 
 // DeadLetters reads a stream's dead letters: the events its processor failed
@@ -27,15 +26,10 @@ func (s *server) deadLetters(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	q := r.URL.Query()
-	limit, perr := queryLimit(q)
+	limit, after, perr := queryPage(r.URL.Query(), func(a string) bool { return len(a) <= maxDeadLetterCursor },
+		"after is not a dead-letters cursor", "invalid cursor")
 	if perr != nil {
 		s.badParam(w, r, perr)
-		return
-	}
-	after := q.Get("after")
-	if len(after) > maxDeadLetterCursor {
-		badRequest(w, r, "after is not a dead-letters cursor", problem.FieldError{Pointer: "#/query/after", Detail: "invalid cursor"})
 		return
 	}
 	// The stream must exist (read-your-writes, like every route): a

@@ -43,6 +43,20 @@ func queryLimit(q url.Values) (int, *paramError) {
 	return n, nil
 }
 
+// queryPage reads a list's ?limit= and ?after=; valid says whether after is
+// one of the list's cursors, notCursor and why say so when it is not.
+func queryPage(q url.Values, valid func(string) bool, notCursor, why string) (limit int, after string, _ *paramError) {
+	limit, perr := queryLimit(q)
+	if perr != nil {
+		return 0, "", perr
+	}
+	after = q.Get("after")
+	if after != "" && !valid(after) {
+		return 0, "", &paramError{notCursor, problem.FieldError{Pointer: "#/query/after", Detail: why}}
+	}
+	return limit, after, nil
+}
+
 // resultsQuery is what the results routes read from the query and headers.
 type resultsQuery struct {
 	limit int

@@ -230,15 +230,9 @@ func (s *server) getStream(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) listStreams(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	limit, perr := queryLimit(q)
+	limit, after, perr := queryPage(r.URL.Query(), rtstream.ValidStreamID, "after must be a stream id", "invalid stream id")
 	if perr != nil {
 		s.badParam(w, r, perr)
-		return
-	}
-	after := q.Get("after")
-	if after != "" && !rtstream.ValidStreamID(after) {
-		badRequest(w, r, "after must be a stream id", problem.FieldError{Pointer: "#/query/after", Detail: "invalid stream id"})
 		return
 	}
 	streams, err := s.Streams.List(r.Context(), after, limit+1)

@@ -271,14 +271,16 @@ signal_and_wait() {
   done
 }
 
+# not_running forgets a stale pid file and says so.
+not_running() {
+  rm -f "$PID_FILE"
+  log "not running"
+}
+
 cmd_stop() {
   lock
   local pid
-  if ! pid="$(broker_pid)"; then
-    rm -f "$PID_FILE"
-    log "not running"
-    return 0
-  fi
+  pid="$(broker_pid)" || { not_running; return 0; }
   log "stopping (pid $pid)"
   if ! signal_and_wait TERM "$STOP_TIMEOUT" "$pid"; then
     log "still alive after ${STOP_TIMEOUT}s; sending SIGKILL"
@@ -291,11 +293,7 @@ cmd_stop() {
 cmd_kill9() {
   lock
   local pid
-  if ! pid="$(broker_pid)"; then
-    rm -f "$PID_FILE"
-    log "not running"
-    return 0
-  fi
+  pid="$(broker_pid)" || { not_running; return 0; }
   log "SIGKILL pid $pid"
   signal_and_wait KILL 10 "$pid" || die "pid $pid survived SIGKILL"
   rm -f "$PID_FILE"
@@ -326,11 +324,6 @@ cmd_reset() {
 
 cmd_log() {
   tail -n "${1:-100}" "$LOG_FILE"
-}
-
-usage() {
-  sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//' >&2
-  exit 2
 }
 
 case "${1:-}" in

@@ -56,11 +56,6 @@ cmd_check() {
   promtool test rules rules_test.yml
 }
 
-usage() {
-  sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//' >&2
-  exit 2
-}
-
 case "${1:-}" in
   install) cmd_install ;;
   check) cmd_check ;;

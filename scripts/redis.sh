@@ -133,11 +133,6 @@ cmd_status() {
   return 3
 }
 
-usage() {
-  sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//' >&2
-  exit 2
-}
-
 case "${1:-}" in
   start) cmd_start ;;
   stop) cmd_stop ;;

@@ -64,11 +64,6 @@ cmd_check() {
   [[ $have == "$VERSION" ]] || exit 1
 }
 
-usage() {
-  sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//' >&2
-  exit 2
-}
-
 case "${1:-}" in
   install) cmd_install ;;
   check) cmd_check ;;

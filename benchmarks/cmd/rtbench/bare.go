@@ -81,18 +81,8 @@ func startBare() (*bareProc, error) {
 		return nil, err
 	}
 	addr := net.JoinHostPort("127.0.0.1", port)
-	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), bareHTTPEnv+"="+addr)
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
+	cmd, stdin, stdout, err := startChild(exe, bareHTTPEnv+"="+addr)
 	if err != nil {
-		return nil, err
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
 	line := make(chan string, 1)

@@ -87,24 +87,34 @@ type liveProc struct {
 	out   *bufio.Reader
 }
 
+// startChild starts exe (rtbench itself, in a helper role env selects) with
+// pipes to its standard input and output; its errors go to ours.
+func startChild(exe string, env ...string) (*exec.Cmd, io.WriteCloser, io.ReadCloser, error) {
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, nil, nil, err
+	}
+	return cmd, stdin, stdout, nil
+}
+
 // startLive starts the helper on stream and returns once it is subscribed.
 func (lt *loadTester) startLive(stream string) (*liveProc, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), liveHelperEnv+"="+lt.srv.URL+"/v1/streams/"+stream+"/results", liveKeyEnv+"="+lt.srv.APIKey)
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
+	cmd, stdin, stdout, err := startChild(exe, liveHelperEnv+"="+lt.srv.URL+"/v1/streams/"+stream+"/results", liveKeyEnv+"="+lt.srv.APIKey)
 	if err != nil {
-		return nil, err
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
 	p := &liveProc{cmd: cmd, stdin: stdin, out: bufio.NewReader(stdout)}
