@@ -20,7 +20,7 @@ func TestImportGraph(t *testing.T) {
 		"jsonscan":      {},
 		"observability": {},
 		"problem":       {},
-		"middleware":    {"observability", "problem"},
+		"middleware":    {"", "observability", "problem"},
 		"ratelimit":     {"problem"},
 		"idempotency":   {""},
 		"stack":         {},

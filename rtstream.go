@@ -47,18 +47,33 @@ type Processor struct {
 	Map    string `json:"map,omitempty"`
 }
 
+// DefaultTenant owns the streams of the single-tenant setup (API_KEYS), and
+// every stream created before tenants existed.
+const DefaultTenant = "default"
+
 // Stream is a named, durable sequence of events and results.
 type Stream struct {
 	ID        string     `json:"id"`
 	Name      string     `json:"name,omitempty"`
 	CreatedAt time.Time  `json:"created_at"`
 	Processor *Processor `json:"processor,omitempty"`
+	// Tenant owns the stream: only its principals (and admins) see it.
+	// Empty is DefaultTenant (a record written before tenants).
+	Tenant string `json:"tenant,omitempty"`
+}
+
+// Owner is the stream's tenant, DefaultTenant for a record without one.
+func (s Stream) Owner() string {
+	if s.Tenant == "" {
+		return DefaultTenant
+	}
+	return s.Tenant
 }
 
 // SameDefinition reports whether two streams were created from the same request
 // body, which is what makes PUT idempotent.
 func (s Stream) SameDefinition(o Stream) bool {
-	if s.Name != o.Name {
+	if s.Name != o.Name || s.Owner() != o.Owner() {
 		return false
 	}
 	switch {

@@ -28,8 +28,10 @@ func (fakeStreams) Create(context.Context, rtstream.Stream) (rtstream.Stream, bo
 func (fakeStreams) Get(_ context.Context, id string) (rtstream.Stream, error) {
 	return rtstream.Stream{ID: id}, nil
 }
-func (fakeStreams) List(context.Context, string, int) ([]rtstream.Stream, error) { return nil, nil }
-func (fakeStreams) Delete(context.Context, string) error                         { return nil }
+func (fakeStreams) List(context.Context, string, string, int) ([]rtstream.Stream, error) {
+	return nil, nil
+}
+func (fakeStreams) Delete(context.Context, string) error { return nil }
 
 // fakeEvents counts sends. Each send first takes a verdict from fail (if one
 // is queued) and waits for gate (if set).

@@ -28,8 +28,10 @@ func (routeStreams) Create(context.Context, rtstream.Stream) (rtstream.Stream, b
 func (routeStreams) Get(context.Context, string) (rtstream.Stream, error) {
 	return rtstream.Stream{}, rtstream.ErrNotFound
 }
-func (routeStreams) List(context.Context, string, int) ([]rtstream.Stream, error) { return nil, nil }
-func (routeStreams) Delete(context.Context, string) error                         { return rtstream.ErrNotFound }
+func (routeStreams) List(context.Context, string, string, int) ([]rtstream.Stream, error) {
+	return nil, nil
+}
+func (routeStreams) Delete(context.Context, string) error { return rtstream.ErrNotFound }
 
 type routeEvents struct{}
 

@@ -71,7 +71,7 @@ func badRequest(w http.ResponseWriter, r *http.Request, detail string, errs ...p
 func (s *server) lookupStream(r *http.Request, id string) (rtstream.Stream, error) {
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.SendTimeout)
 	defer cancel()
-	return s.Streams.Get(ctx, id)
+	return s.visible(ctx, principal(r), id)
 }
 
 // streamExists is lookupStream for routes that only need to know.

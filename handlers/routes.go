@@ -58,22 +58,23 @@ func NewServer(deps Deps) http.Handler {
 		r.Group(func(r chi.Router) {
 			// Routes that read a body answer quickly: bound their reads.
 			r.Use(middleware.ReadDeadline(cfg.ReadTimeout))
-			r.Post("/v1/streams", s.createStream)
-			r.Get("/v1/streams", s.listStreams)
-			r.Put("/v1/streams/{id}", s.putStream)
-			r.Get("/v1/streams/{id}", s.getStream)
-			r.Get("/v1/streams/{id}/dead-letters", s.deadLetters)
-			r.Delete("/v1/streams/{id}", s.deleteStream)
-			r.Post("/v1/streams/{id}/events", s.sendEvents)
+			r.Post("/v1/streams", s.need(middleware.ScopeStreamsWrite, s.createStream))
+			r.Get("/v1/streams", s.need(middleware.ScopeStreamsRead, s.listStreams))
+			r.Put("/v1/streams/{id}", s.need(middleware.ScopeStreamsWrite, s.putStream))
+			r.Get("/v1/streams/{id}", s.need(middleware.ScopeStreamsRead, s.getStream))
+			r.Get("/v1/streams/{id}/dead-letters", s.need(middleware.ScopeResultsRead, s.deadLetters))
+			r.Delete("/v1/streams/{id}", s.need(middleware.ScopeStreamsWrite, s.deleteStream))
+			r.Post("/v1/streams/{id}/events", s.need(middleware.ScopeEventsWrite, s.sendEvents))
 			// Seed-compatible routes: the same handlers, the same rules.
-			r.Post("/stream/start", s.createStream)
-			r.Post("/stream/{id}/send", s.sendEvents)
+			r.Post("/stream/start", s.need(middleware.ScopeStreamsWrite, s.createStream))
+			r.Post("/stream/{id}/send", s.need(middleware.ScopeEventsWrite, s.sendEvents))
 		})
 		// Streaming routes: no read deadline, a write deadline per flush
-		// (SSE) or per frame (WebSocket).
-		r.Get("/v1/streams/{id}/results", s.results)
-		r.Get("/stream/{id}/results", s.results)
-		r.Get("/v1/streams/{id}/ws", s.websocket)
+		// (SSE) or per frame (WebSocket). Sends over a WebSocket need
+		// events:write too, checked per frame.
+		r.Get("/v1/streams/{id}/results", s.need(middleware.ScopeResultsRead, s.results))
+		r.Get("/stream/{id}/results", s.need(middleware.ScopeResultsRead, s.results))
+		r.Get("/v1/streams/{id}/ws", s.need(middleware.ScopeResultsRead, s.websocket))
 	})
 	return r
 }

@@ -21,7 +21,8 @@ type Streams interface {
 	Create(ctx context.Context, s rtstream.Stream) (stream rtstream.Stream, created bool, err error)
 	// Get answers with every create and delete acknowledged anywhere.
 	Get(ctx context.Context, id string) (rtstream.Stream, error)
-	List(ctx context.Context, after string, limit int) ([]rtstream.Stream, error)
+	// List lists tenant's streams ("": every tenant's).
+	List(ctx context.Context, tenant, after string, limit int) ([]rtstream.Stream, error)
 	Delete(ctx context.Context, id string) error
 }
 

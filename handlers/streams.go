@@ -17,6 +17,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/rtstream/rtstream"
+	"github.com/rtstream/rtstream/middleware"
 	"github.com/rtstream/rtstream/problem"
 	"github.com/rtstream/rtstream/processor"
 )
@@ -190,7 +191,7 @@ func (s *server) create(w http.ResponseWriter, r *http.Request, id string) {
 		return
 	}
 	st, created, err := s.Streams.Create(r.Context(), rtstream.Stream{
-		ID: id, Name: body.Name, CreatedAt: time.Now().UTC(), Processor: body.Processor,
+		ID: id, Name: body.Name, CreatedAt: time.Now().UTC(), Processor: body.Processor, Tenant: principal(r).Tenant,
 	})
 	if err != nil {
 		s.fail(w, r, err)
@@ -235,7 +236,12 @@ func (s *server) listStreams(w http.ResponseWriter, r *http.Request) {
 		s.badParam(w, r, perr)
 		return
 	}
-	streams, err := s.Streams.List(r.Context(), after, limit+1)
+	// An admin lists every tenant's streams, anyone else their own.
+	tenant := principal(r).Tenant
+	if principal(r).Has(middleware.ScopeAdmin) {
+		tenant = ""
+	}
+	streams, err := s.Streams.List(r.Context(), tenant, after, limit+1)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -255,6 +261,10 @@ func (s *server) listStreams(w http.ResponseWriter, r *http.Request) {
 func (s *server) deleteStream(w http.ResponseWriter, r *http.Request) {
 	id, ok := pathID(w, r)
 	if !ok {
+		return
+	}
+	if err := s.streamExists(r, id); err != nil {
+		s.fail(w, r, err) // another tenant's stream is not found either
 		return
 	}
 	if err := s.Streams.Delete(r.Context(), id); err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/rtstream/rtstream"
+	"github.com/rtstream/rtstream/middleware"
 	"github.com/rtstream/rtstream/observability"
 	"github.com/rtstream/rtstream/problem"
 )
@@ -79,13 +80,14 @@ func (s *server) websocket(w http.ResponseWriter, r *http.Request) {
 	defer endLife()
 	ctx, cancel := context.WithCancel(life)
 	ws := &wsSession{
-		s:       s,
-		conn:    conn,
-		id:      id,
-		path:    r.URL.Path,
-		log:     observability.Logger(r.Context(), s.log),
-		replies: make(chan []byte, 1),
-		cancel:  cancel,
+		s:         s,
+		conn:      conn,
+		id:        id,
+		path:      r.URL.Path,
+		log:       observability.Logger(r.Context(), s.log),
+		replies:   make(chan []byte, 1),
+		principal: principal(r),
+		cancel:    cancel,
 	}
 	ws.run(ctx, life, endLife, feed)
 }
@@ -149,6 +151,8 @@ type wsSession struct {
 	path    string // the problem's instance
 	log     *slog.Logger
 	replies chan []byte // ack and error frames, reader to writer, in order
+	// principal opened the socket; its frames are sends on its behalf.
+	principal middleware.Principal
 
 	// readTurns counts the reader's turns between reading the socket (even)
 	// and handling a frame (odd). A pong is only seen while the reader
@@ -318,8 +322,11 @@ func (ws *wsSession) handle(ctx context.Context, typ websocket.MessageType, data
 	}
 	sctx, cancel := context.WithTimeout(ctx, ws.s.cfg.SendTimeout)
 	defer cancel()
+	if !ws.principal.Has(middleware.ScopeEventsWrite) {
+		return ws.errorFrame(scopeProblem(middleware.ScopeEventsWrite))
+	}
 	// Like POST events: a deleted stream takes no more events.
-	if _, err := ws.s.Streams.Get(sctx, ws.id); err != nil {
+	if _, err := ws.s.visible(sctx, ws.principal, ws.id); err != nil {
 		return ws.errorFrame(ws.problemFor(err))
 	}
 	ids, err := ws.s.Events.Send(sctx, ws.id, events)

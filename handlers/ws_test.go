@@ -151,7 +151,7 @@ func (f *wsFakeStreams) Get(_ context.Context, id string) (rtstream.Stream, erro
 	return rtstream.Stream{ID: id}, nil
 }
 
-func (f *wsFakeStreams) List(context.Context, string, int) ([]rtstream.Stream, error) {
+func (f *wsFakeStreams) List(context.Context, string, string, int) ([]rtstream.Stream, error) {
 	return nil, nil
 }
 func (f *wsFakeStreams) Delete(context.Context, string) error { return nil }

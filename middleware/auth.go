@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/rtstream/rtstream"
 	"github.com/rtstream/rtstream/problem"
 )
 
@@ -20,8 +21,45 @@ type Principal struct {
 	// ID names the credential without revealing it: "key-" and the first
 	// 12 hex digits of the key's SHA-256, or "jwt:" and the token's subject.
 	ID string
+	// Name is the key's name in API_KEYS_FILE (ID otherwise), for logs.
+	Name string
+	// Tenant owns what the principal creates and bounds what it sees.
+	Tenant string
+	// Scopes are what the principal may do (Scope*); ScopeAdmin is all of
+	// them, in every tenant.
+	Scopes []string
 	// Streams limits the streams the principal may use; nil means all.
 	Streams []string
+}
+
+// The scopes of a principal.
+const (
+	ScopeStreamsWrite = "streams:write" // create, replace, delete
+	ScopeStreamsRead  = "streams:read"  // get, list
+	ScopeEventsWrite  = "events:write"  // send, over HTTP or WebSocket
+	ScopeResultsRead  = "results:read"  // SSE, WebSocket, poll, dead letters
+	ScopeAdmin        = "admin"         // everything, in every tenant
+)
+
+// Scopes lists every scope.
+var Scopes = []string{ScopeStreamsWrite, ScopeStreamsRead, ScopeEventsWrite, ScopeResultsRead, ScopeAdmin}
+
+// Has reports whether the principal holds scope (admin holds every one).
+func (p Principal) Has(scope string) bool {
+	return slices.Contains(p.Scopes, ScopeAdmin) || slices.Contains(p.Scopes, scope)
+}
+
+// Sees reports whether the principal may see a stream of tenant.
+func (p Principal) Sees(tenant string) bool {
+	return p.Tenant == tenant || slices.Contains(p.Scopes, ScopeAdmin)
+}
+
+// Admin is the principal of API_KEYS keys, JWTs without a scope claim and,
+// with auth disabled, every request: full rights, in DefaultTenant.
+func Admin(id string) Principal { return admin(id, nil) }
+
+func admin(id string, streams []string) Principal {
+	return Principal{ID: id, Name: id, Tenant: rtstream.DefaultTenant, Scopes: []string{ScopeAdmin}, Streams: streams}
 }
 
 // MayUse reports whether the principal may send to or read streamID.
@@ -54,7 +92,7 @@ type TokenVerifier interface {
 // Auth authenticates API requests with API keys and, when configured, JWTs.
 type Auth struct {
 	digests  [][sha256.Size]byte
-	ids      []string
+	keys     []Principal
 	tokens   TokenVerifier
 	disabled bool
 	failures func(reason string)
@@ -62,8 +100,10 @@ type Auth struct {
 
 // AuthConfig configures Auth.
 type AuthConfig struct {
-	// Keys are the accepted API keys.
+	// Keys are the accepted API keys (API_KEYS): admins of DefaultTenant.
 	Keys []string
+	// Principals are the keys of API_KEYS_FILE, by the SHA-256 of each.
+	Principals []KeyPrincipal
 	// Tokens, when set, verifies bearer JWTs beside the keys.
 	Tokens TokenVerifier
 	// Disabled lets every request through as an anonymous principal; only
@@ -84,7 +124,13 @@ func NewAuth(cfg AuthConfig) (*Auth, error) {
 			continue
 		}
 		a.digests = append(a.digests, sha256.Sum256([]byte(k)))
-		a.ids = append(a.ids, KeyID(k))
+		a.keys = append(a.keys, admin(KeyID(k), nil))
+	}
+	for _, k := range cfg.Principals {
+		a.digests = append(a.digests, k.SHA256)
+		p := k.Principal
+		p.ID = "key-" + hex.EncodeToString(k.SHA256[:6])
+		a.keys = append(a.keys, p)
 	}
 	if !a.disabled && len(a.digests) == 0 && a.tokens == nil {
 		return nil, errors.New("auth: no API key and no token verifier; set API_KEYS or AUTH_DISABLED=true")
@@ -93,6 +139,12 @@ func NewAuth(cfg AuthConfig) (*Auth, error) {
 		a.failures = func(string) {}
 	}
 	return a, nil
+}
+
+// KeyPrincipal is a key of API_KEYS_FILE: its digest and whom it names.
+type KeyPrincipal struct {
+	SHA256    [sha256.Size]byte
+	Principal Principal
 }
 
 // KeyID is the loggable name of an API key.
@@ -143,9 +195,9 @@ func limitedMayDo(p Principal, r *http.Request) bool {
 	return false
 }
 
-// lookupKey returns the id of a configured key, or "" when it is not one. It
-// compares against every key, so its time does not depend on which matched.
-func (a *Auth) lookupKey(key string) string {
+// lookupKey returns the principal of a configured key. It compares against
+// every key, so its time does not depend on which matched.
+func (a *Auth) lookupKey(key string) (Principal, bool) {
 	d := sha256.Sum256([]byte(key))
 	found := -1
 	for i := range a.digests {
@@ -154,9 +206,9 @@ func (a *Auth) lookupKey(key string) string {
 		}
 	}
 	if found < 0 {
-		return ""
+		return Principal{}, false
 	}
-	return a.ids[found]
+	return a.keys[found], true
 }
 
 // credential takes the request's credential from X-API-Key, Authorization:
@@ -189,10 +241,14 @@ func (a *Auth) Authenticate(r *http.Request) (Principal, error) {
 		if err != nil {
 			return Principal{}, errors.Join(ErrUnauthenticated, err)
 		}
+		if p.Scopes == nil {
+			// A token without scopes keeps the rights tokens had before.
+			p = admin(p.ID, p.Streams)
+		}
 		return p, nil
 	}
-	if id := a.lookupKey(cred); id != "" {
-		return Principal{ID: id}, nil
+	if p, ok := a.lookupKey(cred); ok {
+		return p, nil
 	}
 	return Principal{}, ErrUnauthenticated
 }
@@ -203,7 +259,7 @@ func (a *Auth) Authenticate(r *http.Request) (Principal, error) {
 func (a *Auth) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if a.disabled {
-			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, Principal{ID: Anonymous})))
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, admin(Anonymous, nil))))
 			return
 		}
 		p, err := a.Authenticate(r)

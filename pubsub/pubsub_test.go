@@ -237,7 +237,7 @@ func TestRegistryReadYourWritesAcrossInstances(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	list, err := c.List(ctx, "a", 10)
+	list, err := c.List(ctx, "", "a", 10)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -292,15 +292,16 @@ func (r *Registry) Delete(ctx context.Context, id string) error {
 	return r.write(ctx, id, nil)
 }
 
-// List returns up to limit streams with ids after after, in id order.
-func (r *Registry) List(ctx context.Context, after string, limit int) ([]rtstream.Stream, error) {
+// List returns up to limit streams of tenant ("": of every tenant) with ids
+// after after, in id order.
+func (r *Registry) List(ctx context.Context, tenant, after string, limit int) ([]rtstream.Stream, error) {
 	if err := r.Sync(ctx); err != nil {
 		return nil, err
 	}
 	r.mu.Lock()
 	out := make([]rtstream.Stream, 0, len(r.streams))
 	for id, s := range r.streams {
-		if id > after {
+		if id > after && (tenant == "" || s.Owner() == tenant) {
 			out = append(out, s)
 		}
 	}

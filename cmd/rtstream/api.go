@@ -19,7 +19,7 @@ import (
 // newAPI builds the HTTP API: authentication, rate limits, the idempotency
 // store and the handlers over the components started before.
 func (a *app) newAPI(ctx context.Context, stdout io.Writer) (http.Handler, error) {
-	auth, err := newAuth(ctx, a.cfg, stdout, a.reg)
+	auth, err := newAuth(ctx, a.cfg, stdout, a.reg, a.log)
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 
@@ -20,7 +21,7 @@ import (
 // newAuth builds the authenticator from the configuration. With no key, no
 // token verifier and no explicit AUTH_DISABLED, it generates a key and prints
 // it once, to stdout, outside the structured log.
-func newAuth(ctx context.Context, cfg config, stdout io.Writer, reg prometheus.Registerer) (*middleware.Auth, error) {
+func newAuth(ctx context.Context, cfg config, stdout io.Writer, reg prometheus.Registerer, log *slog.Logger) (*middleware.Auth, error) {
 	failures := promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
 		Name: "rtstream_auth_failures_total",
 		Help: "Requests refused by authentication, by reason (missing, invalid, forbidden).",
@@ -48,7 +49,14 @@ func newAuth(ctx context.Context, cfg config, stdout io.Writer, reg prometheus.R
 		}
 		ac.Tokens = v
 	}
-	if !ac.Disabled && len(ac.Keys) == 0 && ac.Tokens == nil {
+	if cfg.APIKeysFile != "" {
+		kps, err := loadKeysFile(cfg.APIKeysFile, log)
+		if err != nil {
+			return nil, err
+		}
+		ac.Principals = kps
+	}
+	if !ac.Disabled && len(ac.Keys) == 0 && len(ac.Principals) == 0 && ac.Tokens == nil {
 		key := middleware.GenerateKey()
 		ac.Keys = []string{key}
 		fmt.Fprintf(stdout, "\nrtstream: no API_KEYS configured; generated this key for this run (shown once):\n\n    %s\n\n", key)

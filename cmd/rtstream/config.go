@@ -39,6 +39,7 @@ type config struct {
 	RouterProducers int
 
 	APIKeys      []string
+	APIKeysFile  string
 	AuthDisabled bool
 	JWKSURL      string
 	JWTPublicKey string
@@ -160,6 +161,7 @@ var settings = []setting{
 	{names("SHUTDOWN_TIMEOUT"), duration(func(c *config) *time.Duration { return &c.ShutdownGrace })},
 	{names("PPROF_ADDR"), text(func(c *config) *string { return &c.PprofAddr })},
 	{names("API_KEYS", "API_KEY"), func(c *config, v string) error { c.APIKeys = splitList(v); return nil }},
+	{names("API_KEYS_FILE"), text(func(c *config) *string { return &c.APIKeysFile })},
 	{names("AUTH_DISABLED"), flag(func(c *config) *bool { return &c.AuthDisabled })},
 	{names("JWT_JWKS_URL"), text(func(c *config) *string { return &c.JWKSURL })},
 	{names("JWT_PUBLIC_KEY"), text(func(c *config) *string { return &c.JWTPublicKey })},
@@ -207,10 +209,10 @@ func parseConfig(getenv func(string) string) (config, error) {
 			}
 		}
 	}
-	if c.AuthDisabled && (len(c.APIKeys) > 0 || c.JWKSURL != "" || c.JWTPublicKey != "") {
+	if c.AuthDisabled && (len(c.APIKeys) > 0 || c.APIKeysFile != "" || c.JWKSURL != "" || c.JWTPublicKey != "") {
 		// Which one was meant? Serving every route without a key when
 		// the operator also set keys would be the worse guess.
-		errs = append(errs, "AUTH_DISABLED=true cannot go with API_KEYS, JWT_JWKS_URL or JWT_PUBLIC_KEY: unset AUTH_DISABLED to require credentials, or the others to run without auth")
+		errs = append(errs, "AUTH_DISABLED=true cannot go with API_KEYS, API_KEYS_FILE, JWT_JWKS_URL or JWT_PUBLIC_KEY: unset AUTH_DISABLED to require credentials, or the others to run without auth")
 	}
 	if len(errs) > 0 {
 		return c, fmt.Errorf("configuration: %s", strings.Join(errs, "; "))

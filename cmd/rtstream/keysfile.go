@@ -1,0 +1,101 @@
+package main
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"regexp"
+	"slices"
+
+	"github.com/rtstream/rtstream/middleware"
+)
+
+// keysFile is API_KEYS_FILE: the keys of a multi-tenant setup, stored as
+// SHA-256 digests (a plaintext "key" is for development, and logged).
+type keysFile struct {
+	Keys []keyEntry `json:"keys"`
+}
+
+type keyEntry struct {
+	Name    string   `json:"name"`
+	Tenant  string   `json:"tenant"`
+	Scopes  []string `json:"scopes"`
+	Streams []string `json:"streams"`
+	SHA256  string   `json:"sha256"`
+	Key     string   `json:"key"`
+}
+
+// tenantPattern is what a tenant's name may be: it appears in logs and
+// metrics labels.
+var tenantPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
+
+// loadKeysFile reads and checks path. An error names the entry and the field.
+func loadKeysFile(path string, log *slog.Logger) ([]middleware.KeyPrincipal, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("API_KEYS_FILE: %w", err)
+	}
+	var f keysFile
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		return nil, fmt.Errorf("API_KEYS_FILE %s: %w", path, err)
+	}
+	if len(f.Keys) == 0 {
+		return nil, fmt.Errorf("API_KEYS_FILE %s: no keys", path)
+	}
+	out := make([]middleware.KeyPrincipal, 0, len(f.Keys))
+	seen := map[[sha256.Size]byte]bool{}
+	for i, e := range f.Keys {
+		kp, err := e.principal()
+		if err != nil {
+			return nil, fmt.Errorf("API_KEYS_FILE %s: keys[%d] (%q): %w", path, i, e.Name, err)
+		}
+		if seen[kp.SHA256] {
+			return nil, fmt.Errorf("API_KEYS_FILE %s: keys[%d] (%q): the same key as an earlier entry", path, i, e.Name)
+		}
+		seen[kp.SHA256] = true
+		if e.Key != "" {
+			log.Warn("API_KEYS_FILE holds a plaintext key; store its sha256 instead outside development", "name", e.Name)
+		}
+		out = append(out, kp)
+	}
+	return out, nil
+}
+
+// principal checks the entry and makes its principal.
+func (e keyEntry) principal() (middleware.KeyPrincipal, error) {
+	var kp middleware.KeyPrincipal
+	switch {
+	case e.Name == "":
+		return kp, fmt.Errorf("name: missing")
+	case !tenantPattern.MatchString(e.Tenant):
+		return kp, fmt.Errorf("tenant: %q must match %s", e.Tenant, tenantPattern)
+	case len(e.Scopes) == 0:
+		return kp, fmt.Errorf("scopes: missing (some of %v)", middleware.Scopes)
+	case (e.SHA256 == "") == (e.Key == ""):
+		return kp, fmt.Errorf("sha256: give exactly one of sha256 (hex SHA-256 of the key) and key")
+	}
+	for j, sc := range e.Scopes {
+		if !slices.Contains(middleware.Scopes, sc) {
+			return kp, fmt.Errorf("scopes[%d]: unknown scope %q (want some of %v)", j, sc, middleware.Scopes)
+		}
+	}
+	if e.Key != "" {
+		kp.SHA256 = sha256.Sum256([]byte(e.Key))
+	} else if d, err := hex.DecodeString(e.SHA256); err != nil || len(d) != sha256.Size {
+		return kp, fmt.Errorf("sha256: want 64 hex digits")
+	} else {
+		copy(kp.SHA256[:], d)
+	}
+	var streams []string
+	if len(e.Streams) > 0 && !slices.Contains(e.Streams, "*") {
+		streams = e.Streams
+	}
+	kp.Principal = middleware.Principal{Name: e.Name, Tenant: e.Tenant, Scopes: e.Scopes, Streams: streams}
+	return kp, nil
+}
