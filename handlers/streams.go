@@ -40,6 +40,9 @@ type streamView struct {
 }
 
 func view(st rtstream.Stream) streamView {
+	// The contract's stream object has no tenant: a caller sees only its
+	// own tenant's streams (an admin every tenant's, without the label).
+	st.Tenant = ""
 	v := streamView{Stream: st}
 	v.Links.Events = "/v1/streams/" + st.ID + "/events"
 	v.Links.Results = "/v1/streams/" + st.ID + "/results"
