@@ -11,6 +11,7 @@ import (
 	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -284,4 +285,50 @@ func FuzzJWTVerify(f *testing.F) {
 			t.Fatalf("accepted %q as %+v", token, p)
 		}
 	})
+}
+
+// TestJWTScopesAndTenant: a token's scope or scopes claim gives it those of
+// rtstream's scopes (others ignored) in the tenant of its tenant claim
+// (default without one); a token without one keeps its old rights, admin of
+// the default tenant.
+func TestJWTScopesAndTenant(t *testing.T) {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	rsaKey, _ := rsa.GenerateKey(rand.Reader, 2048)
+	keys := jwks(t, &rsaKey.PublicKey, &key.PublicKey)
+	v, err := middleware.NewJWT(t.Context(), middleware.JWTConfig{JWKSURL: keys.URL, TenantClaim: "org"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := middleware.NewAuth(middleware.AuthConfig{Tokens: v})
+	if err != nil {
+		t.Fatal(err)
+	}
+	exp := time.Now().Add(time.Hour).Unix()
+	for _, tc := range []struct {
+		name       string
+		claims     jwt.MapClaims
+		wantScopes []string
+		wantTenant string
+	}{
+		{"scope string", jwt.MapClaims{"sub": "a", "exp": exp, "streams": "*", "scope": "openid results:read events:write", "org": "acme"},
+			[]string{"results:read", "events:write"}, "acme"},
+		{"scopes list", jwt.MapClaims{"sub": "b", "exp": exp, "streams": "*", "scopes": []string{"streams:read", "other:thing"}, "org": "globex"},
+			[]string{"streams:read"}, "globex"},
+		{"scopes without tenant", jwt.MapClaims{"sub": "c", "exp": exp, "streams": "*", "scope": "results:read"},
+			[]string{"results:read"}, "default"},
+		{"no scope claim", jwt.MapClaims{"sub": "d", "exp": exp, "streams": "*", "org": "acme"},
+			[]string{"admin"}, "default"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodGet, "/v1/streams/s1/results", nil)
+			r.Header.Set("Authorization", "Bearer "+sign(t, jwt.SigningMethodES256, "e1", key, tc.claims))
+			p, err := a.Authenticate(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(p.Scopes, tc.wantScopes) || p.Tenant != tc.wantTenant {
+				t.Fatalf("principal %+v; want scopes %v in tenant %s", p, tc.wantScopes, tc.wantTenant)
+			}
+		})
+	}
 }

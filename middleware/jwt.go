@@ -13,12 +13,18 @@ import (
 	"io"
 	"math/big"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/rtstream/rtstream"
 )
+
+// DefaultTenantClaim is JWTConfig.TenantClaim's default.
+const DefaultTenantClaim = "tenant"
 
 // JWTConfig configures bearer-token verification. Either JWKSURL or
 // PublicKeys must be set.
@@ -34,6 +40,9 @@ type JWTConfig struct {
 	Issuer   string
 	// Client fetches the JWKS. Default: a client with a 5 s timeout.
 	Client *http.Client
+	// TenantClaim names the claim that holds the token's tenant
+	// (JWT_TENANT_CLAIM). Default "tenant".
+	TenantClaim string
 }
 
 // JWT verifies RS256 and ES256 tokens: signature, exp (required), nbf, aud,
@@ -58,6 +67,9 @@ func NewJWT(ctx context.Context, cfg JWTConfig) (*JWT, error) {
 	}
 	if cfg.Client == nil {
 		cfg.Client = &http.Client{Timeout: 5 * time.Second}
+	}
+	if cfg.TenantClaim == "" {
+		cfg.TenantClaim = DefaultTenantClaim
 	}
 	opts := []jwt.ParserOption{
 		jwt.WithValidMethods([]string{"RS256", "ES256"}),
@@ -86,6 +98,9 @@ func (v *JWT) Looks(token string) bool { return strings.Count(token, ".") == 2 }
 type claims struct {
 	jwt.RegisteredClaims
 	Streams json.RawMessage `json:"streams,omitempty"`
+	// Scope is OAuth's space-separated scope claim; Scopes a list.
+	Scope  string   `json:"scope,omitempty"`
+	Scopes []string `json:"scopes,omitempty"`
 }
 
 // Verify checks token and returns its principal.
@@ -94,7 +109,17 @@ func (v *JWT) Verify(ctx context.Context, token string) (Principal, error) {
 	if _, err := v.parser.ParseWithClaims(token, &c, func(t *jwt.Token) (any, error) { return v.key(ctx, t) }); err != nil {
 		return Principal{}, fmt.Errorf("jwt: %w", err)
 	}
-	p := Principal{ID: "jwt:" + c.Subject}
+	p := Principal{ID: "jwt:" + c.Subject, Name: "jwt:" + c.Subject}
+	if c.Scope != "" || c.Scopes != nil {
+		// Scopes of other services may ride along: only rtstream's count.
+		p.Scopes = []string{}
+		for _, sc := range append(strings.Fields(c.Scope), c.Scopes...) {
+			if slices.Contains(Scopes, sc) && !slices.Contains(p.Scopes, sc) {
+				p.Scopes = append(p.Scopes, sc)
+			}
+		}
+		p.Tenant = tenantClaim(token, v.cfg.TenantClaim)
+	}
 	switch s := strings.TrimSpace(string(c.Streams)); {
 	case s == "" || s == "null":
 		p.Streams = []string{} // no claim: no stream
@@ -115,6 +140,22 @@ func (v *JWT) Verify(ctx context.Context, token string) (Principal, error) {
 		p.Streams = ids
 	}
 	return p, nil
+}
+
+// tenantClaim reads the named claim of a token already verified: its
+// tenant, rtstream.DefaultTenant when it has none.
+func tenantClaim(token, name string) string {
+	parts := strings.Split(token, ".")
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return rtstream.DefaultTenant
+	}
+	var all map[string]json.RawMessage
+	var tenant string
+	if json.Unmarshal(payload, &all) != nil || json.Unmarshal(all[name], &tenant) != nil || tenant == "" {
+		return rtstream.DefaultTenant
+	}
+	return tenant
 }
 
 // key finds the verification key of t.

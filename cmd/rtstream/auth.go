@@ -35,7 +35,7 @@ func newAuth(ctx context.Context, cfg config, stdout io.Writer, reg prometheus.R
 		Failures: func(reason string) { failures.WithLabelValues(reason).Inc() },
 	}
 	if cfg.JWKSURL != "" || cfg.JWTPublicKey != "" {
-		jc := middleware.JWTConfig{JWKSURL: cfg.JWKSURL, Audience: cfg.JWTAudience, Issuer: cfg.JWTIssuer}
+		jc := middleware.JWTConfig{JWKSURL: cfg.JWKSURL, Audience: cfg.JWTAudience, Issuer: cfg.JWTIssuer, TenantClaim: cfg.JWTTenant}
 		if cfg.JWTPublicKey != "" {
 			keys, err := parsePublicKeys(cfg.JWTPublicKey)
 			if err != nil {

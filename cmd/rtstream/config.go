@@ -12,6 +12,7 @@ import (
 
 	"github.com/rtstream/rtstream/handlers"
 	"github.com/rtstream/rtstream/idempotency"
+	"github.com/rtstream/rtstream/middleware"
 	"github.com/rtstream/rtstream/observability"
 	"github.com/rtstream/rtstream/pubsub"
 	"github.com/rtstream/rtstream/ratelimit"
@@ -45,6 +46,7 @@ type config struct {
 	JWTPublicKey string
 	JWTAudience  string
 	JWTIssuer    string
+	JWTTenant    string
 	MetricsAuth  bool
 	// MetricsDisabled turns rtstream's own instrumentation off (the runtime
 	// metrics stay): the benchmark measures what collection costs with it.
@@ -129,6 +131,7 @@ func defaultConfig() config {
 		MaxStreams: handlers.DefaultMaxStreams, MaxStreamsPerKey: handlers.DefaultMaxStreamsPerKey,
 		RateLimitRPS: ratelimit.DefaultRPS, RateLimitBurst: ratelimit.DefaultBurst, RedisTimeout: ratelimit.DefaultRedisTimeout,
 		IdempotencyTTL: idempotency.DefaultTTL, IdempotencyMaxKeys: idempotency.DefaultMaxKeys,
+		JWTTenant: middleware.DefaultTenantClaim,
 	}
 }
 
@@ -167,6 +170,7 @@ var settings = []setting{
 	{names("JWT_PUBLIC_KEY"), text(func(c *config) *string { return &c.JWTPublicKey })},
 	{names("JWT_AUDIENCE"), text(func(c *config) *string { return &c.JWTAudience })},
 	{names("JWT_ISSUER"), text(func(c *config) *string { return &c.JWTIssuer })},
+	{names("JWT_TENANT_CLAIM"), text(func(c *config) *string { return &c.JWTTenant })},
 	{names("METRICS_AUTH"), flag(func(c *config) *bool { return &c.MetricsAuth })},
 	{names("METRICS_DISABLED"), flag(func(c *config) *bool { return &c.MetricsDisabled })},
 	{names("CORS_ORIGINS"), text(func(c *config) *string { return &c.CORSOrigins })},
