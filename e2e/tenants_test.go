@@ -155,6 +155,33 @@ func TestTenantsAndScopes(t *testing.T) {
 	if len(page.Results) != 1 || !jsonEqual(page.Results[0].Data, []byte(`{"sentinel":true}`)) {
 		t.Fatalf("acme's results: %+v; want only alice's sentinel (a refused send added events)", page.Results)
 	}
+	checkAudit(t, s, acme)
+}
+
+// checkAudit: stream writes are logged with the principal's name and tenant,
+// never a key, and counted by action and outcome, refused ones included.
+func checkAudit(t *testing.T, s *server, acme string) {
+	t.Helper()
+	log := s.lastStartLog()
+	for _, want := range []string{
+		`msg=audit action=stream.create outcome=ok status=201 principal=alice tenant=acme stream_id=` + acme,
+		`msg=audit action=stream.delete outcome=refused status=403 principal=reader tenant=acme stream_id=` + acme,
+		`msg=audit action=stream.delete outcome=refused status=404 principal=bob tenant=globex stream_id=` + acme,
+	} {
+		if !strings.Contains(log, want) {
+			t.Errorf("the log has no line %q", want)
+		}
+	}
+	for _, key := range []string{aliceKey, bobKey, readerKey, rootKey} {
+		if strings.Contains(log, key) {
+			t.Errorf("the log holds a key")
+		}
+	}
+	m := scrape(t, s.Base)
+	if m[`rtstream_audit_events_total{action="stream.create",outcome="ok"}`] < 2 || m[`rtstream_audit_events_total{action="stream.delete",outcome="refused"}`] < 2 {
+		t.Errorf("audit counters: %v created ok, %v deletes refused; want at least 2 each",
+			m[`rtstream_audit_events_total{action="stream.create",outcome="ok"}`], m[`rtstream_audit_events_total{action="stream.delete",outcome="refused"}`])
+	}
 }
 
 // checkList checks that key's list holds want and none of not.

@@ -58,15 +58,15 @@ func NewServer(deps Deps) http.Handler {
 		r.Group(func(r chi.Router) {
 			// Routes that read a body answer quickly: bound their reads.
 			r.Use(middleware.ReadDeadline(cfg.ReadTimeout))
-			r.Post("/v1/streams", s.need(middleware.ScopeStreamsWrite, s.createStream))
+			r.Post("/v1/streams", s.audit("stream.create", s.need(middleware.ScopeStreamsWrite, s.createStream)))
 			r.Get("/v1/streams", s.need(middleware.ScopeStreamsRead, s.listStreams))
-			r.Put("/v1/streams/{id}", s.need(middleware.ScopeStreamsWrite, s.putStream))
+			r.Put("/v1/streams/{id}", s.audit("stream.put", s.need(middleware.ScopeStreamsWrite, s.putStream)))
 			r.Get("/v1/streams/{id}", s.need(middleware.ScopeStreamsRead, s.getStream))
 			r.Get("/v1/streams/{id}/dead-letters", s.need(middleware.ScopeResultsRead, s.deadLetters))
-			r.Delete("/v1/streams/{id}", s.need(middleware.ScopeStreamsWrite, s.deleteStream))
+			r.Delete("/v1/streams/{id}", s.audit("stream.delete", s.need(middleware.ScopeStreamsWrite, s.deleteStream)))
 			r.Post("/v1/streams/{id}/events", s.need(middleware.ScopeEventsWrite, s.sendEvents))
 			// Seed-compatible routes: the same handlers, the same rules.
-			r.Post("/stream/start", s.need(middleware.ScopeStreamsWrite, s.createStream))
+			r.Post("/stream/start", s.audit("stream.create", s.need(middleware.ScopeStreamsWrite, s.createStream)))
 			r.Post("/stream/{id}/send", s.need(middleware.ScopeEventsWrite, s.sendEvents))
 		})
 		// Streaming routes: no read deadline, a write deadline per flush

@@ -22,6 +22,7 @@ type Metrics struct {
 	eventsAccepted prometheus.Counter
 	poison         *prometheus.CounterVec
 	careful        prometheus.Counter
+	audited        *prometheus.CounterVec
 	processing     prometheus.Histogram
 	processed      *prometheus.CounterVec
 	lag            *prometheus.GaugeVec
@@ -49,6 +50,9 @@ func NewMetrics(reg prometheus.Registerer, topics ...string) *Metrics {
 	m.newRouter(f)
 	m.newDelivery(f)
 	m.newIdempotency(f)
+	m.audited = f.NewCounterVec(prometheus.CounterOpts{
+		Name: "rtstream_audit_events_total", Help: "Audited requests (stream create, put, delete), by action and outcome: ok, refused (4xx), failed (5xx).",
+	}, []string{"action", "outcome"})
 	// Known label values start at zero, so dashboards and alerts see the
 	// series before the first event.
 	m.subscribers.WithLabelValues("sse")
@@ -142,6 +146,14 @@ func (m *Metrics) newDelivery(f promauto.Factory) {
 		Name: "rtstream_result_delivery_age_seconds", Help: "Age of a result when written to a subscriber: now minus the event's received_at.",
 		Buckets: latencyBuckets,
 	})
+}
+
+// Audited counts one audited request by action and outcome (ok, refused,
+// failed).
+func (m *Metrics) Audited(action, outcome string) {
+	if m != nil {
+		m.audited.WithLabelValues(action, outcome).Inc()
+	}
 }
 
 // newIdempotency registers the metrics of the Idempotency-Key store.
