@@ -2,14 +2,8 @@ package main
 
 import (
 	"encoding/json"
-	"fmt"
-	"io"
-	"maps"
 	"os"
 	"path/filepath"
-	"slices"
-	"strconv"
-	"strings"
 	"time"
 )
 
@@ -572,160 +566,6 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 	return sorted[rank-1]
 }
 
-// evaluate fills rep.Targets from the figures measured.
-func (rep *Report) evaluate() {
-	rep.Targets = nil
-	for _, rule := range targetRules {
-		rep.Targets = append(rep.Targets, rule(rep)...)
-	}
-}
-
-// targetRules are the run's goals, in the order the table shows them; each
-// judges the figures it needs when the run measured them.
-var targetRules = []func(*Report) []TargetResult{batchTarget, endToEndTarget, comparisonTargets, resumeTargets,
-	processorsTarget, crashMarksTarget, vegetaTarget, swarmTargets}
-
-// batchTarget judges batch ingest against the raw producer.
-func batchTarget(rep *Report) (ts []TargetResult) {
-	if rep.Batch != nil && rep.Baseline != nil && rep.Baseline.EventsPerSec > 0 {
-		r := rep.Batch.Ratio
-		t := TargetResult{Name: "batch ingest / raw producer", Value: r * 100, Target: targetBatchRatio * 100, Unit: "%", Pass: r >= targetBatchRatio}
-		t.Margin = fmt.Sprintf("%+.1f pts", (r-targetBatchRatio)*100)
-		ts = append(ts, t)
-	}
-	return ts
-}
-
-// endToEndTarget judges end-to-end throughput.
-func endToEndTarget(rep *Report) (ts []TargetResult) {
-	if rep.E2E != nil {
-		v := rep.E2E.EventsPerSec
-		t := TargetResult{Name: "end-to-end", Value: v, Target: targetE2E, Unit: "events/s", Pass: v >= targetE2E}
-		t.Margin = fmt.Sprintf("%s events/s (%+.0f%%)", signedInt(int64(v-targetE2E)), (v/targetE2E-1)*100)
-		ts = append(ts, t)
-	}
-	return ts
-}
-
-// comparisonTargets judges what each comparison phase's setting costs.
-func comparisonTargets(rep *Report) (ts []TargetResult) {
-	for _, c := range rep.comparisons() {
-		m := c.res
-		if m.On.RequestsSec <= 0 {
-			continue
-		}
-		t := TargetResult{Name: c.name + " cost", Value: m.Cost * 100, Target: m.Target * 100, Unit: "%", Pass: m.Cost <= m.Target}
-		t.Margin = fmt.Sprintf("%+.1f pts", (m.Cost-m.Target)*100)
-		// Rounds of the same server that differ by more than the target
-		// mean the machine's noise is as large as what is measured.
-		if sp := max(m.spread(true), m.spread(false)); sp > m.Target {
-			t.Margin += fmt.Sprintf(", but rounds of one side differ by %.0f%%: noise", sp*100)
-		}
-		ts = append(ts, t)
-	}
-	return ts
-}
-
-// resumeTargets judges resume times and the live p99 during a resume burst.
-func resumeTargets(rep *Report) (ts []TargetResult) {
-	if r := rep.Resume; r != nil {
-		for _, run := range []struct {
-			name string
-			r    ResumeRun
-		}{{"resume 10k from kafka", r.Kafka}, {"resume 10k from history", r.History}} {
-			if len(run.r.Tries) == 0 {
-				continue
-			}
-			v := run.r.Seconds
-			t := TargetResult{Name: run.name, Value: v, Target: targetResumeSeconds, Unit: "s",
-				Pass: v < targetResumeSeconds && run.r.PathOK && run.r.Exact}
-			t.Margin = fmt.Sprintf("%+.2f s (slowest of %d)", v-targetResumeSeconds, len(run.r.Tries))
-			if !run.r.PathOK {
-				t.Margin += ", but not every try took the " + run.r.Expected + " path"
-			}
-			if !run.r.Exact {
-				t.Margin += ", but a replay was not exact"
-			}
-			ts = append(ts, t)
-		}
-		if b := r.Burst; b != nil && b.Quiet.P99 > 0 && b.During.Count > 0 {
-			t := TargetResult{Name: "live p99 during resume burst", Value: b.Ratio, Target: targetResumeBurstRatio, Unit: "x",
-				Pass: b.Ratio <= targetResumeBurstRatio && b.Completed == b.Resumers && b.Path == "kafka"}
-			t.Margin = fmt.Sprintf("%+.2f", b.Ratio-targetResumeBurstRatio)
-			if b.Completed != b.Resumers {
-				t.Margin += fmt.Sprintf(", but only %d of %d resumes completed exactly", b.Completed, b.Resumers)
-			}
-			if b.Path != "kafka" {
-				t.Margin += ", but the resumes' path was " + b.Path + ", not kafka"
-			}
-			ts = append(ts, t)
-		}
-	}
-	return ts
-}
-
-// processorsTarget judges what processors cost.
-func processorsTarget(rep *Report) (ts []TargetResult) {
-	if p := rep.Processors; p != nil && p.On.EventsPerSec > 0 {
-		t := TargetResult{Name: "processors cost", Value: p.Cost * 100, Target: p.Target * 100, Unit: "%", Pass: p.Cost <= p.Target}
-		t.Margin = fmt.Sprintf("%+.1f pts", (p.Cost-p.Target)*100)
-		if lo, hi := p.roundSpan(true); lo > 0 && hi/lo-1 > p.Target {
-			t.Margin += fmt.Sprintf(", but ON rounds differ by %.0f%%: noise", (hi/lo-1)*100)
-		} else if lo, hi := p.roundSpan(false); lo > 0 && hi/lo-1 > p.Target {
-			t.Margin += fmt.Sprintf(", but OFF rounds differ by %.0f%%: noise", (hi/lo-1)*100)
-		}
-		ts = append(ts, t)
-	}
-	return ts
-}
-
-// crashMarksTarget judges what the crash guard costs.
-func crashMarksTarget(rep *Report) (ts []TargetResult) {
-	if c := rep.CrashMarks; c != nil && c.OnPerSec > 0 {
-		t := TargetResult{Name: "crash marks cost", Value: c.Cost * 100, Target: c.Target * 100, Unit: "%", Pass: c.Cost <= c.Target}
-		t.Margin = fmt.Sprintf("%+.1f pts", (c.Cost-c.Target)*100)
-		ts = append(ts, t)
-	}
-	return ts
-}
-
-// vegetaTarget judges a single POST against bare net/http.
-func vegetaTarget(rep *Report) (ts []TargetResult) {
-	if v := rep.Vegeta; v != nil && v.BareMax > 0 && v.SingleMax > 0 {
-		t := TargetResult{Name: "single POST / bare net/http", Value: v.Ratio * 100, Target: targetSingleVsBare * 100, Unit: "%", Pass: v.Ratio >= targetSingleVsBare}
-		t.Margin = fmt.Sprintf("%+.1f pts", (v.Ratio-targetSingleVsBare)*100)
-		ts = append(ts, t)
-	}
-	return ts
-}
-
-// swarmTargets judges the SSE swarm's size, memory and deliveries.
-func swarmTargets(rep *Report) (ts []TargetResult) {
-	if sw := rep.Swarm; sw != nil {
-		if r := sw.largest(); r != nil {
-			size := fmt.Sprintf(" at %s connected", fmtInt(r.Connected))
-			t := TargetResult{Name: "SSE subscribers", Value: float64(r.Connected), Target: targetSwarmSubscribers, Unit: "connections",
-				Pass: r.Connected >= targetSwarmSubscribers}
-			t.Margin = signedInt(r.Connected - targetSwarmSubscribers)
-			if r.Capped != "" {
-				t.Margin += ", capped: " + r.Capped
-			}
-			ts = append(ts, t)
-			kib := r.RSSPerConn / 1024
-			t = TargetResult{Name: "SSE RSS per connection", Value: kib, Target: targetSwarmRSS / 1024, Unit: "KiB",
-				Pass: r.RSSPerConn <= targetSwarmRSS && r.Connected >= targetSwarmSubscribers}
-			t.Margin = fmt.Sprintf("%+.1f KiB%s", kib-targetSwarmRSS/1024, size)
-			ts = append(ts, t)
-			t = TargetResult{Name: "SSE deliveries/s", Value: r.DeliveriesPerSec, Target: targetSwarmDeliveries, Unit: "deliveries/s",
-				Pass: r.DeliveriesPerSec >= targetSwarmDeliveries && r.Connected >= targetSwarmSubscribers}
-			t.Margin = fmt.Sprintf("%s/s (%+.0f%%)%s, %s/s offered", signedInt(int64(r.DeliveriesPerSec-targetSwarmDeliveries)),
-				(r.DeliveriesPerSec/targetSwarmDeliveries-1)*100, size, fmtInt(int64(r.Offered)))
-			ts = append(ts, t)
-		}
-	}
-	return ts
-}
-
 // namedComparison is a comparison phase's result with the name its table
 // rows and target carry.
 type namedComparison struct {
@@ -802,50 +642,9 @@ func (rep *Report) requestTotals() (reqs, errs int64) {
 	return reqs, errs
 }
 
-// printTable writes the summary table: one row per figure, with the
-// baseline it is compared with, the ratio, the target and the verdict. Each
-// phase's rows are written by a section of table.go.
-func printTable(w io.Writer, rep *Report) {
-	rep.evaluate()
-	t := &table{rep: rep}
-	t.row("phase", "figure", "unit", "baseline", "ratio", "target", "verdict")
-	t.row("-----", "------", "----", "--------", "-----", "------", "-------")
-	for _, section := range []func(*table){(*table).baseline, (*table).single, (*table).batch, (*table).endToEnd,
-		(*table).latency, (*table).comparisons, (*table).resume, (*table).processors, (*table).crashMarks,
-		(*table).vegeta, (*table).swarm, (*table).drains, (*table).streamCreate} {
-		section(t)
-	}
-	t.write(w)
-	if len(rep.CPU) > 0 {
-		fmt.Fprintln(w)
-		fmt.Fprintln(w, "CPU, average cores used per phase:")
-		for _, c := range rep.CPU {
-			fmt.Fprintf(w, "  %-11s %s\n", c.Phase, c.Usage)
-		}
-	}
-	if rep.Fatal != "" {
-		fmt.Fprintf(w, "\nrun failed: %s\n", rep.Fatal)
-	}
-}
-
-// statusCodes writes a status histogram as "202×1234 503×2", in order.
-func statusCodes(m map[string]int) string {
-	keys := slices.Sorted(maps.Keys(m))
-	parts := make([]string, 0, len(keys))
-	for _, k := range keys {
-		parts = append(parts, fmt.Sprintf("%s×%d", k, m[k]))
-	}
-	return strings.Join(parts, " ")
-}
-
 // roundSpan is the req/s of the slowest and the fastest round of one side.
 func (m *CompareResult) roundSpan(on bool) (lo, hi float64) {
 	return span(m.Rounds, on, func(r CompareRound) (bool, float64) { return r.On, r.RequestsSec })
-}
-
-func (m *CompareResult) roundRange(on bool) string {
-	lo, hi := m.roundSpan(on)
-	return fmtInt(int64(lo)) + " / " + fmtInt(int64(hi))
 }
 
 // spread is how much faster one side's fastest round was than its slowest.
@@ -869,37 +668,4 @@ func writeJSON(path string, rep *Report) error {
 		return err
 	}
 	return os.WriteFile(path, append(data, '\n'), 0o644)
-}
-
-// fmtInt writes n with thousands separators.
-func fmtInt(n int64) string {
-	if n < 0 {
-		return "-" + fmtInt(-n)
-	}
-	s := strconv.FormatInt(n, 10)
-	for i := len(s) - 3; i > 0; i -= 3 {
-		s = s[:i] + "," + s[i:]
-	}
-	return s
-}
-
-func signedInt(n int64) string {
-	if n >= 0 {
-		return "+" + fmtInt(n)
-	}
-	return fmtInt(n)
-}
-
-// fmtMs writes a millisecond figure with a precision that suits it.
-func fmtMs(ms float64) string {
-	switch {
-	case ms == 0:
-		return "-"
-	case ms < 10:
-		return fmt.Sprintf("%.2f ms", ms)
-	case ms < 1000:
-		return fmt.Sprintf("%.1f ms", ms)
-	default:
-		return fmt.Sprintf("%.2f s", ms/1000)
-	}
 }

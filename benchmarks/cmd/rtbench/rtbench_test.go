@@ -107,7 +107,9 @@ func TestComparisonVerdict(t *testing.T) {
 		{false, 1000, 1099, true}, {false, 1000, 1101, false}, {false, 1200, 1000, true},
 		{true, 1000, 1049, true}, {true, 1000, 1051, false}, {true, 1200, 1000, true},
 	} {
-		m := &CompareResult{On: CompareSide{RequestsSec: c.on}, Off: CompareSide{RequestsSec: c.off}, Target: targetMiddlewareCost}
+		// A phase that ran has requests on both sides: its rows show, and
+		// the cost row carries the target.
+		m := &CompareResult{On: CompareSide{Requests: 1, RequestsSec: c.on}, Off: CompareSide{Requests: 1, RequestsSec: c.off}, Target: targetMiddlewareCost}
 		m.Cost = m.Off.RequestsSec/m.On.RequestsSec - 1
 		rep, name := &Report{Middleware: m}, "middleware cost"
 		if c.metrics {
@@ -119,7 +121,7 @@ func TestComparisonVerdict(t *testing.T) {
 			t.Errorf("%s: ON %v OFF %v: targets %+v, want pass=%v", name, c.on, c.off, rep.Targets, c.pass)
 		}
 	}
-	m := &CompareResult{On: CompareSide{RequestsSec: 1000}, Off: CompareSide{RequestsSec: 1050}, Cost: 0.05, Target: targetMiddlewareCost,
+	m := &CompareResult{On: CompareSide{Requests: 1, RequestsSec: 1000}, Off: CompareSide{Requests: 1, RequestsSec: 1050}, Cost: 0.05, Target: targetMiddlewareCost,
 		Rounds: []CompareRound{{On: true, RequestsSec: 800}, {RequestsSec: 1050}, {RequestsSec: 1050}, {On: true, RequestsSec: 1200}}}
 	rep := &Report{Middleware: m}
 	rep.evaluate()

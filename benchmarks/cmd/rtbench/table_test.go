@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -66,6 +68,9 @@ func TestTableGolden(t *testing.T) {
 	n := 0
 	fill(reflect.ValueOf(rep).Elem(), "Report", &n)
 	rep.Swarm.Runs[1].Error = ""
+	// The first attack is the single POSTs at max rate, which the bare
+	// server judges.
+	rep.Vegeta.Attacks[0].Route, rep.Vegeta.Attacks[0].Mode, rep.Vegeta.Attacks[0].Rate = "single", "max", 0
 	var out bytes.Buffer
 	printTable(&out, rep)
 	path := filepath.Join("testdata", "table.golden")
@@ -83,5 +88,52 @@ func TestTableGolden(t *testing.T) {
 	}
 	if !bytes.Equal(out.Bytes(), want) {
 		t.Errorf("the table differs from %s:\n%s", path, out.String())
+	}
+}
+
+// TestTableOfAFixedReport renders a partial run's report and checks its
+// rows and verdicts cell by cell, and that rep.Targets are the rows' checks.
+func TestTableOfAFixedReport(t *testing.T) {
+	rep := &Report{
+		Baseline:   &BaselineResult{EventsPerSec: 300_000},
+		Batch:      &BatchResult{BatchSize: 100, EventsPerSec: 240_000, Ratio: 0.8},
+		E2E:        &E2EResult{EventsPerSec: 45_000, Sent: 900, Received: 900},
+		CrashMarks: &CrashMarksResult{OnPerSec: 950, OffPerSec: 1000, Cost: 1000.0/950 - 1, Target: targetCrashMarksCost},
+	}
+	rows := map[string][]string{}
+	for _, l := range rep.lines() {
+		rows[l.label] = l.cells()
+	}
+	for _, want := range [][]string{
+		{"raw producer (Sarama, acks=all)", "300,000", "events/s", "-", "-", "ceiling", "-"},
+		{"batch ingest (100/POST)", "240,000", "events/s", "300,000", "80.0%", ">= 70%", "PASS +10.0 pts"},
+		{"end-to-end POST->SSE", "45,000", "events/s", "-", "-", ">= 50,000", "MISS -5,000 events/s (-10%)"},
+		{"  sent / received", "900 / 900", "events", "", "", "", ""},
+		{"router drain, crash guard", "950", "records/s", "1,000", "95.0%", "", ""},
+		{"crash marks cost (OFF/ON - 1)", "+5.3%", "", "", "", "<= 5%", "MISS +0.3 pts"},
+	} {
+		if got := rows[want[0]]; !slices.Equal(got, want) {
+			t.Errorf("row %q:\n got %q\nwant %q", want[0], got, want)
+		}
+	}
+	rep.evaluate()
+	var names []string
+	for _, tr := range rep.Targets {
+		names = append(names, tr.Name)
+	}
+	if want := []string{"batch ingest / raw producer", "end-to-end", "crash marks cost"}; !slices.Equal(names, want) {
+		t.Errorf("targets %q, want %q", names, want)
+	}
+	// Without the raw producer the batch row still shows its target, but
+	// nothing judges it.
+	rep.Baseline = nil
+	rep.evaluate()
+	if len(rep.Targets) != 2 || rows["batch ingest (100/POST)"][5] != ">= 70%" {
+		t.Errorf("targets without a baseline: %+v", rep.Targets)
+	}
+	for _, l := range rep.lines() {
+		if strings.HasPrefix(l.label, "batch ingest") && l.cells()[6] != "-" {
+			t.Errorf("batch row without a baseline: %q", l.cells())
+		}
 	}
 }
