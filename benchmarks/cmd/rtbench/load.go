@@ -124,6 +124,9 @@ type sendStats struct {
 	acked     []seqRange
 	firstSend time.Time
 	elapsed   time.Duration
+	// perStream, when set, counts the acknowledged events of each of the
+	// senders' streams.
+	perStream []atomic.Int64
 }
 
 func (st *sendStats) merge(lat []time.Duration, acked []seqRange) {
@@ -209,35 +212,52 @@ func (lt *loadTester) closedLoop(ctx context.Context, phase string, workers, n i
 	start := time.Now()
 	st.firstSend = start
 	deadline := start.Add(d)
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Go(func() {
-			stream := streams[w%len(streams)]
-			var (
-				buf   []byte
-				lat   []time.Duration
-				acked []seqRange
-			)
-			for time.Now().Before(deadline) && ctx.Err() == nil {
-				seq := lt.seq.Add(int64(n)) - int64(n)
-				buf = appendBody(buf, seq, n, time.Now())
-				took, err := lt.post(ctx, stream, buf, n)
-				if err != nil {
-					st.errs.add(err)
-					continue
-				}
-				st.okRequests.Add(1)
-				st.okEvents.Add(int64(n))
-				lat = append(lat, took)
-				acked = append(acked, seqRange{seq, n})
-			}
-			st.merge(lat, acked)
-		})
-	}
-	wg.Wait()
+	lt.closed(ctx, st, workers, n, streams, func() bool { return time.Now().Before(deadline) && ctx.Err() == nil })
 	st.elapsed = time.Since(start)
 	stop()
 	return st
+}
+
+// closed runs workers senders of n events per request, back to back,
+// worker w to streams[w % len(streams)], each while more says so, and
+// returns when all are done.
+func (lt *loadTester) closed(ctx context.Context, st *sendStats, workers, n int, streams []string, more func() bool) {
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			lt.sender(ctx, st, n, streams, func() (int, bool) { return w % len(streams), more() })
+		})
+	}
+	wg.Wait()
+}
+
+// sender is one worker: it POSTs n events to streams[i] for each i next
+// gives until next says stop, each event stamped with its send time, and
+// counts into st; it keeps the answered requests' latencies and seqs and
+// merges them into st at the end.
+func (lt *loadTester) sender(ctx context.Context, st *sendStats, n int, streams []string, next func() (int, bool)) {
+	var (
+		buf   []byte
+		lat   []time.Duration
+		acked []seqRange
+	)
+	for i, ok := next(); ok; i, ok = next() {
+		seq := lt.seq.Add(int64(n)) - int64(n)
+		buf = appendBody(buf, seq, n, time.Now())
+		took, err := lt.post(ctx, streams[i], buf, n)
+		if err != nil {
+			st.errs.add(err)
+			continue
+		}
+		st.okRequests.Add(1)
+		st.okEvents.Add(int64(n))
+		if st.perStream != nil {
+			st.perStream[i].Add(int64(n))
+		}
+		lat = append(lat, took)
+		acked = append(acked, seqRange{seq, n})
+	}
+	st.merge(lat, acked)
 }
 
 // singleEvents is phase (a): -concurrency workers sending one event per
@@ -373,24 +393,13 @@ func (lt *loadTester) latency(ctx context.Context) (*LatencyResult, error) {
 	progress("[latency] %d SSE subscribers connected; %d events/s in batches of %d for %s", len(streams), lt.o.Rate, perBatch, lt.o.Duration)
 
 	st := &sendStats{}
-	jobs, wg := lt.latencySenders(ctx, st, perBatch)
 	stopProgress := everySecond("latency", func(_ time.Duration, last int64) (int64, string) {
 		ev := st.okEvents.Load()
 		return ev, fmt.Sprintf("%s events/s acknowledged, %s results received, %d errors", fmtInt(ev-last), fmtInt(g.received.Load()), st.errs.total())
 	})
-
-	batchesPerSec := float64(lt.o.Rate) / perBatch
 	start := time.Now()
-	skipped := openLoop(ctx, start, batchesPerSec, lt.o.Duration, func(n int64) bool {
-		select {
-		case jobs <- streams[n%int64(len(streams))]:
-			return true
-		default:
-			return false
-		}
-	})
-	close(jobs)
-	wg.Wait()
+	skipped := lt.paced(ctx, st, start, pace{streams: streams, n: perBatch, workers: lt.o.Concurrency, queue: 1024,
+		perSec: float64(lt.o.Rate) / perBatch, d: lt.o.Duration})
 	sendSeconds := time.Since(start).Seconds()
 	stopProgress()
 	sent := st.okEvents.Load()
@@ -425,35 +434,46 @@ func (lt *loadTester) latency(ctx context.Context) (*LatencyResult, error) {
 	return res, nil
 }
 
-// latencySenders starts the pool that POSTs the latency phase's batches,
-// one stream per job, each event stamped with its send time.
-func (lt *loadTester) latencySenders(ctx context.Context, st *sendStats, perBatch int) (chan string, *sync.WaitGroup) {
-	jobs := make(chan string, 1024)
+// pace is an open-loop feed: perSec requests of n events a second for d
+// (0: until ctx ends), round robin over streams, sent by a pool of workers
+// that queue jobs wait for. A request due while the queue is full is
+// skipped: a slow server shows as latency and skips, not as a lower rate
+// (and a short queue keeps a slow server from turning the feed into one
+// that runs past its time). detach lets requests under way when ctx ends
+// finish instead of cancelling them.
+type pace struct {
+	streams           []string
+	n, workers, queue int
+	perSec            float64
+	d                 time.Duration
+	detach            bool
+}
+
+// paced runs p's feed from start into st, waits for its last answers, and
+// returns how many requests it skipped.
+func (lt *loadTester) paced(ctx context.Context, st *sendStats, start time.Time, p pace) (skipped int64) {
+	jobs := make(chan int, p.queue)
+	post := ctx
+	if p.detach {
+		post = context.WithoutCancel(ctx)
+	}
 	var wg sync.WaitGroup
-	for range lt.o.Concurrency {
+	for range p.workers {
 		wg.Go(func() {
-			var (
-				buf   []byte
-				lat   []time.Duration
-				acked []seqRange
-			)
-			for stream := range jobs {
-				seq := lt.seq.Add(int64(perBatch)) - int64(perBatch)
-				buf = appendBody(buf, seq, perBatch, time.Now())
-				took, err := lt.post(ctx, stream, buf, perBatch)
-				if err != nil {
-					st.errs.add(err)
-					continue
-				}
-				st.okRequests.Add(1)
-				st.okEvents.Add(int64(perBatch))
-				lat = append(lat, took)
-				acked = append(acked, seqRange{seq, perBatch})
-			}
-			st.merge(lat, acked)
+			lt.sender(post, st, p.n, p.streams, func() (int, bool) { i, ok := <-jobs; return i, ok })
 		})
 	}
-	return jobs, &wg
+	skipped = openLoop(ctx, start, p.perSec, p.d, func(n int64) bool {
+		select {
+		case jobs <- int(n % int64(len(p.streams))):
+			return true
+		default:
+			return false
+		}
+	})
+	close(jobs)
+	wg.Wait()
+	return skipped
 }
 
 // openLoop dispatches perSec jobs per second from start, on schedule, for d

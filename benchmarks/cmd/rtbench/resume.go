@@ -113,31 +113,7 @@ func (p preparedStream) after(back int) (cursor string, want []int64) {
 func (lt *loadTester) sendCount(ctx context.Context, stream string, total, perReq, workers int, st *sendStats) {
 	reqs := int64(total / perReq)
 	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			var (
-				buf   []byte
-				lat   []time.Duration
-				acked []seqRange
-			)
-			for next.Add(1) <= reqs && ctx.Err() == nil {
-				seq := lt.seq.Add(int64(perReq)) - int64(perReq)
-				buf = appendBody(buf, seq, perReq, time.Now())
-				took, err := lt.post(ctx, stream, buf, perReq)
-				if err != nil {
-					st.errs.add(err)
-					continue
-				}
-				st.okRequests.Add(1)
-				st.okEvents.Add(int64(perReq))
-				lat = append(lat, took)
-				acked = append(acked, seqRange{seq, perReq})
-			}
-			st.merge(lat, acked)
-		})
-	}
-	wg.Wait()
+	lt.closed(ctx, st, workers, perReq, []string{stream}, func() bool { return next.Add(1) <= reqs && ctx.Err() == nil })
 }
 
 // prepare sends total events to each stream (perReq per request, workers
@@ -481,43 +457,12 @@ type pacedSender struct {
 func (lt *loadTester) startPaced(ctx context.Context, stream string, rate int) *pacedSender {
 	ctx, cancel := context.WithCancel(ctx)
 	p := &pacedSender{cancel: cancel, done: make(chan struct{}), start: time.Now()}
-	jobs := make(chan struct{}, 1024)
-	var wg sync.WaitGroup
-	for range 16 {
-		wg.Go(func() {
-			var (
-				buf   []byte
-				lat   []time.Duration
-				acked []seqRange
-			)
-			for range jobs {
-				seq := lt.seq.Add(liveBatch) - liveBatch
-				buf = appendBody(buf, seq, liveBatch, time.Now())
-				took, err := lt.post(context.WithoutCancel(ctx), stream, buf, liveBatch)
-				if err != nil {
-					p.st.errs.add(err)
-					continue
-				}
-				p.st.okRequests.Add(1)
-				p.st.okEvents.Add(liveBatch)
-				lat = append(lat, took)
-				acked = append(acked, seqRange{seq, liveBatch})
-			}
-			p.st.merge(lat, acked)
-		})
-	}
 	go func() {
 		defer close(p.done)
-		openLoop(ctx, p.start, float64(rate)/liveBatch, 0, func(int64) bool {
-			select {
-			case jobs <- struct{}{}:
-				return true
-			default: // the pool is full: skipped, shows as fewer samples
-				return false
-			}
-		})
-		close(jobs)
-		wg.Wait()
+		// A POST due while the pool is full is skipped: it shows as fewer
+		// samples.
+		lt.paced(ctx, &p.st, p.start, pace{streams: []string{stream}, n: liveBatch, workers: 16, queue: 1024,
+			perSec: float64(rate) / liveBatch, detach: true})
 	}()
 	return p
 }

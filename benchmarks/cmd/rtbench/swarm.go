@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -236,12 +235,12 @@ func (z *swarmSize) feed(ctx context.Context) (u CPUUsage, firstSend time.Time, 
 	u = cpu.stop()
 	run.CPU = u
 	run.ClientCPU = (kidsCPU(z.kids) - kidCPU).Seconds() / u.Seconds
-	run.Sent = feed.acked.Load()
+	run.Sent = feed.st.okEvents.Load()
 	run.SkippedBatches = feed.skipped
 	run.SentPerSec = float64(run.Sent) / feed.elapsed.Seconds()
-	run.SendErrors = feed.errs.report()
+	run.SendErrors = feed.st.errs.report()
 	for i := range z.streams {
-		run.Expected += feed.perStream[i].Load() * z.perStream[i]
+		run.Expected += feed.st.perStream[i].Load() * z.perStream[i]
 	}
 	run.Offered = float64(run.Expected) / feed.elapsed.Seconds()
 	run.RSSLoadKiB = max(peak.Load(), procStatusKiB(pid, "VmRSS"))
@@ -297,63 +296,36 @@ func prefixed(p, s string) string {
 
 // swarmFeed sends events open loop: -swarm-rate events/s in POSTs of
 // swarmBatch, round robin over the streams, from a pool of -concurrency
-// workers; a POST due while every worker is busy is skipped and counted
-// (the queue holds one POST per worker, no more: a longer one would turn a
-// slow server into a feed that runs past its time instead of a lower rate).
-// It counts the acknowledged events per stream, from which the deliveries
-// the subscribers should get follow.
+// workers whose queue holds one POST per worker (see pace). It counts the
+// acknowledged events per stream, from which the deliveries the
+// subscribers should get follow.
 type swarmFeed struct {
-	lt        *loadTester
-	streams   []string
-	perStream []atomic.Int64
-	acked     atomic.Int64
-	skipped   int64
-	errs      errTally
-	elapsed   time.Duration
+	lt      *loadTester
+	streams []string
+	st      sendStats
+	skipped int64
+	elapsed time.Duration
 }
 
 func newSwarmFeed(lt *loadTester, streams []string) *swarmFeed {
-	return &swarmFeed{lt: lt, streams: streams, perStream: make([]atomic.Int64, len(streams))}
+	p := &swarmFeed{lt: lt, streams: streams}
+	p.st.perStream = make([]atomic.Int64, len(streams))
+	return p
 }
 
 // run sends for d; line, when set, adds to the progress line every second.
 func (p *swarmFeed) run(ctx context.Context, phase string, rate int, d time.Duration, line func(time.Duration) string) {
-	jobs := make(chan int, p.lt.o.Concurrency)
-	var wg sync.WaitGroup
-	for range p.lt.o.Concurrency {
-		wg.Go(func() {
-			var buf []byte
-			for i := range jobs {
-				seq := p.lt.seq.Add(swarmBatch) - swarmBatch
-				buf = appendBody(buf, seq, swarmBatch, time.Now())
-				if _, err := p.lt.post(ctx, p.streams[i], buf, swarmBatch); err != nil {
-					p.errs.add(err)
-					continue
-				}
-				p.perStream[i].Add(swarmBatch)
-				p.acked.Add(swarmBatch)
-			}
-		})
-	}
 	stop := everySecond(phase, func(el time.Duration, last int64) (int64, string) {
-		a := p.acked.Load()
-		s := fmt.Sprintf("%s events/s acknowledged, %d errors", fmtInt(a-last), p.errs.total())
+		a := p.st.okEvents.Load()
+		s := fmt.Sprintf("%s events/s acknowledged, %d errors", fmtInt(a-last), p.st.errs.total())
 		if line != nil {
 			s += "; " + line(el)
 		}
 		return a, s
 	})
 	start := time.Now()
-	p.skipped = openLoop(ctx, start, float64(rate)/swarmBatch, d, func(n int64) bool {
-		select {
-		case jobs <- int(n % int64(len(p.streams))):
-			return true
-		default:
-			return false
-		}
-	})
-	close(jobs)
-	wg.Wait()
+	n := p.lt.o.Concurrency
+	p.skipped = p.lt.paced(ctx, &p.st, start, pace{streams: p.streams, n: swarmBatch, workers: n, queue: n, perSec: float64(rate) / swarmBatch, d: d})
 	// elapsed runs to the last answer: the acknowledged events are
 	// counted over the time they took.
 	p.elapsed = time.Since(start)
