@@ -95,6 +95,16 @@ type verdict struct {
 	LostIDs, DupIDs, ReorderedPairs []string // a few examples
 }
 
+// add counts o's figures into v (not its examples).
+func (v *verdict) add(o verdict) {
+	v.Acked += o.Acked
+	v.Received += o.Received
+	v.Lost += o.Lost
+	v.Duplicated += o.Duplicated
+	v.Reordered += o.Reordered
+	v.Unacked += o.Unacked
+}
+
 func (v verdict) ok() bool { return v.Lost == 0 && v.Duplicated == 0 && v.Reordered == 0 }
 
 func (v verdict) String() string {
@@ -179,12 +189,7 @@ func (c *checker) report(t *testing.T) {
 	var total verdict
 	for _, k := range keys {
 		v := c.check(k[0], k[1])
-		total.Acked += v.Acked
-		total.Received += v.Received
-		total.Lost += v.Lost
-		total.Duplicated += v.Duplicated
-		total.Reordered += v.Reordered
-		total.Unacked += v.Unacked
+		total.add(v)
 		if !v.ok() {
 			t.Errorf("subscriber %s of %s: %s", k[0], k[1], v)
 		}

@@ -1,12 +1,8 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
-	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,20 +22,12 @@ func (k *privateKafka) kill9(t *testing.T) {
 // faultLoad is the load the fault tests put on the servers while something
 // breaks: senders that POST batches to several streams and retry what was
 // not acknowledged, and subscribers that follow every stream over SSE and
-// resume with their cursor. What was acknowledged and what arrived goes to a
-// checker; every send's answer time is kept, so that a test can bound the
-// answers given while Kafka was away.
+// resume with their cursor (faultTraffic). Every send's answer time is
+// kept, so that a test can bound the answers given while Kafka was away.
 type faultLoad struct {
-	sendLoad
-	bases     []string        // servers; senders and subscribers move to the next one on a failure
-	ids       []string        // stream ids
-	subCtx    context.Context // ends the subscribers
-	stopSubs  context.CancelFunc
-	subWG     sync.WaitGroup
-	subs      []string // subscriber names, for the catch-up wait
-	subStream []string // the stream of each subscriber
-	churn     []int    // the connections each subscriber drops of its own accord
-	connects  []atomic.Int64
+	faultTraffic
+	bases []string // servers; senders and subscribers move to the next one on a failure
+	ids   []string // stream ids
 }
 
 // startFaultLoad starts sendersPerStream senders on every stream and
@@ -48,30 +36,13 @@ type faultLoad struct {
 // nothing breaks, and with two servers half of them end up on each); a
 // failed connection makes them resume on the next server.
 func startFaultLoad(t *testing.T, bases, ids []string, sendersPerStream, subsPerStream, churn int, hangBound time.Duration) *faultLoad {
-	l := &faultLoad{sendLoad: newSendLoad(t, newChecker(), hangBound, false), bases: bases, ids: ids}
-	l.subCtx, l.stopSubs = context.WithCancel(context.Background())
-	t.Cleanup(func() { // also when the test stops early
-		l.stopSend()
-		l.stopSubs()
-		l.sendWG.Wait()
-		l.subWG.Wait()
-	})
+	l := &faultLoad{faultTraffic: newFaultTraffic(t, hangBound, false), bases: bases, ids: ids}
 	for i, id := range ids {
 		for k := range subsPerStream {
-			l.subs = append(l.subs, fmt.Sprintf("sub-%d-%d", i, k))
-			l.subStream = append(l.subStream, id)
-			l.churn = append(l.churn, churn+len(l.churn)%2)
+			l.addSub(fmt.Sprintf("sub-%d-%d", i, k), id, churn+len(l.subs)%2)
 		}
 	}
-	l.connects = make([]atomic.Int64, len(l.subs))
-	for j, name := range l.subs {
-		id := l.subStream[j]
-		l.subWG.Go(func() {
-			follow(l.subCtx, bases, id, j, l.churn[j], &l.connects[j], func(eventID, cursor string) {
-				l.chk.receivedAt(name, id, eventID, cursor)
-			})
-		})
-	}
+	l.follow(bases)
 	for i, id := range ids {
 		for snd := range sendersPerStream {
 			l.sendWG.Go(func() { l.sender(bases, i, id, snd, uint64(snd)+101) })
@@ -104,44 +75,6 @@ func (l *faultLoad) waitSettled(max time.Duration) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-}
-
-// finish stops the senders, waits until every subscriber has every
-// acknowledged event (up to max), lets a moment pass so that a duplicate
-// right behind the last result would be seen too, stops the subscribers and
-// has the checker judge. It returns the checker's total.
-func (l *faultLoad) finish(max time.Duration) verdict {
-	l.t.Helper()
-	l.stopSend()
-	l.sendWG.Wait()
-	caughtUp := time.Now()
-	deadline := caughtUp.Add(max)
-	for j, name := range l.subs {
-		for l.chk.missing(name, l.subStream[j]) > 0 && time.Now().Before(deadline) {
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
-	l.t.Logf("subscribers caught up %s after the last send", time.Since(caughtUp).Round(time.Millisecond))
-	time.Sleep(time.Second)
-	l.stopSubs()
-	l.subWG.Wait()
-	l.chk.report(l.t)
-	var total verdict
-	for j, name := range l.subs {
-		v := l.chk.check(name, l.subStream[j])
-		total.Acked += v.Acked
-		total.Received += v.Received
-		total.Lost += v.Lost
-		total.Duplicated += v.Duplicated
-		total.Reordered += v.Reordered
-		total.Unacked += v.Unacked
-	}
-	var connects []string
-	for j := range l.connects {
-		connects = append(connects, strconv.FormatInt(l.connects[j].Load(), 10))
-	}
-	l.t.Logf("subscriber connections: %s", strings.Join(connects, " "))
-	return total
 }
 
 // notResumed names the subscribers that opened fewer than want connections

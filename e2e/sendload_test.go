@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -148,13 +149,8 @@ func (s sendStats) String() string {
 
 // answersIn sums up the attempts begun in [from, to).
 func (l *sendLoad) answersIn(from, to time.Time) sendStats {
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	var s sendStats
-	for _, a := range l.answers {
-		if a.at.Before(from) || !a.at.Before(to) {
-			continue
-		}
+	for _, a := range within(&l.mu, &l.answers, func(a sendAnswer) time.Time { return a.at }, from, to) {
 		switch a.status {
 		case http.StatusAccepted:
 			s.accepted++
@@ -168,6 +164,20 @@ func (l *sendLoad) answersIn(from, to time.Time) sendStats {
 		}
 	}
 	return s
+}
+
+// within is the entries of log, guarded by mu, that began in [from, to);
+// at is when an entry began.
+func within[T any](mu *sync.Mutex, log *[]T, at func(T) time.Time, from, to time.Time) []T {
+	mu.Lock()
+	defer mu.Unlock()
+	var in []T
+	for _, e := range *log {
+		if t := at(e); !t.Before(from) && t.Before(to) {
+			in = append(in, e)
+		}
+	}
+	return in
 }
 
 // acksAfter counts the 202 answers to attempts begun at or after from.
@@ -186,4 +196,84 @@ func (l *sendLoad) waitAcked(n int64, max time.Duration) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// faultTraffic is the traffic a fault test keeps on the servers: its
+// senders (sendLoad) and resuming SSE subscribers, subscriber j named
+// subs[j] on stream subStream[j], dropping churn[j] connections of its own
+// accord and resuming on the next server after a failure. What was
+// acknowledged and what arrived goes to the checker.
+type faultTraffic struct {
+	sendLoad
+	subCtx    context.Context // ends the subscribers
+	stopSubs  context.CancelFunc
+	subWG     sync.WaitGroup
+	subs      []string // subscriber names, for the catch-up wait
+	subStream []string // the stream of each subscriber
+	churn     []int    // the connections each subscriber drops of its own accord
+	connects  []atomic.Int64
+}
+
+func newFaultTraffic(t *testing.T, hangBound time.Duration, hangRetries bool) faultTraffic {
+	ctx, stop := context.WithCancel(context.Background())
+	return faultTraffic{sendLoad: newSendLoad(t, newChecker(), hangBound, hangRetries), subCtx: ctx, stopSubs: stop}
+}
+
+// addSub adds a subscriber, to be started by follow.
+func (l *faultTraffic) addSub(name, stream string, churn int) {
+	l.subs = append(l.subs, name)
+	l.subStream = append(l.subStream, stream)
+	l.churn = append(l.churn, churn)
+}
+
+// follow starts the subscribers on bases; senders and subscribers are
+// stopped when the test ends, also when it stops early.
+func (l *faultTraffic) follow(bases []string) {
+	l.t.Cleanup(func() {
+		l.stopSend()
+		l.stopSubs()
+		l.sendWG.Wait()
+		l.subWG.Wait()
+	})
+	l.connects = make([]atomic.Int64, len(l.subs))
+	for j, name := range l.subs {
+		id := l.subStream[j]
+		l.subWG.Go(func() {
+			follow(l.subCtx, bases, id, j, l.churn[j], &l.connects[j], func(eventID, cursor string) {
+				l.chk.receivedAt(name, id, eventID, cursor)
+			})
+		})
+	}
+}
+
+// finish stops the senders, waits (up to max) until every subscriber has
+// every acknowledged event, waits a moment more so that a duplicate right
+// behind the last result is seen too, stops the subscribers and has the
+// checker judge. It returns the checker's total.
+func (l *faultTraffic) finish(max time.Duration) verdict {
+	l.t.Helper()
+	l.stopSend()
+	l.sendWG.Wait()
+	caughtUp := time.Now()
+	deadline := caughtUp.Add(max)
+	for j, name := range l.subs {
+		for l.chk.missing(name, l.subStream[j]) > 0 && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	l.t.Logf("subscribers caught up %s after the last send", time.Since(caughtUp).Round(time.Millisecond))
+	time.Sleep(time.Second)
+	l.stopSubs()
+	l.subWG.Wait()
+	l.chk.report(l.t)
+	var total verdict
+	for j, name := range l.subs {
+		total.add(l.chk.check(name, l.subStream[j]))
+	}
+	var connects []string
+	for j := range l.connects {
+		connects = append(connects, strconv.FormatInt(l.connects[j].Load(), 10))
+	}
+	l.t.Logf("subscriber connections: %s", strings.Join(connects, " "))
+	return total
 }

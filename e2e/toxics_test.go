@@ -5,10 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -122,31 +120,16 @@ func toxicSpec(name, typ, stream string, attrs string) string {
 // Every send attempt's answer and its time are kept, to be judged per
 // fault.
 type netLoad struct {
-	sendLoad
-	base string
-	ids  []string
-
-	stopSubs context.CancelFunc
-	subCtx   context.Context
-	subWG    sync.WaitGroup
-	connects []atomic.Int64
+	faultTraffic
 }
 
 func startNetLoad(t *testing.T, base string, ids []string, churn int, hangBound time.Duration) *netLoad {
-	l := &netLoad{sendLoad: newSendLoad(t, newChecker(), hangBound, true), base: base, ids: ids, connects: make([]atomic.Int64, len(ids))}
-	l.subCtx, l.stopSubs = context.WithCancel(context.Background())
-	t.Cleanup(func() { // also when the test stops early
-		l.stopSend()
-		l.stopSubs()
-		l.sendWG.Wait()
-		l.subWG.Wait()
-	})
+	l := &netLoad{faultTraffic: newFaultTraffic(t, hangBound, true)}
 	for i, id := range ids {
-		l.subWG.Go(func() {
-			follow(l.subCtx, []string{base}, id, i, churn, &l.connects[i], func(eventID, cursor string) {
-				l.chk.receivedAt(fmt.Sprintf("sub-%d", i), id, eventID, cursor)
-			})
-		})
+		l.addSub(fmt.Sprintf("sub-%d", i), id, churn)
+	}
+	l.follow([]string{base})
+	for i, id := range ids {
 		l.sendWG.Go(func() { l.sender([]string{base}, i, id, 0, 29) })
 	}
 	return l
@@ -155,43 +138,6 @@ func startNetLoad(t *testing.T, base string, ids []string, churn int, hangBound 
 // slowest is the longest any answer took.
 func (l *netLoad) slowest() time.Duration {
 	return l.answersIn(time.Time{}, time.Now().Add(time.Hour)).slowest.elapsed
-}
-
-// finish stops the senders, waits (up to max) until every subscriber has
-// every acknowledged event, waits a moment more so that a duplicate right
-// behind the last result is seen too, stops the subscribers and has the
-// checker judge. It returns the checker's total.
-func (l *netLoad) finish(max time.Duration) verdict {
-	l.t.Helper()
-	l.stopSend()
-	l.sendWG.Wait()
-	last := time.Now()
-	for i, id := range l.ids {
-		for l.chk.missing(fmt.Sprintf("sub-%d", i), id) > 0 && time.Since(last) < max {
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
-	l.t.Logf("subscribers caught up %s after the last send", time.Since(last).Round(time.Millisecond))
-	time.Sleep(time.Second)
-	l.stopSubs()
-	l.subWG.Wait()
-	l.chk.report(l.t)
-	var total verdict
-	for i, id := range l.ids {
-		v := l.chk.check(fmt.Sprintf("sub-%d", i), id)
-		total.Acked += v.Acked
-		total.Received += v.Received
-		total.Lost += v.Lost
-		total.Duplicated += v.Duplicated
-		total.Reordered += v.Reordered
-		total.Unacked += v.Unacked
-	}
-	var connects []string
-	for i := range l.connects {
-		connects = append(connects, strconv.FormatInt(l.connects[i].Load(), 10))
-	}
-	l.t.Logf("subscriber connections: %s", strings.Join(connects, " "))
-	return total
 }
 
 // readyzWatch asks GET /readyz every 250 ms for the whole test and keeps
@@ -251,13 +197,8 @@ func (s readyzStats) String() string {
 }
 
 func (w *readyzWatch) in(from, to time.Time) readyzStats {
-	w.mu.Lock()
-	defer w.mu.Unlock()
 	var s readyzStats
-	for _, a := range w.answers {
-		if a.at.Before(from) || !a.at.Before(to) {
-			continue
-		}
+	for _, a := range within(&w.mu, &w.answers, func(a readyzAnswer) time.Time { return a.at }, from, to) {
 		switch a.status {
 		case http.StatusOK:
 			s.ok++
