@@ -260,17 +260,29 @@ func (lt *loadTester) sender(ctx context.Context, st *sendStats, n int, streams 
 	st.merge(lat, acked)
 }
 
+// timedPhase creates the phase's -streams streams and runs its closed loop
+// on them, workers sending n events per request for -duration (about says
+// what it runs); the latencies come back sorted.
+func (lt *loadTester) timedPhase(ctx context.Context, phase string, workers, n int, about string) (*sendStats, error) {
+	streams, err := lt.createStreams(ctx, phase, lt.o.Streams)
+	if err != nil {
+		return nil, err
+	}
+	progress("[%s] %s, for %s", phase, about, lt.o.Duration)
+	st := lt.closedLoop(ctx, phase, workers, n, streams, lt.o.Duration)
+	slices.Sort(st.latencies)
+	return st, nil
+}
+
 // singleEvents is phase (a): -concurrency workers sending one event per
 // request. It measures the per-request cost of the server: HTTP, the
 // registry lookup and one Kafka round trip per request.
 func (lt *loadTester) singleEvents(ctx context.Context) (*SingleResult, error) {
-	streams, err := lt.createStreams(ctx, "single", lt.o.Streams)
+	st, err := lt.timedPhase(ctx, "single", lt.o.Concurrency, 1,
+		fmt.Sprintf("%d workers, one event per POST, over %d streams", lt.o.Concurrency, lt.o.Streams))
 	if err != nil {
 		return nil, err
 	}
-	progress("[single] %d workers, one event per POST, over %d streams, for %s", lt.o.Concurrency, len(streams), lt.o.Duration)
-	st := lt.closedLoop(ctx, "single", lt.o.Concurrency, 1, streams, lt.o.Duration)
-	slices.Sort(st.latencies)
 	res := &SingleResult{
 		Workers:     lt.o.Concurrency,
 		Requests:    st.okRequests.Load(),
@@ -287,15 +299,13 @@ func (lt *loadTester) singleEvents(ctx context.Context) (*SingleResult, error) {
 // batchIngest is phase (b): one worker per stream sending -batch events per
 // request, back to back. Its events/s is compared with the raw producer.
 func (lt *loadTester) batchIngest(ctx context.Context) (*BatchResult, error) {
-	streams, err := lt.createStreams(ctx, "batch", lt.o.Streams)
+	st, err := lt.timedPhase(ctx, "batch", lt.o.Streams, lt.o.Batch,
+		fmt.Sprintf("%d workers, %d events per POST, one stream each", lt.o.Streams, lt.o.Batch))
 	if err != nil {
 		return nil, err
 	}
-	progress("[batch] %d workers, %d events per POST, one stream each, for %s", len(streams), lt.o.Batch, lt.o.Duration)
-	st := lt.closedLoop(ctx, "batch", len(streams), lt.o.Batch, streams, lt.o.Duration)
-	slices.Sort(st.latencies)
 	res := &BatchResult{
-		Workers:      len(streams),
+		Workers:      lt.o.Streams,
 		BatchSize:    lt.o.Batch,
 		Requests:     st.okRequests.Load(),
 		Events:       st.okEvents.Load(),

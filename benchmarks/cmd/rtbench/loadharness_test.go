@@ -195,13 +195,7 @@ func TestVegetaAndSwarmVerdicts(t *testing.T) {
 			t.Errorf("%s should pass: %+v", tr.Name, tr)
 		}
 	}
-	var b strings.Builder
-	printTable(&b, rep)
-	for _, want := range []string{"vegeta bare net/http max", "MISS -50.0 pts", "202×6 503×1", "SSE swarm 20,000", "SSE swarm 30,000", "boom"} {
-		if !strings.Contains(b.String(), want) {
-			t.Errorf("table lacks %q:\n%s", want, b.String())
-		}
-	}
+	tableHas(t, rep, "vegeta bare net/http max", "MISS -50.0 pts", "202×6 503×1", "SSE swarm 20,000", "SSE swarm 30,000", "boom")
 }
 
 func TestParseGoRuntime(t *testing.T) {

@@ -136,13 +136,7 @@ func TestComparisonVerdict(t *testing.T) {
 	if !rep.Targets[0].Pass || !strings.Contains(rep.Targets[0].Margin, "differ by 7%: noise") {
 		t.Errorf("noisy metrics rounds: %+v", rep.Targets[0])
 	}
-	var out strings.Builder
-	printTable(&out, rep)
-	for _, want := range []string{"single POST, metrics OFF", "single POST, metrics ON", "metrics cost (OFF/ON - 1)", "<= 5%", "PASS"} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("table lacks %q:\n%s", want, out.String())
-		}
-	}
+	tableHas(t, rep, "single POST, metrics OFF", "single POST, metrics ON", "metrics cost (OFF/ON - 1)", "<= 5%", "PASS")
 }
 
 func TestMergeCPUAndErrors(t *testing.T) {
@@ -294,13 +288,7 @@ func TestResumeAndProcessorVerdicts(t *testing.T) {
 	if rep.Resume.Kafka.Seconds != 0.9 || rep.Resume.Kafka.Fastest != 0.4 {
 		t.Errorf("kafka run %+v", rep.Resume.Kafka)
 	}
-	var out strings.Builder
-	printTable(&out, rep)
-	for _, want := range []string{"resume 10k, from Kafka", "live p99, 10 resumes at once", "x2.10", "processors cost (OFF/ON - 1)", "+15.0%"} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("table lacks %q:\n%s", want, out.String())
-		}
-	}
+	tableHas(t, rep, "resume 10k, from Kafka", "live p99, 10 resumes at once", "x2.10", "processors cost (OFF/ON - 1)", "+15.0%")
 }
 
 func TestParsePhases(t *testing.T) {

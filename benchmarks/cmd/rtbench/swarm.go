@@ -538,45 +538,41 @@ func kidsCPU(kids []*swarmKid) time.Duration {
 
 // procStatusKiB reads one "<field>: <n> kB" line of /proc/<pid>/status.
 func procStatusKiB(pid int, field string) int64 {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	return parseStatusKiB(string(data), field)
+	return parseStatusKiB(procFile(pid, "status"), field)
 }
 
 func parseStatusKiB(status, field string) int64 {
-	for _, l := range strings.Split(status, "\n") {
-		if v, ok := strings.CutPrefix(l, field+":"); ok {
-			f := strings.Fields(v)
-			if len(f) >= 1 {
-				n, _ := strconv.ParseInt(f[0], 10, 64)
-				return n
-			}
-		}
-	}
-	return 0
+	n, _ := strconv.ParseInt(firstField(status, field+":"), 10, 64)
+	return n
 }
 
 // procFDLimit is the soft open-file limit of pid, from /proc/<pid>/limits.
 func procFDLimit(pid int) uint64 {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/limits", pid))
-	if err != nil {
-		return 0
-	}
-	return parseFDLimit(string(data))
+	return parseFDLimit(procFile(pid, "limits"))
 }
 
 func parseFDLimit(limits string) uint64 {
-	for _, l := range strings.Split(limits, "\n") {
-		if v, ok := strings.CutPrefix(l, "Max open files"); ok {
+	n, _ := strconv.ParseUint(firstField(limits, "Max open files"), 10, 64)
+	return n
+}
+
+// procFile is /proc/<pid>/name, empty when it cannot be read.
+func procFile(pid int, name string) string {
+	data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/%s", pid, name))
+	return string(data)
+}
+
+// firstField is the first word after prefix on the first line of text that
+// starts with it, or "".
+func firstField(text, prefix string) string {
+	for _, l := range strings.Split(text, "\n") {
+		if v, ok := strings.CutPrefix(l, prefix); ok {
 			if f := strings.Fields(v); len(f) >= 1 {
-				n, _ := strconv.ParseUint(f[0], 10, 64)
-				return n
+				return f[0]
 			}
 		}
 	}
-	return 0
+	return ""
 }
 
 // procFDCount is how many files pid has open.

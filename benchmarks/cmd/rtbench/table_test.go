@@ -137,3 +137,15 @@ func TestTableOfAFixedReport(t *testing.T) {
 		}
 	}
 }
+
+// tableHas checks that rep's table has each of wants.
+func tableHas(t *testing.T, rep *Report, wants ...string) {
+	t.Helper()
+	var out strings.Builder
+	printTable(&out, rep)
+	for _, want := range wants {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, out.String())
+		}
+	}
+}
