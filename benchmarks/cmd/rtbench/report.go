@@ -587,56 +587,45 @@ func (rep *Report) comparisons() []namedComparison {
 
 // requestTotals counts the server requests of the run and the failed ones.
 func (rep *Report) requestTotals() (reqs, errs int64) {
+	add := func(ok, failed int64) { reqs, errs = reqs+ok+failed, errs+failed }
 	if s := rep.Single; s != nil {
-		reqs += s.Requests + s.Errors.Total
-		errs += s.Errors.Total
+		add(s.Requests, s.Errors.Total)
 	}
 	if b := rep.Batch; b != nil {
-		reqs += b.Requests + b.Errors.Total
-		errs += b.Errors.Total
+		add(b.Requests, b.Errors.Total)
 	}
 	if e := rep.E2E; e != nil {
-		reqs += e.Sent/int64(max(e.BatchSize, 1)) + e.Errors.Total
-		errs += e.Errors.Total
+		add(e.Sent/int64(max(e.BatchSize, 1)), e.Errors.Total)
 	}
 	if l := rep.Latency; l != nil {
-		reqs += l.Sent/int64(max(l.BatchSize, 1)) + l.Errors.Total
-		errs += l.Errors.Total
+		add(l.Sent/int64(max(l.BatchSize, 1)), l.Errors.Total)
 	}
 	for _, c := range rep.comparisons() {
-		for _, s := range []CompareSide{c.res.On, c.res.Off} {
-			reqs += s.Requests + s.Errors.Total
-			errs += s.Errors.Total
-		}
+		add(c.res.On.Requests, c.res.On.Errors.Total)
+		add(c.res.Off.Requests, c.res.Off.Errors.Total)
 	}
 	if r := rep.Resume; r != nil {
-		reqs += r.Requests + r.Errors.Total
-		errs += r.Errors.Total
+		add(r.Requests, r.Errors.Total)
 		if b := r.Burst; b != nil {
 			// Each resumer's connection is a request; the live sender's
 			// POSTs are in r.Requests, its failures here.
-			reqs += int64(b.Resumers) + b.LiveErrors.Total
-			errs += int64(b.Failed) + b.LiveErrors.Total
+			add(int64(b.Resumers-b.Failed), int64(b.Failed)+b.LiveErrors.Total)
 		}
 	}
 	if p := rep.Processors; p != nil {
-		for _, s := range []ProcSide{p.On, p.Off} {
-			reqs += s.Requests + s.Errors.Total
-			errs += s.Errors.Total
-		}
+		add(p.On.Requests, p.On.Errors.Total)
+		add(p.Off.Requests, p.Off.Errors.Total)
 	}
 	if v := rep.Vegeta; v != nil {
 		for _, a := range v.Attacks {
 			if a.Route != "bare" {
-				reqs += a.Requests
-				errs += a.Errors.Total
+				add(a.Requests-a.Errors.Total, a.Errors.Total)
 			}
 		}
 	}
 	if sw := rep.Swarm; sw != nil {
 		for _, r := range sw.Runs {
-			reqs += r.Sent/swarmBatch + r.SendErrors.Total + r.Connected + r.ConnectFailed
-			errs += r.SendErrors.Total + r.ConnectFailed
+			add(r.Sent/swarmBatch+r.Connected, r.SendErrors.Total+r.ConnectFailed)
 		}
 	}
 	return reqs, errs
