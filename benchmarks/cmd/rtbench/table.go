@@ -104,13 +104,13 @@ func (c *check) result() TargetResult {
 	return TargetResult{Name: c.name, Value: c.value * g.scale, Target: c.bound * g.scale, Unit: g.unit, Pass: pass, Margin: margin}
 }
 
-// line is one row: a phase or, indented, one of its figures; the figure,
-// its unit, the baseline it is compared with and the ratio; the target and
-// the verdict, or a note in the verdict's place. A line with a check takes
-// its target and verdict from it.
+// line is one row: a phase or, indented, one of its figures. A line with a
+// check takes its target and verdict from it.
 type line struct {
-	label, figure, unit, base, ratio, target, verdict string
-	check                                             *check
+	label, figure, unit string
+	base, ratio         string // the baseline it is compared with, and the ratio
+	target, verdict     string // the verdict's place may hold a note
+	check               *check
 }
 
 // head is a phase's first row when no target judges it.
