@@ -18,7 +18,7 @@ FUZZTIME ?= 20000x
 FUZZMINIMIZE ?= 1000x
 FUZZ_TARGETS = ./record:FuzzAppendResult ./record:FuzzDecodeEventBatch ./record:FuzzDecodeResultBatch ./jsonscan:FuzzValid .:FuzzParseCursor ./handlers:FuzzDecodeEvents ./handlers:FuzzDecodeEventsMatchesEncodingJSON ./handlers:FuzzDecodeFrame \
 	./handlers:FuzzDecodeStream ./handlers:FuzzResultFrames ./processor:FuzzCompile ./middleware:FuzzAuthenticate \
-	./middleware:FuzzJWTVerify ./ratelimit:FuzzResolveClientIP ./processor:FuzzDecodeDataMatchesEncodingJSON \
+	./middleware:FuzzJWTVerify ./middleware:FuzzSubscribeTokenParse ./ratelimit:FuzzResolveClientIP ./processor:FuzzDecodeDataMatchesEncodingJSON \
 	./processor:FuzzMarshalMatchesEncodingJSON
 
 # FuzzEvalBudget runs expressions over 1 MB events, about 100 times slower

@@ -4,13 +4,14 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/hex"
 	"errors"
 	"net/http"
 	"regexp"
 	"slices"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"github.com/rtstream/rtstream"
 	"github.com/rtstream/rtstream/problem"
@@ -30,6 +31,9 @@ type Principal struct {
 	Scopes []string
 	// Streams limits the streams the principal may use; nil means all.
 	Streams []string
+	// Issuer is, for a subscribe token, the ID of the key that minted it:
+	// the token works only while that key does.
+	Issuer string
 }
 
 // The scopes of a principal.
@@ -52,6 +56,25 @@ func (p Principal) Has(scope string) bool {
 // Sees reports whether the principal may see a stream of tenant.
 func (p Principal) Sees(tenant string) bool {
 	return p.Tenant == tenant || slices.Contains(p.Scopes, ScopeAdmin)
+}
+
+// readOnly reports whether the principal can change nothing: only such a
+// credential may travel in a URL, where histories and proxy logs keep it.
+func (p Principal) readOnly() bool {
+	for _, sc := range p.Scopes {
+		if sc != ScopeStreamsRead && sc != ScopeResultsRead {
+			return false
+		}
+	}
+	return true
+}
+
+// holder is the key whose removal ends the principal's held connections.
+func (p Principal) holder() string {
+	if p.Issuer != "" {
+		return p.Issuer
+	}
+	return p.ID
 }
 
 // Admin is the principal of API_KEYS keys, JWTs without a scope claim and,
@@ -89,23 +112,29 @@ type TokenVerifier interface {
 	Verify(ctx context.Context, token string) (Principal, error)
 }
 
-// Auth authenticates API requests with API keys and, when configured, JWTs.
+// Auth authenticates API requests with API keys, subscribe tokens and,
+// when configured, JWTs.
 type Auth struct {
-	digests  [][sha256.Size]byte
-	keys     []Principal
-	tokens   TokenVerifier
-	disabled bool
-	failures func(reason string)
+	static    []string
+	set       atomic.Pointer[keySet]
+	holds     holds
+	tokens    TokenVerifier
+	subscribe *SubscribeTokens
+	disabled  bool
+	failures  func(reason string)
 }
 
 // AuthConfig configures Auth.
 type AuthConfig struct {
 	// Keys are the accepted API keys (API_KEYS): admins of DefaultTenant.
 	Keys []string
-	// Principals are the keys of API_KEYS_FILE, by the SHA-256 of each.
+	// Principals are the keys of API_KEYS_FILE, by the SHA-256 of each;
+	// SetKeys replaces them.
 	Principals []KeyPrincipal
 	// Tokens, when set, verifies bearer JWTs beside the keys.
 	Tokens TokenVerifier
+	// Subscribe, when set, verifies subscribe tokens.
+	Subscribe *SubscribeTokens
 	// Disabled lets every request through as an anonymous principal; only
 	// an explicit AUTH_DISABLED=true sets it.
 	Disabled bool
@@ -118,21 +147,9 @@ type AuthConfig struct {
 // in constant time at a fixed length, so neither timing nor length says
 // anything about a key.
 func NewAuth(cfg AuthConfig) (*Auth, error) {
-	a := &Auth{tokens: cfg.Tokens, disabled: cfg.Disabled, failures: cfg.Failures}
-	for _, k := range cfg.Keys {
-		if k == "" {
-			continue
-		}
-		a.digests = append(a.digests, sha256.Sum256([]byte(k)))
-		a.keys = append(a.keys, admin(KeyID(k), nil))
-	}
-	for _, k := range cfg.Principals {
-		a.digests = append(a.digests, k.SHA256)
-		p := k.Principal
-		p.ID = "key-" + hex.EncodeToString(k.SHA256[:6])
-		a.keys = append(a.keys, p)
-	}
-	if !a.disabled && len(a.digests) == 0 && a.tokens == nil {
+	a := &Auth{static: cfg.Keys, tokens: cfg.Tokens, subscribe: cfg.Subscribe, disabled: cfg.Disabled, failures: cfg.Failures}
+	a.set.Store(newKeySet(cfg.Keys, cfg.Principals))
+	if !a.disabled && len(a.set.Load().keys) == 0 && a.tokens == nil {
 		return nil, errors.New("auth: no API key and no token verifier; set API_KEYS or AUTH_DISABLED=true")
 	}
 	if a.failures == nil {
@@ -160,10 +177,11 @@ func GenerateKey() string {
 	return "rts_" + hex.EncodeToString(b[:])
 }
 
-// queryKeyRoute is where ?api_key= is accepted: the results routes and the
-// WebSocket route, because browsers' EventSource and WebSocket cannot set
-// headers.
-var queryKeyRoute = regexp.MustCompile(`^/(?:(?:v1/streams|stream)/[^/]+/results|v1/streams/[^/]+/ws)$`)
+// heldRoute is where connections are held open, and where a credential may
+// come in the query (?token=, or ?api_key= for read-only keys): the results
+// routes and the WebSocket route, because browsers' EventSource and
+// WebSocket cannot set headers.
+var heldRoute = regexp.MustCompile(`^/(?:(?:v1/streams|stream)/[^/]+/results|v1/streams/[^/]+/ws)$`)
 
 // streamRoute finds the stream id a route is about.
 var streamRoute = regexp.MustCompile(`^/(?:v1/streams|stream)/([^/]+)(?:/|$)`)
@@ -195,49 +213,60 @@ func limitedMayDo(p Principal, r *http.Request) bool {
 	return false
 }
 
-// lookupKey returns the principal of a configured key. It compares against
-// every key, so its time does not depend on which matched.
-func (a *Auth) lookupKey(key string) (Principal, bool) {
-	d := sha256.Sum256([]byte(key))
-	found := -1
-	for i := range a.digests {
-		if subtle.ConstantTimeCompare(d[:], a.digests[i][:]) == 1 {
-			found = i
-		}
-	}
-	if found < 0 {
-		return Principal{}, false
-	}
-	return a.keys[found], true
-}
-
 // credential takes the request's credential from X-API-Key, Authorization:
-// Bearer, or (results and WebSocket routes only) the api_key query parameter.
-func credential(r *http.Request) (string, bool) {
+// Bearer, or (GET of the results and WebSocket routes only) the token or
+// api_key query parameter; inURL says it came from the query.
+func credential(r *http.Request) (cred string, inURL, ok bool) {
 	if k := r.Header.Get("X-API-Key"); k != "" {
-		return k, true
+		return k, false, true
 	}
 	if h := r.Header.Get("Authorization"); h != "" {
 		scheme, token, ok := strings.Cut(h, " ")
 		if ok && strings.EqualFold(scheme, "Bearer") && strings.TrimSpace(token) != "" {
-			return strings.TrimSpace(token), true
+			return strings.TrimSpace(token), false, true
 		}
-		return "", false
+		return "", false, false
 	}
-	if k := r.URL.Query().Get("api_key"); k != "" && r.Method == http.MethodGet && queryKeyRoute.MatchString(r.URL.Path) {
-		return k, true
+	if r.Method != http.MethodGet || r.URL.RawQuery == "" || !heldRoute.MatchString(r.URL.Path) {
+		return "", false, false
 	}
-	return "", false
+	q := r.URL.Query()
+	if k := q.Get("token"); k != "" {
+		return k, true, true
+	}
+	if k := q.Get("api_key"); k != "" {
+		return k, true, true
+	}
+	return "", false, false
 }
 
-// Authenticate returns the principal of r or ErrUnauthenticated.
+// ErrKeyInURL refuses a credential that could change something when it
+// comes in a URL.
+var ErrKeyInURL = errors.New("only read-only credentials may be passed in a URL")
+
+// Authenticate returns the principal of r, or an error that is
+// ErrUnauthenticated (and ErrKeyInURL for a powerful key in a URL).
 func (a *Auth) Authenticate(r *http.Request) (Principal, error) {
-	cred, ok := credential(r)
+	cred, inURL, ok := credential(r)
 	if !ok {
 		return Principal{}, ErrUnauthenticated
 	}
-	if a.tokens != nil && a.tokens.Looks(cred) {
-		p, err := a.tokens.Verify(r.Context(), cred)
+	p, err := a.principalOf(r.Context(), cred)
+	if err != nil {
+		return Principal{}, err
+	}
+	if inURL && !p.readOnly() {
+		return Principal{}, errors.Join(ErrUnauthenticated, ErrKeyInURL)
+	}
+	return p, nil
+}
+
+func (a *Auth) principalOf(ctx context.Context, cred string) (Principal, error) {
+	switch {
+	case a.subscribe != nil && IsSubscribeToken(cred):
+		return a.verifySubscribe(cred)
+	case a.tokens != nil && a.tokens.Looks(cred):
+		p, err := a.tokens.Verify(ctx, cred)
 		if err != nil {
 			return Principal{}, errors.Join(ErrUnauthenticated, err)
 		}
@@ -247,15 +276,33 @@ func (a *Auth) Authenticate(r *http.Request) (Principal, error) {
 		}
 		return p, nil
 	}
-	if p, ok := a.lookupKey(cred); ok {
+	if p, ok := a.set.Load().lookup(cred); ok {
 		return p, nil
 	}
 	return Principal{}, ErrUnauthenticated
 }
 
+// verifySubscribe checks a subscribe token, and that the key that minted
+// it still exists and may still read the stream (JWT principals cannot be
+// removed: their tokens live out their TTL).
+func (a *Auth) verifySubscribe(cred string) (Principal, error) {
+	c, err := a.subscribe.Parse(cred, time.Now())
+	if err != nil {
+		return Principal{}, errors.Join(ErrUnauthenticated, err)
+	}
+	if strings.HasPrefix(c.Issuer, "key-") {
+		issuer, ok := a.set.Load().byID(c.Issuer)
+		if !ok || !issuer.Has(ScopeResultsRead) || !issuer.MayUse(c.Stream) || !issuer.Sees(c.Tenant) {
+			return Principal{}, errors.Join(ErrUnauthenticated, ErrRevoked)
+		}
+	}
+	return c.principal(), nil
+}
+
 // Middleware answers 401 to requests without a valid credential and 403 to
-// principals that may not use the route's stream; it puts the principal in
-// the context for the others.
+// JWT principals that may not use the route's stream; it puts the principal
+// in the context for the others. A held connection (SSE, WebSocket, long
+// poll) gets a Held context that a reload ends when its key is removed.
 func (a *Auth) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if a.disabled {
@@ -264,17 +311,12 @@ func (a *Auth) Middleware(next http.Handler) http.Handler {
 		}
 		p, err := a.Authenticate(r)
 		if err != nil {
-			reason := "invalid"
-			if _, ok := credential(r); !ok {
-				reason = "missing"
-			}
-			a.failures(reason)
-			w.Header().Set("WWW-Authenticate", `Bearer realm="rtstream"`)
-			problem.Write(w, r, problem.New(http.StatusUnauthorized,
-				"a valid API key is required: X-API-Key or Authorization: Bearer (results and WebSocket routes also take ?api_key=)"))
+			a.refuse(w, r, err)
 			return
 		}
-		if p.Streams != nil && !limitedMayDo(p, r) {
+		if p.Streams != nil && p.Issuer == "" && !limitedMayDo(p, r) {
+			// Subscribe tokens are left to the handlers, which answer 404
+			// for another stream, like for an unknown one.
 			a.failures("forbidden")
 			problem.Write(w, r, problem.New(http.StatusForbidden,
 				"this token may only send to and read the streams it names: creating, replacing and deleting streams need a key"))
@@ -283,6 +325,28 @@ func (a *Auth) Middleware(next http.Handler) http.Handler {
 		if id := keyIDSlot(r.Context()); id != nil {
 			*id = p.ID
 		}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
+		ctx := context.WithValue(r.Context(), principalKey{}, p)
+		if r.Method == http.MethodGet && heldRoute.MatchString(r.URL.Path) {
+			held, cancel := context.WithCancelCause(ctx)
+			defer cancel(nil)
+			defer a.holds.add(p.holder(), cancel)()
+			ctx = context.WithValue(ctx, heldKey{}, held)
+		}
+		next.ServeHTTP(w, r.WithContext(ctx))
 	})
+}
+
+func (a *Auth) refuse(w http.ResponseWriter, r *http.Request, err error) {
+	reason := "invalid"
+	if _, _, ok := credential(r); !ok {
+		reason = "missing"
+	}
+	a.failures(reason)
+	w.Header().Set("WWW-Authenticate", `Bearer realm="rtstream"`)
+	detail := "a valid credential is required: X-API-Key or Authorization: Bearer (results and WebSocket routes also take ?token= with a subscribe token)"
+	if errors.Is(err, ErrKeyInURL) {
+		detail = "this key may change things, so it may not travel in a URL (histories and proxy logs keep it): " +
+			"mint a subscribe token with POST /v1/streams/{id}/tokens and pass it as ?token=, or use a read-only key"
+	}
+	problem.Write(w, r, problem.New(http.StatusUnauthorized, detail))
 }

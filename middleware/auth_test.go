@@ -6,6 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"math/big"
@@ -60,7 +61,9 @@ func do(t *testing.T, method, url string, hdr map[string]string) (int, string) {
 }
 
 func TestAPIKeys(t *testing.T) {
-	a, err := middleware.NewAuth(middleware.AuthConfig{Keys: []string{"k1-secret", "k2-secret"}})
+	reader := middleware.KeyPrincipal{SHA256: sha256.Sum256([]byte("r1-secret")), Principal: middleware.Principal{
+		Name: "reader", Tenant: "acme", Scopes: []string{middleware.ScopeStreamsRead, middleware.ScopeResultsRead}}}
+	a, err := middleware.NewAuth(middleware.AuthConfig{Keys: []string{"k1-secret", "k2-secret"}, Principals: []middleware.KeyPrincipal{reader}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,14 +83,17 @@ func TestAPIKeys(t *testing.T) {
 		{"wrong key", "GET", "/v1/streams", map[string]string{"X-API-Key": "k1-secreT"}, 401},
 		{"prefix of a key", "GET", "/v1/streams", map[string]string{"X-API-Key": "k1"}, 401},
 		{"basic auth", "GET", "/v1/streams", map[string]string{"Authorization": "Basic azE6eA=="}, 401},
-		{"query on results", "GET", "/v1/streams/a/results?api_key=k1-secret", nil, 200},
-		{"query on seed results", "GET", "/stream/a/results?api_key=k1-secret", nil, 200},
-		{"query on websocket", "GET", "/v1/streams/a/ws?api_key=k1-secret", nil, 200},
-		{"query on seed websocket", "GET", "/stream/a/ws?api_key=k1-secret", nil, 401},
-		{"query on websocket, POST", "POST", "/v1/streams/a/ws?api_key=k1-secret", nil, 401},
-		{"query elsewhere", "GET", "/v1/streams/a?api_key=k1-secret", nil, 401},
-		{"query on send", "POST", "/v1/streams/a/events?api_key=k1-secret", nil, 401},
-		{"query on results, POST", "POST", "/v1/streams/a/results?api_key=k1-secret", nil, 401},
+		{"admin key in the query of results", "GET", "/v1/streams/a/results?api_key=k1-secret", nil, 401},
+		{"admin key in the query of websocket", "GET", "/v1/streams/a/ws?api_key=k1-secret", nil, 401},
+		{"admin key as ?token=", "GET", "/v1/streams/a/results?token=k1-secret", nil, 401},
+		{"read-only key in the query of results", "GET", "/v1/streams/a/results?api_key=r1-secret", nil, 200},
+		{"read-only key in the query of seed results", "GET", "/stream/a/results?api_key=r1-secret", nil, 200},
+		{"read-only key in the query of websocket", "GET", "/v1/streams/a/ws?api_key=r1-secret", nil, 200},
+		{"read-only key in the query of seed websocket", "GET", "/stream/a/ws?api_key=r1-secret", nil, 401},
+		{"read-only key in the query of websocket, POST", "POST", "/v1/streams/a/ws?api_key=r1-secret", nil, 401},
+		{"read-only key in the query elsewhere", "GET", "/v1/streams/a?api_key=r1-secret", nil, 401},
+		{"read-only key in the query of send", "POST", "/v1/streams/a/events?api_key=r1-secret", nil, 401},
+		{"read-only key in the query of results, POST", "POST", "/v1/streams/a/results?api_key=r1-secret", nil, 401},
 		{"wrong query key", "GET", "/v1/streams/a/results?api_key=nope", nil, 401},
 	}
 	for _, tt := range tests {
