@@ -37,10 +37,13 @@ func scopeProblem(scope string) problem.Problem {
 	return problem.New(http.StatusForbidden, fmt.Sprintf("this credential lacks the scope %s", scope))
 }
 
-// visible reads stream id as p may see it: another tenant's stream is
-// rtstream.ErrNotFound, exactly like an id that does not exist, so nobody can
-// probe for another tenant's streams.
+// visible reads stream id as p may see it: another tenant's stream, or for
+// a subscribe token any stream but its own, is rtstream.ErrNotFound, exactly
+// like an id that does not exist, so nobody can probe for streams.
 func (s *server) visible(ctx context.Context, p middleware.Principal, id string) (rtstream.Stream, error) {
+	if !p.MayUse(id) {
+		return rtstream.Stream{}, fmt.Errorf("stream %q: %w", id, rtstream.ErrNotFound)
+	}
 	st, err := s.Streams.Get(ctx, id)
 	if err != nil {
 		return st, err

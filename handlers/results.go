@@ -11,7 +11,9 @@ import (
 	"time"
 
 	"github.com/rtstream/rtstream"
+	"github.com/rtstream/rtstream/middleware"
 	"github.com/rtstream/rtstream/observability"
+	"github.com/rtstream/rtstream/problem"
 	"github.com/rtstream/rtstream/record"
 )
 
@@ -52,10 +54,16 @@ func (s *server) results(w http.ResponseWriter, r *http.Request) {
 	opened := time.Now()
 	log.Info("results stream open", "stream_id", id)
 	sse := &sseWriter{s: s, rc: http.NewResponseController(w)}
+	// Held ends when the request does, or when a reload removes the key
+	// the request rides on.
+	held := middleware.Held(r.Context())
 	defer func() {
 		reason := "client gone"
 		if err := feed.Err(); err != nil {
 			reason = err.Error()
+		}
+		if cause := context.Cause(held); errors.Is(cause, middleware.ErrRevoked) {
+			reason = cause.Error()
 		}
 		if sse.cut != "" {
 			reason = sse.cut
@@ -70,7 +78,7 @@ func (s *server) results(w http.ResponseWriter, r *http.Request) {
 	// 4 KiB: what one flush usually carries; the per-connection memory
 	// of a 32 KiB buffer was the largest part of an idle subscriber (swarm).
 	sse.bw = bufio.NewWriterSize(w, 4<<10)
-	sse.run(r.Context(), feed)
+	sse.run(held, feed)
 }
 
 // sseWriter writes one SSE response: one event per result, its id the
@@ -229,9 +237,13 @@ func (s *server) poll(w http.ResponseWriter, r *http.Request, id string, rq resu
 		return
 	}
 	defer closeFeed()
-	page, err := collectPage(r.Context(), feed, rq.limit, rq.wait)
+	held := middleware.Held(r.Context())
+	page, err := collectPage(held, feed, rq.limit, rq.wait)
 	if err != nil {
-		if r.Context().Err() == nil {
+		switch {
+		case errors.Is(context.Cause(held), middleware.ErrRevoked):
+			problem.Write(w, r, problem.New(http.StatusUnauthorized, "this credential was revoked while the poll waited"))
+		case r.Context().Err() == nil:
 			s.fail(w, r, err)
 		}
 		return

@@ -65,6 +65,7 @@ func NewServer(deps Deps) http.Handler {
 			r.Get("/v1/streams/{id}/dead-letters", s.need(middleware.ScopeResultsRead, s.deadLetters))
 			r.Delete("/v1/streams/{id}", s.audit("stream.delete", s.need(middleware.ScopeStreamsWrite, s.deleteStream)))
 			r.Post("/v1/streams/{id}/events", s.need(middleware.ScopeEventsWrite, s.sendEvents))
+			r.Post("/v1/streams/{id}/tokens", s.audit("token.issue", s.need(middleware.ScopeResultsRead, s.createToken)))
 			// Seed-compatible routes: the same handlers, the same rules.
 			r.Post("/stream/start", s.audit("stream.create", s.need(middleware.ScopeStreamsWrite, s.createStream)))
 			r.Post("/stream/{id}/send", s.need(middleware.ScopeEventsWrite, s.sendEvents))

@@ -120,6 +120,8 @@ type Deps struct {
 	// Idempotency keeps the answers of sends made with an Idempotency-Key;
 	// nil accepts the header but deduplicates nothing (tests, tools).
 	Idempotency rtstream.Idempotency
+	// Tokens mints subscribe tokens; nil answers 501 on the tokens route.
+	Tokens TokenIssuer
 	// ClientIP, when set, names the client in the access log.
 	ClientIP func(*http.Request) string
 	// The middleware of the API; nil ones are skipped. routes.go puts

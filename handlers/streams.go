@@ -188,13 +188,14 @@ func jsonKind(v string) string {
 	return v
 }
 
-func (s *server) create(w http.ResponseWriter, r *http.Request, id string) {
+// create stores stream id for tenant.
+func (s *server) create(w http.ResponseWriter, r *http.Request, id, tenant string) {
 	body, ok := s.decodeStream(w, r)
 	if !ok {
 		return
 	}
 	st, created, err := s.Streams.Create(r.Context(), rtstream.Stream{
-		ID: id, Name: body.Name, CreatedAt: time.Now().UTC(), Processor: body.Processor, Tenant: principal(r).Tenant,
+		ID: id, Name: body.Name, CreatedAt: time.Now().UTC(), Processor: body.Processor, Tenant: tenant,
 	})
 	if err != nil {
 		s.fail(w, r, err)
@@ -209,7 +210,7 @@ func (s *server) create(w http.ResponseWriter, r *http.Request, id string) {
 }
 
 func (s *server) createStream(w http.ResponseWriter, r *http.Request) {
-	s.create(w, r, watermill.NewULID())
+	s.create(w, r, watermill.NewULID(), principal(r).Tenant)
 }
 
 func (s *server) putStream(w http.ResponseWriter, r *http.Request) {
@@ -217,7 +218,16 @@ func (s *server) putStream(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	s.create(w, r, id)
+	p := principal(r)
+	tenant := p.Tenant
+	if p.Has(middleware.ScopeAdmin) {
+		// An admin's PUT of another tenant's stream keeps its owner: the
+		// same definition again is a 200, not a conflict over the owner.
+		if st, err := s.lookupStream(r, id); err == nil {
+			tenant = st.Owner()
+		}
+	}
+	s.create(w, r, id, tenant)
 }
 
 func (s *server) getStream(w http.ResponseWriter, r *http.Request) {

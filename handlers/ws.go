@@ -30,6 +30,7 @@ const (
 	closeTooSlow     = "too slow: reconnect with last_event_id"
 	closeUnavailable = "results unavailable: reconnect later"
 	closeGoingAway   = "server going away: reconnect with last_event_id"
+	closeRevoked     = "credential revoked"
 	closeTooBig      = "frame over MAX_BODY_BYTES"
 )
 
@@ -89,6 +90,14 @@ func (s *server) websocket(w http.ResponseWriter, r *http.Request) {
 		principal: principal(r),
 		cancel:    cancel,
 	}
+	// A reload that removes the key this socket rides on closes it with
+	// 1008, not a dropped connection.
+	held := middleware.Held(r.Context())
+	defer context.AfterFunc(held, func() {
+		if errors.Is(context.Cause(held), middleware.ErrRevoked) {
+			ws.stop(websocket.StatusPolicyViolation, closeRevoked, "")
+		}
+	})()
 	ws.run(ctx, life, endLife, feed)
 }
 
