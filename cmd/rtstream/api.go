@@ -19,7 +19,7 @@ import (
 // newAPI builds the HTTP API: authentication, rate limits, the idempotency
 // store and the handlers over the components started before.
 func (a *app) newAPI(ctx context.Context, stdout io.Writer) (http.Handler, error) {
-	auth, err := newAuth(ctx, a.cfg, stdout, a.reg, a.log)
+	auth, tokens, err := a.newAuth(ctx, stdout)
 	if err != nil {
 		return nil, err
 	}
@@ -77,6 +77,7 @@ func (a *app) newAPI(ctx context.Context, stdout io.Writer) (http.Handler, error
 		MetricsHandler:  metricsHandler,
 		Metrics:         a.metrics,
 		Idempotency:     idem,
+		Tokens:          tokens,
 	}), nil
 }
 

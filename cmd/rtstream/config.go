@@ -47,6 +47,11 @@ type config struct {
 	JWTAudience  string
 	JWTIssuer    string
 	JWTTenant    string
+	// TokenSecret signs subscribe tokens; TokenMaxTTL caps their life.
+	TokenSecret string
+	TokenMaxTTL time.Duration
+	// KeysFilePoll is how often API_KEYS_FILE is checked for changes.
+	KeysFilePoll time.Duration
 	MetricsAuth  bool
 	// MetricsDisabled turns rtstream's own instrumentation off (the runtime
 	// metrics stay): the benchmark measures what collection costs with it.
@@ -116,6 +121,9 @@ const (
 	// through: one in-flight request each (idempotence), so more than one
 	// keeps results flowing while a request waits for its acks.
 	DefaultRouterProducers = 4
+	// DefaultKeysFilePoll is how often API_KEYS_FILE is checked: a removed
+	// key's connections must close within 5 s.
+	DefaultKeysFilePoll = time.Second
 )
 
 // defaultConfig is the configuration of an empty environment.
@@ -131,7 +139,8 @@ func defaultConfig() config {
 		MaxStreams: handlers.DefaultMaxStreams, MaxStreamsPerKey: handlers.DefaultMaxStreamsPerKey,
 		RateLimitRPS: ratelimit.DefaultRPS, RateLimitBurst: ratelimit.DefaultBurst, RedisTimeout: ratelimit.DefaultRedisTimeout,
 		IdempotencyTTL: idempotency.DefaultTTL, IdempotencyMaxKeys: idempotency.DefaultMaxKeys,
-		JWTTenant: middleware.DefaultTenantClaim,
+		JWTTenant: middleware.DefaultTenantClaim, TokenMaxTTL: middleware.DefaultSubscribeTokenMaxTTL,
+		KeysFilePoll: DefaultKeysFilePoll,
 	}
 }
 
@@ -171,6 +180,9 @@ var settings = []setting{
 	{names("JWT_AUDIENCE"), text(func(c *config) *string { return &c.JWTAudience })},
 	{names("JWT_ISSUER"), text(func(c *config) *string { return &c.JWTIssuer })},
 	{names("JWT_TENANT_CLAIM"), text(func(c *config) *string { return &c.JWTTenant })},
+	{names("TOKEN_SECRET"), text(func(c *config) *string { return &c.TokenSecret })},
+	{names("SUBSCRIBE_TOKEN_MAX_TTL"), duration(func(c *config) *time.Duration { return &c.TokenMaxTTL })},
+	{names("API_KEYS_FILE_POLL"), duration(func(c *config) *time.Duration { return &c.KeysFilePoll })},
 	{names("METRICS_AUTH"), flag(func(c *config) *bool { return &c.MetricsAuth })},
 	{names("METRICS_DISABLED"), flag(func(c *config) *bool { return &c.MetricsDisabled })},
 	{names("CORS_ORIGINS"), text(func(c *config) *string { return &c.CORSOrigins })},
@@ -217,6 +229,10 @@ func parseConfig(getenv func(string) string) (config, error) {
 		// Which one was meant? Serving every route without a key when
 		// the operator also set keys would be the worse guess.
 		errs = append(errs, "AUTH_DISABLED=true cannot go with API_KEYS, API_KEYS_FILE, JWT_JWKS_URL or JWT_PUBLIC_KEY: unset AUTH_DISABLED to require credentials, or the others to run without auth")
+	}
+	if c.TokenSecret != "" && len(c.TokenSecret) < 32 {
+		// Checked here, not by the setter, whose error would quote it.
+		errs = append(errs, "TOKEN_SECRET: want at least 32 bytes, such as the output of openssl rand -hex 32")
 	}
 	if len(errs) > 0 {
 		return c, fmt.Errorf("configuration: %s", strings.Join(errs, "; "))

@@ -2,14 +2,18 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
+	"os/signal"
 	"regexp"
 	"slices"
+	"syscall"
+	"time"
 
 	"github.com/rtstream/rtstream/middleware"
 )
@@ -39,6 +43,10 @@ func loadKeysFile(path string, log *slog.Logger) ([]middleware.KeyPrincipal, err
 	if err != nil {
 		return nil, fmt.Errorf("API_KEYS_FILE: %w", err)
 	}
+	return parseKeysFile(path, data, log)
+}
+
+func parseKeysFile(path string, data []byte, log *slog.Logger) ([]middleware.KeyPrincipal, error) {
 	var f keysFile
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
@@ -98,4 +106,64 @@ func (e keyEntry) principal() (middleware.KeyPrincipal, error) {
 	}
 	kp.Principal = middleware.Principal{Name: e.Name, Tenant: e.Tenant, Scopes: e.Scopes, Streams: streams}
 	return kp, nil
+}
+
+// keysReloader reloads API_KEYS_FILE without a restart: on SIGHUP, and when
+// its content changes (polled, which also sees a Kubernetes Secret's
+// symlink swap, where file events would not). A file that does not parse
+// leaves the previous keys in force.
+type keysReloader struct {
+	path    string
+	auth    *middleware.Auth
+	log     *slog.Logger
+	audited func(action, outcome string)
+	last    [sha256.Size]byte // of the content in force
+}
+
+// run reloads until ctx is done.
+func (k *keysReloader) run(ctx context.Context, poll time.Duration) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	tick := time.NewTicker(poll)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			k.reload(ctx, "SIGHUP", true)
+		case <-tick.C:
+			k.reload(ctx, "file changed", false)
+		}
+	}
+}
+
+// reload reads the file and, when it changed or always is set, swaps the
+// keys in. Each attempt is audited: logged and counted.
+func (k *keysReloader) reload(ctx context.Context, trigger string, always bool) {
+	data, err := os.ReadFile(k.path)
+	sum := sha256.Sum256(data)
+	if err == nil && !always && sum == k.last {
+		return
+	}
+	var kps []middleware.KeyPrincipal
+	if err == nil {
+		kps, err = parseKeysFile(k.path, data, k.log)
+	}
+	if err != nil {
+		if !always && sum == k.last {
+			return
+		}
+		k.last = sum // logged once per broken content, not once a second
+		k.log.ErrorContext(ctx, "audit", "action", "keys.reload", "outcome", "failed", "trigger", trigger,
+			"err", err, "detail", "the previous keys stay in force")
+		k.audited("keys.reload", "failed")
+		return
+	}
+	k.last = sum
+	added, removed := k.auth.SetKeys(kps)
+	k.log.InfoContext(ctx, "audit", "action", "keys.reload", "outcome", "ok", "trigger", trigger,
+		"keys", len(kps), "added", added, "removed", removed)
+	k.audited("keys.reload", "ok")
 }

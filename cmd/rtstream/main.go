@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"sync"
 	"syscall"
 	"time"
 
@@ -110,7 +109,6 @@ type app struct {
 	results        *pubsub.Results
 	hub            *fanout.Hub
 	router         *routerRun
-	background     sync.WaitGroup
 }
 
 // onClose runs fn when the app closes, before what started earlier.
@@ -189,20 +187,28 @@ func (a *app) startBackground(ctx context.Context) {
 	if a.metrics == nil {
 		return
 	}
-	bgCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	a.onClose(func() {
-		stop()
-		a.background.Wait()
+	a.goBackground(ctx, func(ctx context.Context) {
+		watchReadiness(ctx, a.readyChecks(), a.router.rt.IsRunning, a.metrics, 5*time.Second)
 	})
-	a.background.Add(2)
-	go func() {
-		defer a.background.Done()
-		watchReadiness(bgCtx, a.readyChecks(), a.router.rt.IsRunning, a.metrics, 5*time.Second)
-	}()
-	go func() {
-		defer a.background.Done()
-		if err := pubsub.MonitorLag(bgCtx, a.kcfg(), a.router.group, a.results, a.metrics, a.log, 5*time.Second); err != nil {
+	a.goBackground(ctx, func(ctx context.Context) {
+		if err := pubsub.MonitorLag(ctx, a.kcfg(), a.router.group, a.results, a.metrics, a.log, 5*time.Second); err != nil {
 			a.log.Warn("consumer lag monitor stopped", "err", err)
 		}
+	})
+}
+
+// goBackground runs fn in a goroutine the app owns: it runs until the app
+// closes (not when ctx ends: shutdown needs it until then), and close
+// waits for it.
+func (a *app) goBackground(ctx context.Context, fn func(context.Context)) {
+	bgCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		fn(bgCtx)
 	}()
+	a.onClose(func() {
+		stop()
+		<-done
+	})
 }
