@@ -60,6 +60,7 @@ type Links struct {
 type Client struct {
 	base   *url.URL
 	key    string
+	token  string
 	hc     *http.Client
 	retry  RetryPolicy
 	agent  string
@@ -71,6 +72,11 @@ type Option func(*Client)
 
 // WithAPIKey sends key as X-API-Key on every request.
 func WithAPIKey(key string) Option { return func(c *Client) { c.key = key } }
+
+// WithToken sends a subscribe token (CreateToken) as Authorization: Bearer.
+// Such a client may only read the results of the token's stream (Subscribe,
+// Poll, DeadLetters) until the token expires.
+func WithToken(token string) Option { return func(c *Client) { c.token = token } }
 
 // WithHTTPClient uses hc for every request instead of a client of its own.
 // A result subscription is one long response: hc must not set a Timeout
@@ -144,6 +150,9 @@ func (c *Client) newRequest(ctx context.Context, method, u string, body []byte, 
 	}
 	if c.key != "" {
 		req.Header.Set("X-API-Key", c.key)
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	if c.agent != "" {
 		req.Header.Set("User-Agent", c.agent)
@@ -237,6 +246,27 @@ func (c *Client) GetStream(ctx context.Context, id string) (*Stream, error) {
 func (c *Client) DeleteStream(ctx context.Context, id string) error {
 	_, err := c.do(ctx, http.MethodDelete, streamPath(id), nil, nil, nil)
 	return err
+}
+
+// Token is a subscribe token: results:read on one stream, until ExpiresAt.
+type Token struct {
+	Token     string    `json:"token"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// CreateToken mints a subscribe token for stream id, for a browser to pass
+// as ?token= (or another client as WithToken) instead of a key. ttl 0 asks
+// for the server's default; more than SUBSCRIBE_TOKEN_MAX_TTL gets that.
+func (c *Client) CreateToken(ctx context.Context, id string, ttl time.Duration) (*Token, error) {
+	var in any
+	if ttl > 0 {
+		in = map[string]string{"ttl": ttl.String()}
+	}
+	var tok Token
+	if _, err := c.do(ctx, http.MethodPost, streamPath(id, "tokens"), nil, in, &tok); err != nil {
+		return nil, err
+	}
+	return &tok, nil
 }
 
 // ListOptions selects a page of streams.

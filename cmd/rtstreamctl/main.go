@@ -48,6 +48,7 @@ commands:
   get STREAM                                                  show a stream
   delete STREAM                                               delete a stream
   dead-letters [--after CURSOR] [--limit N] STREAM            events the stream's processor failed on
+  token [--ttl D] [-q] STREAM                                 mint a subscribe token: results only, this stream only
 
 flags of every command:
   --url URL      API base URL (env RTSTREAM_URL, default http://localhost:8080)
@@ -101,6 +102,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		"get":          c.get,
 		"delete":       c.delete,
 		"dead-letters": c.deadLetters,
+		"token":        c.token,
 	}
 	name, cmdArgs := rest[0], rest[1:]
 	if name == "help" {
@@ -349,6 +351,29 @@ func (c *cli) streams(ctx context.Context, args []string) error {
 		}
 	}
 	return nil
+}
+
+// token mints a subscribe token, for a browser's ?token= or another
+// program's Bearer: it can only read this stream's results, until it
+// expires.
+func (c *cli) token(ctx context.Context, args []string) error {
+	fs := c.flagSet("token")
+	ttl := fs.Duration("ttl", 0, "the token's life (0: the server's default; capped by its SUBSCRIBE_TOKEN_MAX_TTL)")
+	quiet := fs.Bool("q", false, "print only the token")
+	return c.onStream(ctx, fs, args, func(ctx context.Context, cl *client.Client, id string) error {
+		if *ttl < 0 {
+			return usagef("--ttl must not be negative")
+		}
+		tok, err := cl.CreateToken(ctx, id, *ttl)
+		if err != nil {
+			return err
+		}
+		if *quiet {
+			_, err := fmt.Fprintln(c.stdout, tok.Token)
+			return err
+		}
+		return c.printJSON(tok)
+	})
 }
 
 func (c *cli) deadLetters(ctx context.Context, args []string) error {
