@@ -138,17 +138,21 @@ func TestLabelsForEveryControl(t *testing.T) {
 	}
 }
 
-// TestScriptKeepsTheKeyOutOfURLs: the only URL the script puts the key in
-// is the results route's, the one the contract allows.
+// TestScriptKeepsTheKeyOutOfURLs: the key never goes in a URL; the one
+// credential the script puts in one is a subscribe token, on the results
+// route, the one the contract allows.
 func TestScriptKeepsTheKeyOutOfURLs(t *testing.T) {
 	js := assets[Path+"/app.js"].body
-	if n := strings.Count(js, "api_key="); n != 1 {
-		t.Fatalf("api_key= appears %d times in app.js, want once", n)
+	if strings.Contains(js, "api_key") {
+		t.Fatal("app.js names api_key: the key must never go in a URL")
 	}
-	line := js[strings.LastIndex(js[:strings.Index(js, "api_key=")], "\n"):]
+	if n := strings.Count(js, "token="); n != 1 {
+		t.Fatalf("token= appears %d times in app.js, want once", n)
+	}
+	line := js[strings.LastIndex(js[:strings.Index(js, "token=")], "\n"):]
 	line = line[:strings.Index(line[1:], "\n")+1]
-	if !strings.Contains(line, "'/results?api_key='") {
-		t.Errorf("api_key= is used outside the results URL: %s", line)
+	if !strings.Contains(line, "'/results?token=' + encodeURIComponent(tok.token)") {
+		t.Errorf("token= is used outside the results URL: %s", line)
 	}
 	if strings.Contains(js, "localStorage") {
 		t.Error("app.js uses localStorage; the key belongs in sessionStorage only")

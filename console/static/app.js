@@ -1,7 +1,7 @@
 // rtstream console: a plain client of the public API (no framework, no build).
-// The API key lives in sessionStorage only. Every call sends it as X-API-Key,
-// except the EventSource of the results route, which cannot set headers and
-// passes the key in the api_key query (the one route where the API takes it).
+// The API key lives in sessionStorage only. Every call sends it as X-API-Key.
+// The EventSource of the results route cannot set headers: it passes a
+// subscribe token minted for that one stream, never the key.
 (function () {
   'use strict';
 
@@ -22,7 +22,7 @@
     loadDead: $('load-dead'), moreDead: $('more-dead'), deadOut: $('dead-outcome'), dead: $('dead-letters')
   };
 
-  var state = { source: null, watching: '', streamsNext: '', deadNext: '', deadStream: '' };
+  var state = { source: null, gen: 0, watching: '', lastCursor: '', streamsNext: '', deadNext: '', deadStream: '' };
 
   // ---- storage -----------------------------------------------------------
 
@@ -191,6 +191,7 @@
   }
 
   function stopWatching() {
+    state.gen += 1; // a token still being minted opens nothing
     if (state.source) {
       state.source.close();
       state.source = null;
@@ -203,27 +204,48 @@
     stopWatching();
     say(els.resultsOut, '');
     if (!id) { return; }
-    var key = apiKey();
-    if (!key) {
+    if (!apiKey()) {
       say(els.resultsOut, 'Enter an API key first.', 'error');
       return;
     }
     els.results.textContent = '';
     state.watching = id;
+    state.lastCursor = '';
     remember(STREAM_STORE, id);
     els.sendTarget.textContent = 'to ' + id;
-    var url = streamPath(id) + '/results?api_key=' + encodeURIComponent(key) + (fromStart ? '&from=earliest' : '');
+    openFeed(id, fromStart ? 'from=earliest' : '');
+  }
+
+  // openFeed mints a subscribe token (results of this one stream, for an
+  // hour) and opens the EventSource with it: the key itself never goes in
+  // a URL. When the token expires, a new one resumes after the last result.
+  function openFeed(id, start) {
+    setFeedState('connecting to ' + id + '…');
+    var gen = state.gen;
+    api('POST', streamPath(id) + '/tokens', JSON.stringify({ ttl: '1h' })).then(function (tok) {
+      if (state.gen !== gen) { return; }
+      listen(id, tok, streamPath(id) + '/results?token=' + encodeURIComponent(tok.token) + (start ? '&' + start : ''));
+    }).catch(function (err) {
+      if (state.gen !== gen) { return; }
+      setFeedState('closed', 'error');
+      sayProblem(els.resultsOut, 'Watching ' + id, err);
+    });
+  }
+
+  function listen(id, tok, url) {
     // EventSource reconnects by itself after a dropped connection and sends
     // the last id it saw as Last-Event-ID, so the server resumes right after
     // the last result shown: no gap, no duplicate.
     var es = new EventSource(url);
     state.source = es;
     els.stop.disabled = false;
-    setFeedState('connecting to ' + id + '…');
     es.addEventListener('open', function () {
       if (state.source === es) { setFeedState('live: ' + id, 'ok'); }
     });
-    es.addEventListener('result', function (msg) { showResult(msg.data, msg.lastEventId); });
+    es.addEventListener('result', function (msg) {
+      state.lastCursor = msg.lastEventId || state.lastCursor;
+      showResult(msg.data, msg.lastEventId);
+    });
     es.addEventListener('end', function () {
       if (state.source !== es) { return; }
       es.close();
@@ -237,9 +259,14 @@
         setFeedState('reconnecting to ' + id + ' (resumes after the last result)…', 'warn');
         return;
       }
+      state.source = null;
+      if (Date.parse(tok.expires_at) <= Date.now() + 5000) {
+        // The token expired: a new one, resuming after the last result.
+        openFeed(id, state.lastCursor ? 'last_event_id=' + encodeURIComponent(state.lastCursor) : '');
+        return;
+      }
       // Closed for good: the server answered with an error, which
       // EventSource does not expose. Ask the stream route for the problem.
-      state.source = null;
       els.stop.disabled = true;
       setFeedState('closed', 'error');
       api('GET', streamPath(id)).then(function () {

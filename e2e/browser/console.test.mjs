@@ -41,7 +41,7 @@ page.on('console', (msg) => {
 });
 // The requests the page made, to check where the key went.
 const requests = [];
-page.on('request', (req) => requests.push({ url: req.url(), headers: req.headers() }));
+page.on('request', (req) => requests.push({ url: req.url(), method: req.method(), headers: req.headers() }));
 
 // The deliberate bad create answers 400; Chromium logs every failed fetch.
 let expectedFailures = 0;
@@ -157,13 +157,17 @@ try {
   step = 'where the key went';
   for (const r of requests) {
     const u = new URL(r.url);
-    if (u.searchParams.has('api_key')) {
-      check(/^\/v1\/streams\/[^/]+\/results$/.test(u.pathname), `api_key in the URL of ${u.pathname}`);
+    check(!r.url.includes(key) && !u.searchParams.has('api_key'), `the key in the URL of ${u.pathname}`);
+    if (u.searchParams.has('token')) {
+      check(/^\/v1\/streams\/[^/]+\/results$/.test(u.pathname), `a token in the URL of ${u.pathname}`);
+      check(u.searchParams.get('token').startsWith('rtstok_'), `not a subscribe token in the URL of ${u.pathname}`);
+      check(r.headers['x-api-key'] === undefined, `the EventSource sent X-API-Key`);
     } else if (u.pathname.startsWith('/v1/')) {
       check(r.headers['x-api-key'] === key, `${u.pathname} sent without X-API-Key`);
     }
   }
-  check(requests.some((r) => /\/results\?api_key=/.test(r.url)), 'no EventSource request seen');
+  check(requests.some((r) => /\/results\?token=rtstok_/.test(r.url)), 'no EventSource request with a subscribe token seen');
+  check(requests.some((r) => r.method === 'POST' && /\/tokens$/.test(new URL(r.url).pathname)), 'no token was minted');
 
   step = 'no script errors or policy violations';
   check(problems.length === 0, problems.join('\n'));
