@@ -132,8 +132,10 @@ func TestAuthRoutes(t *testing.T) {
 		{"the key in upper case", "", withKey(strings.ToUpper(apiKey)), true},
 		{"both keys in one header", "", withKey(apiKey + "," + otherKey), true},
 		{"wrong ?api_key=", "api_key=" + q("wrong-"+randomSuffix()), noKey, true},
-		{"right key only as ?api_key=", "api_key=" + q(apiKey), noKey, false},
-		{"second key only as ?api_key=", "api_key=" + q(otherKey), noKey, false},
+		// Admin keys may not travel in URLs: subscribe tokens do.
+		{"an admin key only as ?api_key=", "api_key=" + q(apiKey), noKey, true},
+		{"second admin key only as ?api_key=", "api_key=" + q(otherKey), noKey, true},
+		{"an admin key only as ?token=", "token=" + q(apiKey), noKey, true},
 		{"wrong X-API-Key with the right ?api_key=", "api_key=" + q(apiKey), withKey("wrong"), true},
 	}
 	for _, r := range protectedRoutes(id, newID) {
@@ -193,9 +195,10 @@ func TestAuthRoutes(t *testing.T) {
 			}
 			var st streamObj
 			decodeJSON(t, "created stream", rep.Body, &st)
-			// EventSource's way: the key in the query, no header.
-			v1 := openSSEWith(t, s.Base+"/v1/streams/"+st.ID+"/results?api_key="+q(key), noKey)
-			seed := openSSEWith(t, s.Base+"/stream/"+st.ID+"/results?api_key="+q(key), noKey)
+			// EventSource's way: a subscribe token in the query, no header.
+			token := mintTokenWith(t, s.Base, withKey(key), st.ID)
+			v1 := openSSEWith(t, s.Base+"/v1/streams/"+st.ID+"/results?token="+q(token), noKey)
+			seed := openSSEWith(t, s.Base+"/stream/"+st.ID+"/results?token="+q(token), noKey)
 			rep = do(t, "POST", s.Base+"/v1/streams/"+st.ID+"/events", "application/json", []byte(`{"by":"key"}`), withKey(key))
 			if rep.Status != http.StatusAccepted {
 				t.Fatalf("send with X-API-Key: %s, want 202", rep)
@@ -331,7 +334,7 @@ func TestAuthGeneratedKey(t *testing.T) {
 		}
 	}
 	st := createStreamWith(t, s.Base, withKey(key))
-	openSSEWith(t, s.Base+"/v1/streams/"+st.ID+"/results?api_key="+url.QueryEscape(key), noKey)
+	openSSEWith(t, s.Base+"/v1/streams/"+st.ID+"/results?token="+url.QueryEscape(mintTokenWith(t, s.Base, withKey(key), st.ID)), noKey)
 	checkUnauthorized(t, "GET /v1/streams without a key", do(t, "GET", s.Base+"/v1/streams", "", nil, noKey))
 	checkUnauthorized(t, "GET /v1/streams with the test key", do(t, "GET", s.Base+"/v1/streams", "", nil, withKey(apiKey)))
 

@@ -9,8 +9,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -304,5 +306,52 @@ func clientWaitFor(t *testing.T, timeout time.Duration, what string, cond func()
 			t.Fatalf("timed out after %s waiting for: %s", timeout, what)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestTokensFromClientAndCLI: rtstreamctl token and client.CreateToken mint
+// subscribe tokens; a client WithToken, and rtstreamctl given the token as
+// its key, read the stream's results and nothing else.
+func TestTokensFromClientAndCLI(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, "tokens", kafkaEnv(testenv.KafkaBrokers(t), newPrefix(t, "tokens")))
+	c := newAPIClient(t, s.Base)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	st, err := c.CreateStream(ctx, "tokens", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent, err := c.Send(ctx, st.ID, json.RawMessage(`{"n":1}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := c.CreateToken(ctx, st.ID, 5*time.Minute)
+	if err != nil || time.Until(tok.ExpiresAt) > 5*time.Minute || time.Until(tok.ExpiresAt) < 4*time.Minute {
+		t.Fatalf("CreateToken for 5m: %+v, %v", tok, err)
+	}
+	reader, err := client.New(s.Base, client.WithToken(tok.Token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, err := reader.Poll(ctx, st.ID, client.PollOptions{Wait: 10 * time.Second})
+	if err != nil || len(page.Results) != 1 || page.Results[0].EventID != sent.EventIDs[0] {
+		t.Fatalf("Poll WithToken: %+v, %v", page, err)
+	}
+	if _, err := reader.CreateStream(ctx, "not with a token", nil); client.StatusCode(err) != http.StatusForbidden {
+		t.Errorf("CreateStream WithToken: %v; want 403", err)
+	}
+	if _, err := reader.CreateToken(ctx, st.ID, 0); client.StatusCode(err) != http.StatusForbidden {
+		t.Errorf("a token minting a token: %v; want 403", err)
+	}
+
+	cli := ctl{t: t, bin: buildCLI(t), base: s.Base}
+	token := strings.TrimSpace(cli.mustRun("", "token", "-q", "--ttl", "10m", st.ID))
+	out := cli.mustRun("", "--key", token, "tail", "--from", "earliest", "-n", "1", st.ID)
+	if !strings.Contains(out, sent.EventIDs[0]) {
+		t.Errorf("tail with the CLI's token: %q", out)
+	}
+	if code, _, errOut := cli.run("", "--key", token, "delete", st.ID); code != 1 || !strings.Contains(errOut, "403") {
+		t.Errorf("delete with a token: exit %d, %s; want 1 and the 403", code, errOut)
 	}
 }

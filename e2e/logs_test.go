@@ -44,7 +44,8 @@ func TestLogsHideKeys(t *testing.T) {
 
 	st := createStreamWith(t, s.Base, withKey(key))
 	v1 := s.Base + "/v1/streams/" + st.ID
-	byQuery := openSSEWith(t, v1+"/results?api_key="+q(key), noKey)
+	token := mintTokenWith(t, s.Base, withKey(key), st.ID)
+	byQuery := openSSEWith(t, v1+"/results?token="+q(token), noKey)
 	byBearer := openSSEWith(t, s.Base+"/stream/"+st.ID+"/results", withBearer(key))
 	byHeader := openSSEWith(t, v1+"/results", withKey(key))
 
@@ -71,6 +72,7 @@ func TestLogsHideKeys(t *testing.T) {
 		{"GET", v1, withKey(wrongKey)},
 		{"GET", v1, withBearer(wrongKey)},
 		{"GET", v1 + "/results?api_key=" + q(wrongKey), http.Header{"X-Api-Key": {""}, "Accept": {"text/event-stream"}}},
+		{"GET", v1 + "/results?api_key=" + q(key), http.Header{"X-Api-Key": {""}, "Accept": {"text/event-stream"}}},
 		{"POST", v1 + "/events?api_key=" + q(key), noKey},
 		{"GET", s.Base + "/v1/streams?api_key=" + q(key), noKey},
 		{"GET", v1 + "?api_key=" + q(key), noKey},
@@ -145,6 +147,8 @@ func TestLogsHideKeys(t *testing.T) {
 		"the wrong key":           wrongKey,
 		"the wrong key's random":  wrongSecret,
 		"the URL-escaped key":     q(key),
+		"the subscribe token":     token,
+		"the token's signature":   token[strings.LastIndexByte(token, '.')+1:],
 		"an insane request id":    insane["spaces"],
 		"the 200-char request id": insane["200 chars"],
 	} {

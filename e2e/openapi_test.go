@@ -123,9 +123,13 @@ func TestOpenAPIContract(t *testing.T) {
 	c.do(exchange{method: "GET", path: results + "?limit=1&after=" + next, want: 200})
 	c.do(exchange{method: "GET", path: "/stream/" + st.ID + "/results?limit=1", want: 200})
 
-	// Results as server-sent events: replayed from the start, with the key
-	// in the query as browsers send it, and resumed by Last-Event-ID.
-	sse := c.openSSE(results+"?from=earliest&api_key="+apiKey, noKey)
+	// Results as server-sent events: replayed from the start, with a
+	// subscribe token in the query as browsers send it, and resumed by
+	// Last-Event-ID.
+	var tok struct{ Token string }
+	decodeJSON(t, "token", c.do(exchange{method: "POST", path: "/v1/streams/" + st.ID + "/tokens", contentType: "application/json",
+		body: []byte(`{"ttl":"5m"}`), want: 201}).Body, &tok)
+	sse := c.openSSE(results+"?from=earliest&token="+url.QueryEscape(tok.Token), noKey)
 	cursor, _ := sse.nextResult()
 	sse.close()
 	sse = c.openSSE(results, http.Header{"Last-Event-ID": {cursor}})

@@ -28,20 +28,37 @@ func sha(key string) string { d := sha256.Sum256([]byte(key)); return hex.Encode
 
 // writeKeysFile writes an API_KEYS_FILE for the four keys; the reader's key
 // is in plaintext, the development form.
-func writeKeysFile(t *testing.T) string {
+func writeKeysFile(t *testing.T, extra ...map[string]any) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "keys.json")
+	rewriteKeysFile(t, path, extra...)
+	return path
+}
+
+// rewriteKeysFile writes the four keys and extra to path, in one rename so
+// that a reload never reads half a file.
+func rewriteKeysFile(t *testing.T, path string, extra ...map[string]any) {
 	t.Helper()
 	all := []string{"streams:write", "streams:read", "events:write", "results:read"}
-	f := map[string]any{"keys": []map[string]any{
+	f := map[string]any{"keys": append([]map[string]any{
 		{"name": "alice", "tenant": "acme", "scopes": all, "streams": []string{"*"}, "sha256": sha(aliceKey)},
 		{"name": "bob", "tenant": "globex", "scopes": all, "sha256": sha(bobKey)},
 		{"name": "reader", "tenant": "acme", "scopes": []string{"streams:read", "results:read"}, "key": readerKey},
 		{"name": "root", "tenant": "ops", "scopes": []string{"admin"}, "sha256": sha(rootKey)},
-	}}
-	path := filepath.Join(t.TempDir(), "keys.json")
-	if err := os.WriteFile(path, mustJSON(t, f), 0o600); err != nil {
+	}, extra...)}
+	writeAtomically(t, path, mustJSON(t, f))
+}
+
+// writeAtomically replaces path with data through a rename.
+func writeAtomically(t *testing.T, path string, data []byte) {
+	t.Helper()
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return path
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // as makes one request with key.

@@ -316,7 +316,8 @@ func expectNoMoreResultsWS(t *testing.T, eventsURL string, w *wsConn) {
 }
 
 // TestWebSocketAuthAndOrigin: no or a wrong key is 401 before the upgrade,
-// ?api_key= opens the socket (browsers cannot set headers on it), and a
+// and so is an admin key in ?api_key=; a subscribe token in ?token= opens
+// the socket (browsers cannot set headers on it), and a
 // browser Origin must be the server's own or in CORS_ORIGINS (403 otherwise).
 func TestWebSocketAuthAndOrigin(t *testing.T) {
 	t.Parallel()
@@ -334,6 +335,8 @@ func TestWebSocketAuthAndOrigin(t *testing.T) {
 		{"no key", "", noKey},
 		{"wrong key", "", http.Header{"X-Api-Key": {"wrong-" + randomSuffix()}}},
 		{"wrong ?api_key=", "api_key=wrong", noKey},
+		{"an admin key in ?api_key=", "api_key=" + url.QueryEscape(apiKey), noKey},
+		{"a wrong ?token=", "token=rtstok_e30.AAAA", noKey},
 	} {
 		w, rep := tryWS(t, wsURL(s.Base, st.ID, tc.query), tc.hdr)
 		if w != nil {
@@ -342,9 +345,11 @@ func TestWebSocketAuthAndOrigin(t *testing.T) {
 		checkUnauthorized(t, "ws with "+tc.name, rep)
 	}
 
-	w := openWS(t, wsURL(s.Base, st.ID, "api_key="+url.QueryEscape(apiKey)), noKey)
-	w.sendEvents([]byte(`{"via":"query key"}`), 1)
-	if got := w.awaitResults(1); string(got[0].Data) != `{"via":"query key"}` {
+	token := mintTokenWith(t, s.Base, nil, st.ID)
+	w := openWS(t, wsURL(s.Base, st.ID, "token="+url.QueryEscape(token)), noKey)
+	w.sendBad("a send with a token that only reads", websocket.MessageText, []byte(`{"via":"token"}`), http.StatusForbidden)
+	send(t, s.Base+"/v1/streams/"+st.ID+"/events", "application/json", []byte(`{"via":"token"}`), 1)
+	if got := w.awaitResults(1); string(got[0].Data) != `{"via":"token"}` {
 		t.Errorf("result %s", got[0].Data)
 	}
 	if strings.Contains(s.logTail(1<<20), apiKey) {
