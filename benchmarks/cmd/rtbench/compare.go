@@ -26,8 +26,10 @@ type comparison struct {
 	on, off serverVariant
 	// rounds is the number of rounds, even and at least 2.
 	rounds int
-	// target is the largest cost that passes, as a fraction.
+	// target is the largest cost that passes, as a fraction: of throughput,
+	// or with cpu, of server CPU per request.
 	target float64
+	cpu    bool
 	// check, when set, runs once both servers are warm and returns what it
 	// saw, or an error when ON and OFF do not really differ in the setting
 	// measured: a comparison of two equal servers would always pass.
@@ -91,7 +93,7 @@ type compareSide struct {
 // report, so a failed run still shows the rounds done).
 func runComparison(ctx context.Context, o options, bin string, kc *kafkaObserver, rep *Report, c comparison, res *CompareResult) error {
 	round := o.Duration / time.Duration(c.rounds/2)
-	res.Workers, res.RoundSeconds, res.Target = o.Concurrency, round.Seconds(), c.target
+	res.Workers, res.RoundSeconds, res.Target, res.JudgeCPU = o.Concurrency, round.Seconds(), c.target, c.cpu
 	sides := make(map[bool]*compareSide, 2)
 	for _, on := range []bool{true, false} {
 		v := c.off

@@ -40,6 +40,8 @@ type options struct {
 	MWRounds    int
 	// MetricsRounds is -metrics-rounds, the metrics phase's MWRounds.
 	MetricsRounds int
+	// AuthzBaseBin is -authz-base-bin, the authz phase's OFF binary.
+	AuthzBaseBin string
 	// Resumers, ResumeBack, ResumeRate, ResumeStreams and ResumeReps shape
 	// the resume phase; ProcRounds is the processors phase's rounds.
 	Resumers      int
@@ -73,8 +75,8 @@ type options struct {
 // thousands of connections (ask for them by name, or "all"). The swarm phase
 // starts a server per size.
 var (
-	allPhases     = []string{"baseline", "single", "batch", "e2e", "latency", "vegeta", "resume", "processors", "middleware", "metrics", "swarm", "crashmarks"}
-	defaultPhases = []string{"baseline", "single", "batch", "e2e", "latency", "vegeta", "middleware", "metrics"}
+	allPhases     = []string{"baseline", "single", "batch", "e2e", "latency", "vegeta", "resume", "processors", "middleware", "metrics", "authz", "swarm", "crashmarks"}
+	defaultPhases = []string{"baseline", "single", "batch", "e2e", "latency", "vegeta", "middleware", "metrics", "authz"}
 	serverPhases  = []string{"single", "batch", "e2e", "latency", "vegeta"}
 )
 
@@ -89,6 +91,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.Streams, "streams", 16, "streams per phase (batch phases use one worker per stream)")
 	fs.IntVar(&o.MWRounds, "mw-rounds", 4, "rounds of the middleware phase, alternating ON, OFF, OFF, ON, ...; even, -duration/(rounds/2) each")
 	fs.IntVar(&o.MetricsRounds, "metrics-rounds", 4, "rounds of the metrics phase, like -mw-rounds")
+	fs.StringVar(&o.AuthzBaseBin, "authz-base-bin", "", "an rtstream binary for the authz phase's OFF side (a build from before tenants); empty: this build with API_KEYS")
 	fs.IntVar(&o.Resumers, "resumers", 1000, "SSE connections that resume at once in the resume phase's burst")
 	fs.IntVar(&o.ResumeBack, "resume-back", 2000, "results back (at least; up to 199 more) each resumer of the burst starts")
 	fs.IntVar(&o.ResumeRate, "resume-rate", 500, "events/s to the live subscriber's stream during the resume phase's burst")
@@ -285,7 +288,8 @@ func phases(ctx context.Context, o options, rep *Report) error {
 		}
 	}
 	onServer := slices.ContainsFunc(serverPhases, func(p string) bool { return o.Phases[p] })
-	if !onServer && !o.Phases["resume"] && !o.Phases["processors"] && !o.Phases["middleware"] && !o.Phases["metrics"] && !o.Phases["swarm"] {
+	ownServers := []string{"resume", "processors", "middleware", "metrics", "authz", "swarm"}
+	if !onServer && !slices.ContainsFunc(ownServers, func(p string) bool { return o.Phases[p] }) {
 		return nil
 	}
 	bin, cleanup, err := buildServer(ctx, o)
@@ -318,6 +322,12 @@ func phases(ctx context.Context, o options, rep *Report) error {
 		rep.Metrics = &CompareResult{}
 		if err := runComparison(ctx, o, bin, kc, rep, metricsComparison(o), rep.Metrics); err != nil {
 			return fmt.Errorf("metrics: %w", err)
+		}
+	}
+	if o.Phases["authz"] {
+		rep.Authz = &CompareResult{}
+		if err := runComparison(ctx, o, bin, kc, rep, authzComparison(o), rep.Authz); err != nil {
+			return fmt.Errorf("authz: %w", err)
 		}
 	}
 	if o.Phases["swarm"] {

@@ -18,6 +18,9 @@ const (
 	// rtstream's own metrics cost ≤ 5% of single-event throughput, the
 	// same way
 	targetMetricsCost = 0.05
+	// targetAuthzCPUCost bounds what tenants and scopes add to the server
+	// CPU of a single-event POST (issue 12).
+	targetAuthzCPUCost = 0.03
 )
 
 // Report is everything one run measured; it is written as JSON as is.
@@ -32,6 +35,7 @@ type Report struct {
 	Latency      *LatencyResult    `json:"latency,omitempty"`
 	Middleware   *CompareResult    `json:"middleware,omitempty"`
 	Metrics      *CompareResult    `json:"metrics,omitempty"`
+	Authz        *CompareResult    `json:"authz,omitempty"`
 	Resume       *ResumeResult     `json:"resume,omitempty"`
 	Processors   *ProcessorsResult `json:"processors,omitempty"`
 	CrashMarks   *CrashMarksResult `json:"crash_marks,omitempty"`
@@ -167,8 +171,10 @@ type CompareResult struct {
 	// Cost is OFF req/s ÷ ON req/s − 1: the throughput the setting costs,
 	// the figure the target is about.
 	Cost float64 `json:"cost"`
-	// Target is the largest Cost that passes.
+	// Target is the largest Cost that passes (CPUCost with JudgeCPU).
 	Target float64 `json:"target"`
+	// JudgeCPU judges CPUCost rather than Cost against Target.
+	JudgeCPU bool `json:"judge_cpu,omitempty"`
 	// CPUCost is ON ÷ OFF server CPU per request − 1: the setting's own
 	// work, which a broker-bound throughput figure can hide.
 	CPUCost float64 `json:"server_cpu_cost"`
@@ -581,6 +587,9 @@ func (rep *Report) comparisons() []namedComparison {
 	}
 	if rep.Metrics != nil {
 		cs = append(cs, namedComparison{"metrics", rep.Metrics})
+	}
+	if rep.Authz != nil {
+		cs = append(cs, namedComparison{"authz", rep.Authz})
 	}
 	return cs
 }

@@ -94,6 +94,9 @@ func comparisonRows(rep *Report) (ls []line) {
 			continue
 		}
 		chk := &check{name: c.name + " cost", goal: costAtMost, value: m.Cost, bound: m.Target, off: m.On.RequestsSec <= 0}
+		if m.JudgeCPU {
+			chk = &check{name: c.name + " server CPU cost", goal: costAtMost, value: m.CPUCost, bound: m.Target, off: m.Off.ServerCPUPerRequest <= 0}
+		}
 		// Rounds of the same server that differ by more than the target
 		// mean the machine's noise is as large as what is measured.
 		if sp := max(m.spread(true), m.spread(false)); sp > m.Target {
@@ -115,7 +118,11 @@ func costRows(offLabel, onLabel, unit string, off, on float64, offFigs, onFigs [
 	ls := append([]line{{label: offLabel, figure: count(off), unit: unit, base: "-", ratio: "-"}}, offFigs...)
 	ls = append(ls, line{label: onLabel, figure: count(on), unit: unit, base: count(off), ratio: ratio})
 	ls = append(ls, onFigs...)
-	return append(ls, fig(chk.name+" (OFF/ON - 1)", signedPercent(chk.value), "").judged(chk))
+	ratio = " (OFF/ON - 1)" // the throughput OFF has more
+	if strings.Contains(chk.name, "CPU") {
+		ratio = " (ON/OFF - 1)" // the CPU ON spends more
+	}
+	return append(ls, fig(chk.name+ratio, signedPercent(chk.value), "").judged(chk))
 }
 
 // sideRows are the figures of one side of a comparison; cpu notes its CPU

@@ -25,7 +25,9 @@ type server struct {
 	Name   string // "server", or the variant's label
 	URL    string
 	APIKey string // sent as X-API-Key; empty when the server runs without auth
-	Prefix string
+	// OtherKey is another tenant's key, when the server has an API_KEYS_FILE.
+	OtherKey string
+	Prefix   string
 
 	cmd     *exec.Cmd
 	tmp     string
@@ -50,6 +52,11 @@ type serverVariant struct {
 	// instrumentation. Without it METRICS_DISABLED=false is set anyway, so
 	// a value in rtbench's own environment cannot switch the ON side off.
 	metricsOff bool
+	// keysFile, with auth, puts the key in an API_KEYS_FILE of this many
+	// keys in several tenants instead of API_KEYS.
+	keysFile int
+	// bin, when set, is the binary to run instead of the one built.
+	bin string
 	// env is set last, over everything above: the resume phase raises
 	// MAX_SSE_PER_KEY this way, since all its 1,000 connections use one key.
 	env []string
@@ -138,13 +145,24 @@ func startServer(ctx context.Context, o options, bin string, v serverVariant) (*
 		"SHUTDOWN_TIMEOUT=15s",
 		fmt.Sprintf("METRICS_DISABLED=%t", v.metricsOff),
 	)
-	if v.auth {
+	switch {
+	case v.auth && v.keysFile > 0:
+		path, key, other, err := writeKeysFile(tmp, v.keysFile)
+		if err != nil {
+			return fail(err)
+		}
+		s.APIKey, s.OtherKey = key, other
+		env = append(env, "API_KEYS=", "API_KEYS_FILE="+path, "AUTH_DISABLED=false")
+	case v.auth:
 		s.APIKey = randomHex(16)
 		env = append(env, "API_KEYS="+s.APIKey, "AUTH_DISABLED=false")
-	} else {
+	default:
 		env = append(env, "AUTH_DISABLED=true")
 	}
 	env = append(env, v.env...)
+	if v.bin != "" {
+		bin = v.bin
+	}
 	s.cmd = exec.Command(bin)
 	s.cmd.Dir = work
 	s.cmd.Stdout = s.logFile
