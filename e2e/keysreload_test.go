@@ -95,7 +95,8 @@ func TestKeysFileReload(t *testing.T) {
 	checkReloadLog(t, s)
 }
 
-// checkReloadLog: each reload is audited, the broken one with its error.
+// checkReloadLog: each reload is audited, the broken one with its error,
+// and so is the token carol minted.
 func checkReloadLog(t *testing.T, s *server) {
 	t.Helper()
 	log := s.lastStartLog()
@@ -104,6 +105,7 @@ func checkReloadLog(t *testing.T, s *server) {
 		"msg=audit action=keys.reload outcome=ok trigger=\"file changed\" keys=4 added=0 removed=1",
 		"msg=audit action=keys.reload outcome=failed trigger=\"file changed\"",
 		"msg=audit action=keys.reload outcome=ok trigger=SIGHUP",
+		"msg=audit action=token.issue outcome=ok status=201 principal=carol tenant=acme",
 	} {
 		if !strings.Contains(log, want) {
 			t.Errorf("the log has no line with %q", want)
