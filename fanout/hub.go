@@ -25,6 +25,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/rtstream/rtstream"
 	"github.com/rtstream/rtstream/record"
@@ -73,6 +74,9 @@ type Config struct {
 	// OnResume, if not nil, is called for every resume with where its replay
 	// starts: "history" or "kafka".
 	OnResume func(source string)
+	// OnLive, if not nil, is told the received_at of every results record
+	// the live feed decodes (its first result's), for the latency budget.
+	OnLive func(receivedAt time.Time)
 	// Source is followed from Start on, and serves resumes the history
 	// cannot; without one, such a resume fails with rtstream.ErrUnavailable.
 	Source Source
@@ -104,6 +108,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.OnResume == nil {
 		c.OnResume = func(string) {}
+	}
+	if c.OnLive == nil {
+		c.OnLive = func(time.Time) {}
 	}
 	if c.HistoryBytes <= 0 {
 		c.HistoryBytes = DefaultHistoryBytes
@@ -202,6 +209,9 @@ func (h *Hub) take(pos record.Position, key string, value []byte) {
 		h.moved(pos)
 		h.mu.Unlock()
 		return
+	}
+	if len(b.Results) > 0 {
+		h.cfg.OnLive(b.Results[0].ReceivedAt)
 	}
 	h.Deliver(pos, b)
 }

@@ -229,6 +229,9 @@ func (p *Pipeline) Process(msg *message.Message) (results, dead []*message.Messa
 	if !rtstream.ValidStreamID(in.StreamID) {
 		return nil, nil, fmt.Errorf("%w: no valid stream id", errUnreadable)
 	}
+	if len(in.Events) > 0 {
+		p.metrics.AgeAt(observability.AtRouter, in.Events[0].ReceivedAt)
+	}
 	prog, compileErr, err := p.program(msg.Context(), in.StreamID)
 	if err != nil {
 		return nil, nil, err

@@ -176,7 +176,8 @@ func (a *app) startResults() error {
 	}
 	a.onClose(func() { a.results.Close() })
 	a.hub = fanout.New(fanout.Config{Source: a.results, Exists: a.registry.Has, Logger: a.log,
-		OnSlow: a.metrics.SlowDisconnect, OnResume: a.metrics.Resumed})
+		OnSlow: a.metrics.SlowDisconnect, OnResume: a.metrics.Resumed,
+		OnLive: func(receivedAt time.Time) { a.metrics.AgeAt(observability.AtFollower, receivedAt) }})
 	a.registry.OnDelete(a.hub.End)
 	return a.hub.Start()
 }

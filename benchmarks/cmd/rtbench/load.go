@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -391,6 +392,9 @@ func (lt *loadTester) endToEndOn(ctx context.Context, phase string, streams []st
 // full the batch is skipped and counted.
 func (lt *loadTester) latency(ctx context.Context) (*LatencyResult, error) {
 	const perBatch = 10
+	if err := lt.warmUp(ctx, perBatch); err != nil {
+		return nil, err
+	}
 	streams, err := lt.createStreams(ctx, "latency", lt.o.Streams)
 	if err != nil {
 		return nil, err
@@ -407,6 +411,7 @@ func (lt *loadTester) latency(ctx context.Context) (*LatencyResult, error) {
 		ev := st.okEvents.Load()
 		return ev, fmt.Sprintf("%s events/s acknowledged, %s results received, %d errors", fmtInt(ev-last), fmtInt(g.received.Load()), st.errs.total())
 	})
+	before, scrapeErr := lt.scrapeFamilies(ctx)
 	start := time.Now()
 	skipped := lt.paced(ctx, st, start, pace{streams: streams, n: perBatch, workers: lt.o.Concurrency, queue: 1024,
 		perSec: float64(lt.o.Rate) / perBatch, d: lt.o.Duration})
@@ -421,6 +426,7 @@ func (lt *loadTester) latency(ctx context.Context) (*LatencyResult, error) {
 
 	res := &LatencyResult{
 		TargetRate:     lt.o.Rate,
+		WarmupSeconds:  lt.o.LatencyWarmup.Seconds(),
 		BatchSize:      perBatch,
 		Streams:        len(streams),
 		Sent:           sent,
@@ -438,10 +444,42 @@ func (lt *loadTester) latency(ctx context.Context) (*LatencyResult, error) {
 		RequestLatency: latencySummary(st.latencies),
 		Errors:         st.errs.report(),
 	}
+	after, err := lt.scrapeFamilies(ctx)
+	if err = errors.Join(scrapeErr, err); err != nil {
+		progress("[latency] no latency budget per hop: %v", err)
+	} else {
+		res.Hops = hopBudget(before, after, lt.srv.Prefix+".events")
+	}
 	progress("[latency] POST→SSE p50 %s, p90 %s, p99 %s, max %s (%s received of %s sent, %d lost, %d skipped batches)",
 		fmtMs(res.SendToSSE.P50), fmtMs(res.SendToSSE.P90), fmtMs(res.SendToSSE.P99), fmtMs(res.SendToSSE.Max),
 		fmtInt(res.Received), fmtInt(res.Sent), res.Lost, skipped)
 	return res, nil
+}
+
+// warmUp sends at the latency phase's rate for -latency-warmup to streams
+// of its own, watched like the phase's, and waits until they got it all:
+// the producer's connections, the router, the follower and the hub are
+// then warm, and the phase measures a server in its steady state. Nothing
+// of it is counted.
+func (lt *loadTester) warmUp(ctx context.Context, perBatch int) error {
+	if lt.o.LatencyWarmup <= 0 {
+		return nil
+	}
+	streams, err := lt.createStreams(ctx, "latency warm-up", lt.o.Streams)
+	if err != nil {
+		return err
+	}
+	g, err := lt.subscribe(ctx, "latency warm-up", streams)
+	if err != nil {
+		return err
+	}
+	defer g.Close()
+	st := &sendStats{}
+	lt.paced(ctx, st, time.Now(), pace{streams: streams, n: perBatch, workers: lt.o.Concurrency, queue: 1024,
+		perSec: float64(lt.o.Rate) / float64(perBatch), d: lt.o.LatencyWarmup})
+	g.waitFor(st.okEvents.Load(), 5*time.Second, 30*time.Second)
+	progress("[latency] warmed up: %s events in %s, uncounted", fmtInt(st.okEvents.Load()), lt.o.LatencyWarmup)
+	return nil
 }
 
 // pace is an open-loop feed: perSec requests of n events a second for d

@@ -36,8 +36,11 @@ type options struct {
 	Concurrency int
 	Batch       int
 	Rate        int
-	Streams     int
-	MWRounds    int
+	// LatencyWarmup is -latency-warmup: uncounted sends before the
+	// latency phase measures.
+	LatencyWarmup time.Duration
+	Streams       int
+	MWRounds      int
 	// MetricsRounds is -metrics-rounds, the metrics phase's MWRounds.
 	MetricsRounds int
 	// AuthzBaseBin is -authz-base-bin, the authz phase's OFF binary.
@@ -88,6 +91,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.Concurrency, "concurrency", 64, "workers of the single-event phase (and of the paced phase's sender pool)")
 	fs.IntVar(&o.Batch, "batch", 100, "events per request in the batch and end-to-end phases")
 	fs.IntVar(&o.Rate, "rate", 5000, "events per second of the latency phase, sent as batches of 10")
+	fs.DurationVar(&o.LatencyWarmup, "latency-warmup", 2*time.Second, "the latency phase first sends at -rate for this long to streams of its own, uncounted, so that it measures a warm server (0: measure from a cold start)")
 	fs.IntVar(&o.Streams, "streams", 16, "streams per phase (batch phases use one worker per stream)")
 	fs.IntVar(&o.MWRounds, "mw-rounds", 4, "rounds of the middleware phase, alternating ON, OFF, OFF, ON, ...; even, -duration/(rounds/2) each")
 	fs.IntVar(&o.MetricsRounds, "metrics-rounds", 4, "rounds of the metrics phase, like -mw-rounds")

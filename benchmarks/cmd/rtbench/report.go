@@ -140,6 +140,7 @@ type E2EResult struct {
 // LatencyResult is phase (d).
 type LatencyResult struct {
 	TargetRate     int            `json:"target_events_per_sec"`
+	WarmupSeconds  float64        `json:"warmup_seconds"`
 	BatchSize      int            `json:"batch_size"`
 	Streams        int            `json:"streams"`
 	Sent           int64          `json:"sent"`
@@ -158,6 +159,8 @@ type LatencyResult struct {
 	PerSecond      []SecondLatency `json:"send_to_sse_per_second"`
 	RequestLatency LatencySummary  `json:"request_latency_ms"`
 	Errors         ErrorReport     `json:"errors"`
+	// Hops is the latency budget from the server's histograms.
+	Hops []HopAge `json:"hops,omitempty"`
 }
 
 // CompareResult is a comparison phase (middleware, metrics): single-event

@@ -72,17 +72,24 @@ func latencyRows(rep *Report) []line {
 	if l == nil {
 		return nil
 	}
-	return []line{
+	ls := []line{
 		head(fmt.Sprintf("latency @ %s ev/s", fmtInt(int64(l.TargetRate))), fmtMs(l.SendToSSE.P50), "p50", "none"),
 		fig("  POST->SSE p90", fmtMs(l.SendToSSE.P90), ""),
 		fig("  POST->SSE p99", fmtMs(l.SendToSSE.P99), ""),
 		fig("  POST->SSE max", fmtMs(l.SendToSSE.Max), ""),
 		fig("  after 1st s p50 / p99", mss(l.AfterWarmup.P50, l.AfterWarmup.P99), ""),
 		fig("  sent rate", count(l.SentPerSec), "events/s"),
+		fig("  after a warm-up of", fmt.Sprintf("%gs", l.WarmupSeconds), "uncounted"),
 		fig("  sent / received / lost", counts(l.Sent, l.Received, l.Lost), "events"),
 		fig("  POST p50 / p99", mss(l.RequestLatency.P50, l.RequestLatency.P99), ""),
 		errorRow(l.Errors),
 	}
+	// The budget per hop, from the server's histograms: each point's age
+	// includes the hops before it.
+	for _, h := range l.Hops {
+		ls = append(ls, fig("  age "+h.Point+" p50 / p99", mss(h.P50, h.P99), ""))
+	}
+	return ls
 }
 
 // comparisonRows are each comparison phase (middleware, metrics): OFF, ON
