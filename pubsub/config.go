@@ -15,6 +15,12 @@ const (
 	DefaultReplication    = 1
 	DefaultMaxRecordBytes = 8 << 20
 	DefaultPublishTimeout = 10 * time.Second
+	// DefaultLinger is how long the producers gather records before a
+	// produce request. Measured on 2 cores (decision 0024): 250 µs cut the
+	// server CPU per single-event POST by 10-30% and the POST→SSE p99 and
+	// max at 5,000 events/s, for ~1.2 ms more at the median; 1 ms saved
+	// more CPU but cost 3-4.5 ms at the median.
+	DefaultLinger = 250 * time.Microsecond
 )
 
 // Config says where Kafka is and how rtstream's topics are laid out.
@@ -34,6 +40,10 @@ type Config struct {
 	MaxRecordBytes int
 	// ClientID identifies this instance to the brokers. Default "rtstream".
 	ClientID string
+	// Linger is how long the producers wait for more records before a
+	// produce request (Kafka's linger.ms): fewer, larger requests, fewer
+	// system calls. Default 250 µs; negative sends each record at once.
+	Linger time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -51,6 +61,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.ClientID == "" {
 		c.ClientID = "rtstream"
+	}
+	if c.Linger == 0 {
+		c.Linger = DefaultLinger
 	}
 }
 
@@ -106,6 +119,11 @@ func (c Config) SaramaConfig() *sarama.Config {
 	sc.Producer.MaxMessageBytes = c.MaxRecordBytes
 	sc.Producer.Partitioner = sarama.NewHashPartitioner
 	sc.Producer.Flush.MaxMessages = 1000
+	if c.Linger > 0 {
+		// Without a frequency Sarama sends whatever is buffered as soon as
+		// the connection is free: one request per record under light load.
+		sc.Producer.Flush.Frequency = c.Linger
+	}
 
 	sc.Consumer.Return.Errors = true
 	sc.Consumer.Offsets.Initial = sarama.OffsetOldest

@@ -38,6 +38,8 @@ type config struct {
 	PprofAddr     string
 	// RouterProducers is how many producers the router publishes through.
 	RouterProducers int
+	// KafkaLinger is the producers' linger (negative: none).
+	KafkaLinger time.Duration
 
 	APIKeys      []string
 	APIKeysFile  string
@@ -140,7 +142,7 @@ func defaultConfig() config {
 		RateLimitRPS: ratelimit.DefaultRPS, RateLimitBurst: ratelimit.DefaultBurst, RedisTimeout: ratelimit.DefaultRedisTimeout,
 		IdempotencyTTL: idempotency.DefaultTTL, IdempotencyMaxKeys: idempotency.DefaultMaxKeys,
 		JWTTenant: middleware.DefaultTenantClaim, TokenMaxTTL: middleware.DefaultSubscribeTokenMaxTTL,
-		KeysFilePoll: DefaultKeysFilePoll,
+		KeysFilePoll: DefaultKeysFilePoll, KafkaLinger: pubsub.DefaultLinger,
 	}
 }
 
@@ -162,6 +164,20 @@ var settings = []setting{
 	{names("TOPIC_PREFIX"), text(func(c *config) *string { return &c.TopicPrefix })},
 	{names("TOPIC_PARTITIONS"), count(func(c *config) *int { return &c.Partitions }, 1)},
 	{names("TOPIC_REPLICATION"), count(func(c *config) *int { return &c.Replication }, 1)},
+	{names("KAFKA_LINGER"), func(c *config, v string) error {
+		d, err := time.ParseDuration(v)
+		switch {
+		case v == "0":
+			c.KafkaLinger = -1 // none
+		case err != nil || d < 0:
+			return errors.New("want a duration such as 1ms, or 0 for none")
+		case d == 0:
+			c.KafkaLinger = -1
+		default:
+			c.KafkaLinger = d
+		}
+		return nil
+	}},
 	{names("LOG_LEVEL"), text(func(c *config) *string { return &c.LogLevel })},
 	{names("LOG_FORMAT"), text(func(c *config) *string { return &c.LogFormat })},
 	{names("MAX_BODY_BYTES"), count64(func(c *config) *int64 { return &c.MaxBodyBytes }, 1)},

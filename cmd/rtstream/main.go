@@ -122,7 +122,7 @@ func (a *app) close() {
 
 func (a *app) kcfg() pubsub.Config {
 	return pubsub.Config{Brokers: a.cfg.Brokers, TopicPrefix: a.cfg.TopicPrefix,
-		Partitions: int32(a.cfg.Partitions), Replication: int16(a.cfg.Replication)}
+		Partitions: int32(a.cfg.Partitions), Replication: int16(a.cfg.Replication), Linger: a.cfg.KafkaLinger}
 }
 
 // startKafka starts the embedded broker when no brokers are set, makes the
