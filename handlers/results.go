@@ -53,7 +53,7 @@ func (s *server) results(w http.ResponseWriter, r *http.Request) {
 	log := observability.Logger(r.Context(), s.log)
 	opened := time.Now()
 	log.Info("results stream open", "stream_id", id)
-	sse := &sseWriter{s: s, rc: http.NewResponseController(w)}
+	sse := &sseWriter{s: s, w: w, rc: http.NewResponseController(w)}
 	// Held ends when the request does, or when a reload removes the key
 	// the request rides on.
 	held := middleware.Held(r.Context())
@@ -75,9 +75,6 @@ func (s *server) results(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
-	// 4 KiB: what one flush usually carries; the per-connection memory
-	// of a 32 KiB buffer was the largest part of an idle subscriber (swarm).
-	sse.bw = bufio.NewWriterSize(w, 4<<10)
 	sse.run(held, feed)
 }
 
@@ -86,18 +83,41 @@ func (s *server) results(w http.ResponseWriter, r *http.Request) {
 // the stream is deleted.
 type sseWriter struct {
 	s         *server
+	w         http.ResponseWriter
 	rc        *http.ResponseController
-	bw        *bufio.Writer
-	frame     []byte
+	buf       *sseBuffer // taken for a burst of writes, nil while idle
 	delivered int
 	cut       string // why the server cut the stream, if it did
+}
+
+// sseBuffer is an SSE connection's write buffer and frame scratch. It is
+// taken from the server's pool for a burst of writes and given back after
+// the burst's flush, so an idle subscriber holds none: most of thousands of
+// subscribers are idle at any moment (issue 13, memory per connection).
+type sseBuffer struct {
+	bw    *bufio.Writer
+	frame []byte
+}
+
+// newSSEBuffer is the pool's constructor: 4 KiB is what one flush usually
+// carries.
+func newSSEBuffer() any { return &sseBuffer{bw: bufio.NewWriterSize(nil, 4<<10)} }
+
+// out is the buffered writer of the current burst, taking a buffer first
+// when the connection holds none.
+func (sw *sseWriter) out() *bufio.Writer {
+	if sw.buf == nil {
+		sw.buf = sw.s.sseBuffers.Get().(*sseBuffer)
+		sw.buf.bw.Reset(sw.w)
+	}
+	return sw.buf.bw
 }
 
 func (sw *sseWriter) run(ctx context.Context, feed rtstream.Feed) {
 	if sw.arm() != nil {
 		return
 	}
-	if _, err := sw.bw.WriteString(": connected\n\n"); err != nil || sw.flush() != nil {
+	if _, err := sw.out().WriteString(": connected\n\n"); err != nil || sw.flush() != nil {
 		return
 	}
 	heartbeat := time.NewTicker(sw.s.cfg.Heartbeat)
@@ -107,7 +127,7 @@ func (sw *sseWriter) run(ctx context.Context, feed rtstream.Feed) {
 		case <-ctx.Done():
 			return
 		case <-heartbeat.C:
-			if !sw.write(func() error { _, err := sw.bw.WriteString(": ping\n\n"); return err }) {
+			if !sw.write(func() error { _, err := sw.out().WriteString(": ping\n\n"); return err }) {
 				return
 			}
 		case <-feed.Done():
@@ -133,11 +153,22 @@ func (sw *sseWriter) arm() error {
 	return nil
 }
 
+// flush sends the burst and gives its buffer back (a failed one is left to
+// the garbage collector with the connection).
 func (sw *sseWriter) flush() error {
-	if err := sw.bw.Flush(); err != nil {
+	if err := sw.out().Flush(); err != nil {
 		return err
 	}
-	return sw.rc.Flush()
+	if err := sw.rc.Flush(); err != nil {
+		return err
+	}
+	sw.buf.bw.Reset(nil)
+	if cap(sw.buf.frame) > 64<<10 {
+		sw.buf.frame = nil // a huge result's scratch does not stay pooled
+	}
+	sw.s.sseBuffers.Put(sw.buf)
+	sw.buf = nil
+	return nil
 }
 
 // write arms, writes with fn and flushes; false ends the stream.
@@ -175,8 +206,9 @@ func (sw *sseWriter) deliver(feed rtstream.Feed, ds []rtstream.Delivery) bool {
 			return false
 		}
 		for i := range ds {
+			bw := sw.out()
 			var err error
-			if sw.frame, err = writeResult(sw.bw, sw.frame, &ds[i]); err != nil {
+			if sw.buf.frame, err = writeResult(bw, sw.buf.frame, &ds[i]); err != nil {
 				sw.failed(err)
 				return false
 			}
@@ -205,7 +237,7 @@ func (sw *sseWriter) end(err error) {
 		if sw.arm() != nil {
 			return
 		}
-		_, _ = sw.bw.WriteString("event: end\ndata: {\"reason\":\"stream deleted\"}\n\n")
+		_, _ = sw.out().WriteString("event: end\ndata: {\"reason\":\"stream deleted\"}\n\n")
 		_ = sw.flush()
 	case errors.Is(err, rtstream.ErrTooSlow):
 		panic(http.ErrAbortHandler)

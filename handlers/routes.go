@@ -21,6 +21,7 @@ func NewServer(deps Deps) http.Handler {
 		log = discardLogger()
 	}
 	s := &server{Deps: deps, cfg: cfg, log: log, conns: newConnLimits(cfg.MaxStreams, cfg.MaxStreamsPerKey)}
+	s.sseBuffers.New = newSSEBuffer
 
 	r := chi.NewRouter()
 	// The client address is resolved first: the access log and the IP

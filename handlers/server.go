@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/rtstream/rtstream"
@@ -149,4 +150,6 @@ type server struct {
 	cfg   Config
 	log   *slog.Logger
 	conns *connLimits
+	// sseBuffers lends SSE connections their write buffers (sseBuffer).
+	sseBuffers sync.Pool
 }
