@@ -316,27 +316,35 @@ func phases(ctx context.Context, o options, rep *Report) error {
 			return fmt.Errorf("processors: %w", err)
 		}
 	}
-	if o.Phases["middleware"] {
-		rep.Middleware = &CompareResult{}
-		if err := runComparison(ctx, o, bin, kc, rep, middlewareComparison(o), rep.Middleware); err != nil {
-			return fmt.Errorf("middleware: %w", err)
-		}
-	}
-	if o.Phases["metrics"] {
-		rep.Metrics = &CompareResult{}
-		if err := runComparison(ctx, o, bin, kc, rep, metricsComparison(o), rep.Metrics); err != nil {
-			return fmt.Errorf("metrics: %w", err)
-		}
-	}
-	if o.Phases["authz"] {
-		rep.Authz = &CompareResult{}
-		if err := runComparison(ctx, o, bin, kc, rep, authzComparison(o), rep.Authz); err != nil {
-			return fmt.Errorf("authz: %w", err)
-		}
+	if err := runComparisons(ctx, o, bin, kc, rep); err != nil {
+		return err
 	}
 	if o.Phases["swarm"] {
 		if err := runSwarmPhase(ctx, o, bin, kc, rep); err != nil {
 			return fmt.Errorf("swarm: %w", err)
+		}
+	}
+	return nil
+}
+
+// runComparisons runs the comparison phases asked for, each into its
+// place in the report.
+func runComparisons(ctx context.Context, o options, bin string, kc *kafkaObserver, rep *Report) error {
+	for _, c := range []struct {
+		phase string
+		cmp   func(options) comparison
+		res   **CompareResult
+	}{
+		{"middleware", middlewareComparison, &rep.Middleware},
+		{"metrics", metricsComparison, &rep.Metrics},
+		{"authz", authzComparison, &rep.Authz},
+	} {
+		if !o.Phases[c.phase] {
+			continue
+		}
+		*c.res = &CompareResult{}
+		if err := runComparison(ctx, o, bin, kc, rep, c.cmp(o), *c.res); err != nil {
+			return fmt.Errorf("%s: %w", c.phase, err)
 		}
 	}
 	return nil

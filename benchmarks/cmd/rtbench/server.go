@@ -129,37 +129,10 @@ func startServer(ctx context.Context, o options, bin string, v serverVariant) (*
 		return fail(err)
 	}
 
-	env := append(os.Environ(),
-		"KAFKA_BROKERS="+strings.Join(o.Brokers, ","),
-		"HTTP_ADDR="+addr,
-		"TOPIC_PREFIX="+s.Prefix,
-		"LOG_LEVEL="+v.logLevel,
-		"LOG_FORMAT=json",
-		"DATA_DIR="+filepath.Join(tmp, "data"),
-		// The contract's per-client rate limit would otherwise make most
-		// requests of a one-client load test a 429. It cannot be switched
-		// off: at this limit the limiter runs on every request but never
-		// refuses one.
-		"RATE_LIMIT_RPS=1000000",
-		"RATE_LIMIT_BURST=1000000",
-		"SHUTDOWN_TIMEOUT=15s",
-		fmt.Sprintf("METRICS_DISABLED=%t", v.metricsOff),
-	)
-	switch {
-	case v.auth && v.keysFile > 0:
-		path, key, other, err := writeKeysFile(tmp, v.keysFile)
-		if err != nil {
-			return fail(err)
-		}
-		s.APIKey, s.OtherKey = key, other
-		env = append(env, "API_KEYS=", "API_KEYS_FILE="+path, "AUTH_DISABLED=false")
-	case v.auth:
-		s.APIKey = randomHex(16)
-		env = append(env, "API_KEYS="+s.APIKey, "AUTH_DISABLED=false")
-	default:
-		env = append(env, "AUTH_DISABLED=true")
+	env, err := s.environ(o, v, tmp, addr)
+	if err != nil {
+		return fail(err)
 	}
-	env = append(env, v.env...)
 	if v.bin != "" {
 		bin = v.bin
 	}
@@ -180,6 +153,43 @@ func startServer(ctx context.Context, o options, bin string, v serverVariant) (*
 		return nil, err
 	}
 	return s, nil
+}
+
+// environ is the server's environment: rtbench's own, then the benchmark's
+// settings, then v's; it sets the keys the load sends.
+func (s *server) environ(o options, v serverVariant, tmp, addr string) ([]string, error) {
+	env := append(os.Environ(),
+		"KAFKA_BROKERS="+strings.Join(o.Brokers, ","),
+		"HTTP_ADDR="+addr,
+		"TOPIC_PREFIX="+s.Prefix,
+		"LOG_LEVEL="+v.logLevel,
+		"LOG_FORMAT=json",
+		"DATA_DIR="+filepath.Join(tmp, "data"),
+		// The contract's per-client rate limit would otherwise make most
+		// requests of a one-client load test a 429. It cannot be switched
+		// off: at this limit the limiter runs on every request but never
+		// refuses one.
+		"RATE_LIMIT_RPS=1000000",
+		"RATE_LIMIT_BURST=1000000",
+		"SHUTDOWN_TIMEOUT=15s",
+		fmt.Sprintf("METRICS_DISABLED=%t", v.metricsOff),
+	)
+	switch {
+	case v.auth && v.keysFile > 0:
+		path, key, other, err := writeKeysFile(tmp, v.keysFile)
+		if err != nil {
+			return nil, err
+		}
+		s.APIKey, s.OtherKey = key, other
+		env = append(env, "API_KEYS=", "API_KEYS_FILE="+path, "AUTH_DISABLED=false")
+	case v.auth:
+		s.APIKey = randomHex(16)
+		env = append(env, "API_KEYS="+s.APIKey, "AUTH_DISABLED=false")
+	default:
+		env = append(env, "AUTH_DISABLED=true")
+	}
+	env = append(env, v.env...)
+	return env, nil
 }
 
 // waitReady polls /readyz until it answers 200, the process exits, or the
