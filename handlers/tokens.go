@@ -70,11 +70,16 @@ func (s *server) decodeTokenBody(w http.ResponseWriter, r *http.Request) (time.D
 		problem.Write(w, r, problem.New(http.StatusRequestEntityTooLarge, "a token request is at most 4 KiB"))
 		return 0, false
 	}
-	if len(bytes.TrimSpace(data)) == 0 {
+	trimmed := bytes.TrimSpace(data)
+	if len(trimmed) == 0 {
 		return 0, true
 	}
 	if kind, ok := contentKind(r.Header.Get("Content-Type")); !ok || kind != kindJSON {
 		problem.Write(w, r, problem.New(http.StatusUnsupportedMediaType, "a token request is application/json"))
+		return 0, false
+	}
+	if trimmed[0] != '{' {
+		badRequest(w, r, `a token request is a JSON object, such as {"ttl": "15m"}, or empty`)
 		return 0, false
 	}
 	var body tokenBody
