@@ -134,11 +134,22 @@ func (sw *sseWriter) run(ctx context.Context, feed rtstream.Feed) {
 			sw.end(feed.Err())
 			return
 		case ds := <-feed.C():
-			if !sw.deliver(feed, ds) {
+			if !sw.deliverGated(ctx, feed, ds) {
 				return
 			}
 		}
 	}
+}
+
+// deliverGated is deliver holding a replay slot while the feed replays; a
+// cut connection (a panic) gives the slot back too.
+func (sw *sseWriter) deliverGated(ctx context.Context, feed rtstream.Feed, ds []rtstream.Delivery) bool {
+	release, ok := sw.s.replaySlot(ctx, feed)
+	if !ok {
+		return false
+	}
+	defer release()
+	return sw.deliver(feed, ds)
 }
 
 // arm sets the deadline of the writes that follow, so that a client that

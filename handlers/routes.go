@@ -22,6 +22,7 @@ func NewServer(deps Deps) http.Handler {
 	}
 	s := &server{Deps: deps, cfg: cfg, log: log, conns: newConnLimits(cfg.MaxStreams, cfg.MaxStreamsPerKey)}
 	s.sseBuffers.New = newSSEBuffer
+	s.replaying = make(chan struct{}, cfg.ReplayWriters)
 
 	r := chi.NewRouter()
 	// The client address is resolved first: the access log and the IP

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"sync"
 	"time"
 
@@ -70,6 +71,11 @@ type Config struct {
 	// MaxStreamsPerKey caps one principal's open result streams: 429 over
 	// it. Default 100.
 	MaxStreamsPerKey int
+	// ReplayWriters bounds how many connections write replayed results at
+	// once (live results are never held back): a burst of resumes then
+	// queues for CPU instead of crowding out the live subscribers. Default
+	// half of GOMAXPROCS, at least 1 (measured: benchmarks/RESULTS.md).
+	ReplayWriters int
 }
 
 func (c *Config) setDefaults() {
@@ -96,6 +102,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxStreamsPerKey <= 0 {
 		c.MaxStreamsPerKey = DefaultMaxStreamsPerKey
+	}
+	if c.ReplayWriters <= 0 {
+		c.ReplayWriters = max(1, runtime.GOMAXPROCS(0)/2)
 	}
 }
 
@@ -152,4 +161,23 @@ type server struct {
 	conns *connLimits
 	// sseBuffers lends SSE connections their write buffers (sseBuffer).
 	sseBuffers sync.Pool
+	// replaying holds a slot per connection writing replayed results.
+	replaying chan struct{}
+}
+
+// replaySlot waits, while feed still replays, for one of the ReplayWriters
+// slots, and returns its release; a live feed writes at once. false: ctx
+// ended first.
+func (s *server) replaySlot(ctx context.Context, feed rtstream.Feed) (release func(), ok bool) {
+	select {
+	case <-feed.CaughtUp():
+		return func() {}, true
+	default:
+	}
+	select {
+	case s.replaying <- struct{}{}:
+		return func() { <-s.replaying }, true
+	case <-ctx.Done():
+		return nil, false
+	}
 }

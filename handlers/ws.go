@@ -227,7 +227,13 @@ func (ws *wsSession) writeLoop(ctx, life context.Context, feed rtstream.Feed) {
 				return
 			}
 		case ds := <-feed.C():
-			if !deliver(ds) {
+			release, ok := ws.s.replaySlot(ctx, feed)
+			if !ok {
+				return
+			}
+			ok = deliver(ds) // writes within deadlines, returns; never panics
+			release()
+			if !ok {
 				return
 			}
 		case <-feed.Done():
