@@ -150,3 +150,24 @@ func sendAs(t *testing.T, key, url, event string) []string {
 	decodeJSON(t, "send answer", rep.Body, &a)
 	return a.EventIDs
 }
+
+// TestTokensHaveTheirOwnCaps: each subscribe token has its own cap of held
+// connections, apart from its siblings minted by the same key, so that a
+// backend minting one token per browser user does not share one cap among
+// all of them.
+func TestTokensHaveTheirOwnCaps(t *testing.T) {
+	t.Parallel()
+	env := kafkaEnv(testenv.KafkaBrokers(t), newPrefix(t, "tokencaps"))
+	env["MAX_SSE_PER_KEY"] = "1"
+	s := startServer(t, "tokencaps", env)
+	st := createStream(t, s.Base+"/v1/streams", "token caps")
+	results := s.Base + "/v1/streams/" + st.ID + "/results?token="
+	first, second := mintTokenWith(t, s.Base, nil, st.ID), mintTokenWith(t, s.Base, nil, st.ID)
+	openSSEWith(t, results+url.QueryEscape(first), withKey(""))
+	if c, rep := trySSE(t, results+url.QueryEscape(first), withKey("")); c != nil || rep.Status != http.StatusTooManyRequests {
+		t.Errorf("a second connection of the same token: %s; want 429 (its cap is 1)", rep)
+	}
+	if c, rep := trySSE(t, results+url.QueryEscape(second), withKey("")); c == nil {
+		t.Errorf("another token of the same key: %s; want its own connection", rep)
+	}
+}

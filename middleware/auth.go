@@ -296,7 +296,7 @@ func (a *Auth) verifySubscribe(cred string) (Principal, error) {
 			return Principal{}, errors.Join(ErrUnauthenticated, ErrRevoked)
 		}
 	}
-	return c.principal(), nil
+	return c.principal(TokenID(cred)), nil
 }
 
 // Middleware answers 401 to requests without a valid credential and 403 to

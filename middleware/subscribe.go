@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -61,6 +62,10 @@ type SubscribeClaims struct {
 	Issuer  string `json:"k"` // the minting principal's ID
 	Name    string `json:"n"` // the minting principal's name, for logs
 	Expires int64  `json:"e"` // Unix seconds
+	// Nonce makes every token unique (Mint fills it), so that two minted
+	// in the same second for the same stream are two credentials, with
+	// their own caps.
+	Nonce string `json:"j,omitempty"`
 }
 
 // NewSubscribeTokens builds the signer; generated tells whether the secret
@@ -90,8 +95,13 @@ func (t *SubscribeTokens) TTL(ttl time.Duration) time.Duration {
 	return min(ttl, t.maxTTL)
 }
 
-// Mint signs c.
+// Mint signs c, with a fresh nonce when it has none.
 func (t *SubscribeTokens) Mint(c SubscribeClaims) string {
+	if c.Nonce == "" {
+		var n [9]byte
+		_, _ = rand.Read(n[:])
+		c.Nonce = base64.RawURLEncoding.EncodeToString(n[:])
+	}
 	payload, _ := json.Marshal(c) // strings and an int: cannot fail
 	var b strings.Builder
 	enc := base64.RawURLEncoding
@@ -108,6 +118,13 @@ func (t *SubscribeTokens) sign(payload string) []byte {
 	m := hmac.New(sha256.New, t.secret)
 	m.Write([]byte(payload))
 	return m.Sum(nil)
+}
+
+// TokenID is the loggable name of a subscribe token: "token-" and the
+// first 12 hex digits of its SHA-256.
+func TokenID(token string) string {
+	d := sha256.Sum256([]byte(token))
+	return "token-" + hex.EncodeToString(d[:6])
 }
 
 // IsSubscribeToken reports whether cred has a subscribe token's shape.
@@ -148,10 +165,13 @@ func (t *SubscribeTokens) Parse(token string, now time.Time) (SubscribeClaims, e
 }
 
 // principal is whom a token's claims name: a reader of one stream, in the
-// stream's tenant, riding on the key that minted it.
-func (c SubscribeClaims) principal() Principal {
+// stream's tenant, riding on the key that minted it. id names this token:
+// its own rate limit and connection cap, apart from its key's and its
+// sibling tokens' (a backend that mints a token per browser user must not
+// have them all share one cap).
+func (c SubscribeClaims) principal(id string) Principal {
 	return Principal{
-		ID:      "token:" + c.Issuer,
+		ID:      id,
 		Name:    c.Name + " (subscribe token)",
 		Tenant:  c.Tenant,
 		Scopes:  []string{ScopeResultsRead},

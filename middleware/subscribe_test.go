@@ -98,7 +98,7 @@ func TestSubscribeTokenAuth(t *testing.T) {
 	})))
 	defer srv.Close()
 	token := tokens.Mint(claims("st-1", time.Now().Add(time.Minute)))
-	if got, body := do(t, "GET", srv.URL+"/v1/streams/st-1/ws?token="+token, nil); got != 200 || body != "token:"+middleware.KeyID("alice-key")+" acme results:read st-1" {
+	if got, body := do(t, "GET", srv.URL+"/v1/streams/st-1/ws?token="+token, nil); got != 200 || body != middleware.TokenID(token)+" acme results:read st-1" {
 		t.Fatalf("?token= answered %d %q", got, body)
 	}
 	if got, _ := do(t, "GET", srv.URL+"/v1/streams/st-1", map[string]string{"Authorization": "Bearer " + token}); got != 200 {
