@@ -158,3 +158,35 @@ func TestExistsClosesTheDeleteRace(t *testing.T) {
 		t.Fatal("a delete did not end the feed of a known stream")
 	}
 }
+
+// TestBurstQueueKeepsOrderAndBound: records beyond the channel's few slots
+// wait in the subscription's queue, in order, and reach the subscriber as
+// it reads C; more than Buffer pending is too slow.
+func TestBurstQueueKeepsOrderAndBound(t *testing.T) {
+	h := fanout.New(fanout.Config{Buffer: 16})
+	s := h.Subscribe("a")
+	for i := int64(1); i <= 10; i++ {
+		h.Deliver(record.Position{Offset: i}, batch("a", i, 1))
+	}
+	for want := int64(1); want <= 10; want++ {
+		select {
+		case ds := <-s.C():
+			if ds[0].Cursor.Offset != want {
+				t.Fatalf("got offset %d; want %d", ds[0].Cursor.Offset, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("record %d never came", want)
+		}
+	}
+	for i := int64(11); i <= 27; i++ {
+		h.Deliver(record.Position{Offset: i}, batch("a", i, 1))
+	}
+	select {
+	case <-s.Done():
+		if !errors.Is(s.Err(), fanout.ErrSlow) {
+			t.Fatalf("ended with %v; want ErrSlow", s.Err())
+		}
+	default:
+		t.Fatal("17 records pending over a Buffer of 16 did not end the subscription")
+	}
+}

@@ -3,6 +3,7 @@ package fanout
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 
 	"github.com/rtstream/rtstream"
 )
@@ -31,11 +32,16 @@ func (h *Hub) endIfGone(streamID string) {
 	}
 }
 
+// chanSlots is the room of a subscription's channel: what an idle
+// subscriber holds. Records beyond it wait in the subscription's queue,
+// which exists only while a burst lasts (issue 13, memory per connection).
+const chanSlots = 4
+
 func (h *Hub) newSubscription(streamID string) *Subscription {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Subscription{
 		hub: h, streamID: streamID, ctx: ctx, cancel: cancel,
-		c: make(chan []rtstream.Delivery, h.cfg.Buffer), caughtUp: make(chan struct{}), done: make(chan struct{}),
+		c: make(chan []rtstream.Delivery, min(chanSlots, h.cfg.Buffer)), caughtUp: make(chan struct{}), done: make(chan struct{}),
 	}
 }
 
@@ -46,6 +52,12 @@ type Subscription struct {
 	ctx      context.Context // canceled when the subscription ends
 	cancel   context.CancelFunc
 	c        chan []rtstream.Delivery
+	// queue holds, oldest first, the live records that found c full; C
+	// moves them into c as it empties. queued is its length, read without
+	// the lock on every C.
+	qmu      sync.Mutex
+	queue    [][]rtstream.Delivery
+	queued   atomic.Int32
 	caughtUp chan struct{}
 	done     chan struct{}
 	once     sync.Once
@@ -60,8 +72,31 @@ type Subscription struct {
 }
 
 // C delivers the results of one record at a time, in order. The slices are
-// shared between subscribers: read them, never change them.
-func (s *Subscription) C() <-chan []rtstream.Delivery { return s.c }
+// shared between subscribers: read them, never change them. Call C for
+// every receive: it refills the channel from the queue of a burst.
+func (s *Subscription) C() <-chan []rtstream.Delivery {
+	if s.queued.Load() > 0 {
+		s.refill()
+	}
+	return s.c
+}
+
+// refill moves queued records into c while it has room.
+func (s *Subscription) refill() {
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	n := 0
+	for n < len(s.queue) && len(s.c) < cap(s.c) {
+		s.c <- s.queue[n] // only refill and offer send, under qmu: never blocks
+		s.queue[n] = nil
+		n++
+	}
+	s.queue = s.queue[n:]
+	if len(s.queue) == 0 {
+		s.queue = nil // the burst is over: give its memory back
+	}
+	s.queued.Store(int32(len(s.queue)))
+}
 
 // CaughtUp is closed once the replay was handed to C and C carries the live
 // feed.
@@ -105,17 +140,32 @@ func (s *Subscription) end(err error) {
 func (s *Subscription) offer(rec held) {
 	switch {
 	case s.live:
-		select {
-		case s.c <- rec.ds:
-		default:
+		if !s.enqueue(rec.ds) {
 			s.hub.detach(s)
 			s.end(ErrSlow)
 			s.hub.cfg.OnSlow()
 		}
 	case s.overflow:
-	case len(s.pend) < cap(s.c):
+	case len(s.pend) < s.hub.cfg.Buffer:
 		s.pend = append(s.pend, rec)
 	default:
 		s.overflow, s.pend = true, nil
 	}
+}
+
+// enqueue puts ds in c, or behind the records queued before it; false when
+// Buffer records are pending already (the subscriber is too slow).
+func (s *Subscription) enqueue(ds []rtstream.Delivery) bool {
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	if len(s.queue) == 0 && len(s.c) < cap(s.c) {
+		s.c <- ds
+		return true
+	}
+	if len(s.c)+len(s.queue) >= s.hub.cfg.Buffer {
+		return false
+	}
+	s.queue = append(s.queue, ds)
+	s.queued.Store(int32(len(s.queue)))
+	return true
 }
