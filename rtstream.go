@@ -124,7 +124,9 @@ type From struct {
 // (if any), then the live results, with no gap and no duplicate between them.
 type Feed interface {
 	// C delivers the results of one record at a time, in order; the slices
-	// are shared and must not be changed.
+	// are shared and must not be changed. Call C for every receive (as in
+	// a select in a loop): a feed may hand out a burst through it a few
+	// records at a time, so that an idle subscriber holds little.
 	C() <-chan []Delivery
 	// CaughtUp is closed once the replay was handed to C and C carries live
 	// results: a poll that found nothing pending may wait from then on.
