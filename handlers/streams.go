@@ -61,30 +61,43 @@ func pathID(w http.ResponseWriter, r *http.Request) (string, bool) {
 	return id, true
 }
 
+// readObject reads an optional body that must be one JSON object of at most
+// limit bytes. An empty body is nil data; anything else that is not an
+// object is answered here (413, 415, 400), naming the body as what and
+// showing example, and ok is false.
+func readObject(w http.ResponseWriter, r *http.Request, limit int64, what, example string) (data []byte, ok bool) {
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			problem.Write(w, r, problem.New(http.StatusRequestEntityTooLarge, fmt.Sprintf("%s over %d KiB", what, limit>>10)))
+		} else {
+			badRequest(w, r, "reading body: "+err.Error())
+		}
+		return nil, false
+	}
+	trimmed := bytes.TrimSpace(data)
+	if len(trimmed) == 0 {
+		return nil, true
+	}
+	if kind, ok := contentKind(r.Header.Get("Content-Type")); !ok || kind != kindJSON {
+		problem.Write(w, r, problem.New(http.StatusUnsupportedMediaType, what+" is application/json"))
+		return nil, false
+	}
+	if trimmed[0] != '{' {
+		badRequest(w, r, fmt.Sprintf("%s is a JSON object, such as %s", what, example))
+		return nil, false
+	}
+	return data, true
+}
+
 // decodeStream reads an optional create body; an empty body is a passthrough
 // stream.
 func (s *server) decodeStream(w http.ResponseWriter, r *http.Request) (streamBody, bool) {
 	var body streamBody
-	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			problem.Write(w, r, problem.New(http.StatusRequestEntityTooLarge, "stream definition over 64 KiB"))
-		} else {
-			badRequest(w, r, "reading body: "+err.Error())
-		}
-		return body, false
-	}
-	if len(bytes.TrimSpace(data)) == 0 {
-		return body, true
-	}
-	if kind, ok := contentKind(r.Header.Get("Content-Type")); !ok || kind != kindJSON {
-		problem.Write(w, r, problem.New(http.StatusUnsupportedMediaType, "a stream definition is application/json"))
-		return body, false
-	}
-	if trimmed := bytes.TrimSpace(data); trimmed[0] != '{' {
-		badRequest(w, r, "a stream definition is a JSON object, such as {\"name\": \"sensors\"}")
-		return body, false
+	data, ok := readObject(w, r, 64<<10, "a stream definition", `{"name": "sensors"}`)
+	if !ok || data == nil {
+		return body, ok
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()

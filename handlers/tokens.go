@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"time"
 
@@ -65,22 +64,9 @@ func (s *server) createToken(w http.ResponseWriter, r *http.Request) {
 
 // decodeTokenBody reads {"ttl": "15m"}; an empty body asks for the default.
 func (s *server) decodeTokenBody(w http.ResponseWriter, r *http.Request) (time.Duration, bool) {
-	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 4<<10))
-	if err != nil {
-		problem.Write(w, r, problem.New(http.StatusRequestEntityTooLarge, "a token request is at most 4 KiB"))
-		return 0, false
-	}
-	trimmed := bytes.TrimSpace(data)
-	if len(trimmed) == 0 {
-		return 0, true
-	}
-	if kind, ok := contentKind(r.Header.Get("Content-Type")); !ok || kind != kindJSON {
-		problem.Write(w, r, problem.New(http.StatusUnsupportedMediaType, "a token request is application/json"))
-		return 0, false
-	}
-	if trimmed[0] != '{' {
-		badRequest(w, r, `a token request is a JSON object, such as {"ttl": "15m"}, or empty`)
-		return 0, false
+	data, ok := readObject(w, r, 4<<10, "a token request", `{"ttl": "15m"}`)
+	if !ok || data == nil {
+		return 0, ok
 	}
 	var body tokenBody
 	dec := json.NewDecoder(bytes.NewReader(data))

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto"
-	"crypto/sha256"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -50,14 +49,11 @@ func (a *app) newAuth(ctx context.Context, stdout io.Writer) (*middleware.Auth, 
 	}
 	var reloader *keysReloader
 	if cfg.APIKeysFile != "" {
-		data, err := os.ReadFile(cfg.APIKeysFile)
-		if err != nil {
-			return nil, nil, fmt.Errorf("API_KEYS_FILE: %w", err)
-		}
-		if ac.Principals, err = parseKeysFile(cfg.APIKeysFile, data, log); err != nil {
+		reloader = &keysReloader{path: cfg.APIKeysFile, log: log, audited: a.metrics.Audited}
+		var err error
+		if ac.Principals, err = reloader.load(); err != nil {
 			return nil, nil, err
 		}
-		reloader = &keysReloader{path: cfg.APIKeysFile, log: log, audited: a.metrics.Audited, last: sha256.Sum256(data)}
 	}
 	if !ac.Disabled && len(ac.Keys) == 0 && len(ac.Principals) == 0 && ac.Tokens == nil {
 		key := middleware.GenerateKey()

@@ -37,15 +37,8 @@ type keyEntry struct {
 // metrics labels.
 var tenantPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
 
-// loadKeysFile reads and checks path. An error names the entry and the field.
-func loadKeysFile(path string, log *slog.Logger) ([]middleware.KeyPrincipal, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("API_KEYS_FILE: %w", err)
-	}
-	return parseKeysFile(path, data, log)
-}
-
+// parseKeysFile checks the content of path. An error names the entry and
+// the field.
 func parseKeysFile(path string, data []byte, log *slog.Logger) ([]middleware.KeyPrincipal, error) {
 	var f keysFile
 	dec := json.NewDecoder(bytes.NewReader(data))
@@ -118,6 +111,17 @@ type keysReloader struct {
 	log     *slog.Logger
 	audited func(action, outcome string)
 	last    [sha256.Size]byte // of the content in force
+}
+
+// load reads and checks the file as it is at the start, and remembers its
+// content for the reloads.
+func (k *keysReloader) load() ([]middleware.KeyPrincipal, error) {
+	data, err := os.ReadFile(k.path)
+	if err != nil {
+		return nil, fmt.Errorf("API_KEYS_FILE: %w", err)
+	}
+	k.last = sha256.Sum256(data)
+	return parseKeysFile(k.path, data, k.log)
 }
 
 // run reloads until ctx is done.

@@ -1,10 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
-	"fmt"
 	"math"
-	"net/http"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -39,23 +38,14 @@ func hopPoints(topicEvents string) []hopPoint {
 	}
 }
 
-// scrapeFamilies reads the server's /metrics.
+// scrapeFamilies reads the server's /metrics as metric families.
 func (lt *loadTester) scrapeFamilies(ctx context.Context) (map[string]*dto.MetricFamily, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, lt.srv.URL+"/metrics", nil)
+	body, err := lt.metricsText(ctx)
 	if err != nil {
 		return nil, err
-	}
-	lt.auth(req)
-	resp, err := lt.http.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET /metrics: %s", resp.Status)
 	}
 	parser := expfmt.NewTextParser(model.UTF8Validation)
-	return parser.TextToMetricFamilies(resp.Body)
+	return parser.TextToMetricFamilies(bytes.NewReader(body))
 }
 
 // hopBudget is each point's age quantiles over what was observed between the

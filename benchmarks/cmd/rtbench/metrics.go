@@ -61,22 +61,28 @@ func checkMetricsDiffer(ctx context.Context, on, off *compareSide) (string, erro
 
 // scrape returns the text of the side's /metrics.
 func scrape(ctx context.Context, s *compareSide) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.srv.URL+"/metrics", nil)
+	body, err := s.lt.metricsText(ctx)
+	return string(body), err
+}
+
+// metricsText reads the server's /metrics: the one place rtbench fetches it.
+func (lt *loadTester) metricsText(ctx context.Context) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, lt.srv.URL+"/metrics", nil)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	s.lt.auth(req)
-	resp, err := s.lt.http.Do(req)
+	lt.auth(req)
+	resp, err := lt.http.Do(req)
 	if err != nil {
-		return "", fmt.Errorf("GET %s/metrics: %w", s.srv.Name, err)
+		return nil, fmt.Errorf("GET %s/metrics: %w", lt.srv.Name, err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return "", fmt.Errorf("GET %s/metrics: %w", s.srv.Name, err)
+		return nil, fmt.Errorf("GET %s/metrics: %w", lt.srv.Name, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("GET %s/metrics: %s", s.srv.Name, resp.Status)
+		return nil, fmt.Errorf("GET %s/metrics: %s", lt.srv.Name, resp.Status)
 	}
-	return string(body), nil
+	return body, nil
 }

@@ -260,20 +260,11 @@ func (lt *loadTester) resumeRead(ctx context.Context, client *http.Client, strea
 // resumeCounts reads rtstream_resumes_total by source from the server's
 // /metrics.
 func (lt *loadTester) resumeCounts(ctx context.Context) (map[string]int64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, lt.srv.URL+"/metrics", nil)
+	body, err := lt.metricsText(ctx)
 	if err != nil {
 		return nil, err
 	}
-	lt.auth(req)
-	resp, err := lt.http.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("GET /metrics: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET /metrics: %s", resp.Status)
-	}
-	return parseResumes(resp.Body)
+	return parseResumes(bytes.NewReader(body))
 }
 
 // parseResumes reads the rtstream_resumes_total samples of a Prometheus text
