@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"net/http"
 	"strings"
 
@@ -13,7 +14,7 @@ import (
 )
 
 // NewServer returns the HTTP API. Every route is listed here.
-func NewServer(deps Deps) http.Handler {
+func NewServer(deps Deps) *Server {
 	cfg := deps.Config
 	cfg.setDefaults()
 	log := deps.Logger
@@ -23,6 +24,7 @@ func NewServer(deps Deps) http.Handler {
 	s := &server{Deps: deps, cfg: cfg, log: log, conns: newConnLimits(cfg.MaxStreams, cfg.MaxStreamsPerKey)}
 	s.sseBuffers.New = newSSEBuffer
 	s.replaying = make(chan struct{}, cfg.ReplayWriters)
+	s.life, s.endLife = context.WithCancel(context.Background())
 
 	r := chi.NewRouter()
 	// The client address is resolved first: the access log and the IP
@@ -79,7 +81,7 @@ func NewServer(deps Deps) http.Handler {
 		r.Get("/stream/{id}/results", s.need(middleware.ScopeResultsRead, s.results))
 		r.Get("/v1/streams/{id}/ws", s.need(middleware.ScopeResultsRead, s.websocket))
 	})
-	return r
+	return &Server{Handler: r, s: s}
 }
 
 // allowedMethods lists, for an Allow header, the methods the router serves

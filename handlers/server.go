@@ -6,6 +6,7 @@ package handlers
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"runtime"
@@ -163,6 +164,34 @@ type server struct {
 	sseBuffers sync.Pool
 	// replaying holds a slot per connection writing replayed results.
 	replaying chan struct{}
+	// life ends when the server closes; streams are the connections the
+	// server took over from net/http (SSE), each on a goroutine of its own.
+	life    context.Context
+	endLife context.CancelFunc
+	streams sync.WaitGroup
+}
+
+// Server is the HTTP API. net/http serves its requests, except the SSE
+// connections that it takes over (one goroutine each, no net/http buffers):
+// http.Server.Shutdown does not see those, and Close ends them.
+type Server struct {
+	http.Handler
+	s *server
+}
+
+// Close ends the result streams the server took over and waits for them to
+// finish, or for ctx. Call it after http.Server.Shutdown, which ends the
+// others.
+func (sv *Server) Close(ctx context.Context) error {
+	sv.s.endLife()
+	done := make(chan struct{})
+	go func() { sv.s.streams.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("result streams still closing: %w", ctx.Err())
+	}
 }
 
 // replaySlot waits, while feed still replays, for one of the ReplayWriters

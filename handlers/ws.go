@@ -92,7 +92,8 @@ func (s *server) websocket(w http.ResponseWriter, r *http.Request) {
 	}
 	// A reload that removes the key this socket rides on closes it with
 	// 1008, not a dropped connection.
-	held := middleware.Held(r.Context())
+	held, release := middleware.Hold(r.Context(), r.Context())
+	defer release()
 	defer context.AfterFunc(held, func() {
 		if errors.Is(context.Cause(held), middleware.ErrRevoked) {
 			ws.stop(websocket.StatusPolicyViolation, closeRevoked, "")

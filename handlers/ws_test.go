@@ -215,6 +215,7 @@ func (f *wsFakeFeed) isClosed() bool {
 
 type wsFixture struct {
 	srv     *httptest.Server
+	api     *Server
 	streams *wsFakeStreams
 	events  *wsFakeEvents
 	feeds   chan *wsFakeFeed
@@ -239,8 +240,10 @@ func newWSFixture(t *testing.T, cfg Config, origins ...string) *wsFixture {
 			return feed, nil
 		},
 	})
+	f.api = h
 	f.srv = httptest.NewServer(h)
 	t.Cleanup(f.srv.Close)
+	t.Cleanup(func() { _ = h.Close(context.Background()) })
 	return f
 }
 

@@ -327,10 +327,8 @@ func (a *Auth) Middleware(next http.Handler) http.Handler {
 		}
 		ctx := context.WithValue(r.Context(), principalKey{}, p)
 		if r.Method == http.MethodGet && heldRoute.MatchString(r.URL.Path) {
-			held, cancel := context.WithCancelCause(ctx)
-			defer cancel(nil)
-			defer a.holds.add(p.holder(), cancel)()
-			ctx = context.WithValue(ctx, heldKey{}, held)
+			_, keyed := a.set.Load().ids[p.holder()]
+			ctx = context.WithValue(ctx, holdKey{}, hold{a: a, key: p.holder(), keyed: keyed})
 		}
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})

@@ -130,14 +130,37 @@ func (h *holds) revoke(keys []string) {
 	}
 }
 
-type heldKey struct{}
+type holdKey struct{}
 
-// Held is the context of a held connection's credential: done when the
-// request ends or when its key is removed (cause ErrRevoked). Streaming
-// handlers stop on it; on other requests it is ctx itself.
-func Held(ctx context.Context) context.Context {
-	if h, ok := ctx.Value(heldKey{}).(context.Context); ok {
-		return h
+// hold is where a held route's request registers the connection it holds:
+// the key whose removal ends it.
+type hold struct {
+	a   *Auth
+	key string
+	// keyed: key was in the key set when the request was authenticated
+	// (not a JWT's issuer).
+	keyed bool
+}
+
+// Hold is the context of a connection held open on the request's credential
+// (SSE, WebSocket, long poll): derived from parent, it is done when parent
+// is, or when a reload removes the credential's key (cause ErrRevoked).
+// parent is the request's context for a connection served on the request's
+// goroutine, and the server's own for one it takes over (SSE). release must
+// be called once the connection ends. Outside the held routes nothing can
+// revoke the context.
+func Hold(ctx, parent context.Context) (held context.Context, release func()) {
+	held, cancel := context.WithCancelCause(parent)
+	h, ok := ctx.Value(holdKey{}).(hold)
+	if !ok {
+		return held, func() { cancel(nil) }
 	}
-	return ctx
+	forget := h.a.holds.add(h.key, cancel)
+	// A reload between the request's authentication and this hold ended
+	// nothing of it: look again. SetKeys swaps the set before it ends
+	// holds, so one of the two sees the other.
+	if _, ok := h.a.set.Load().ids[h.key]; h.keyed && !ok {
+		cancel(ErrRevoked)
+	}
+	return held, func() { forget(); cancel(nil) }
 }

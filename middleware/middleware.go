@@ -4,10 +4,12 @@
 package middleware
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"log/slog"
+	"net"
 	"net/http"
 	"time"
 
@@ -72,6 +74,18 @@ func (w *statusWriter) Flush() {
 
 // Unwrap lets http.ResponseController reach the connection.
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Hijack hands the connection over. The handler that takes it writes its
+// own status line, unseen here: the ones of this API answer 200 (SSE) or
+// passed 101 through WriteHeader first (WebSocket), so an unset status is
+// recorded as 200.
+func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err == nil && w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return conn, brw, err
+}
 
 type keyIDKey struct{}
 

@@ -91,8 +91,10 @@ func TestSubscribeTokenAuth(t *testing.T) {
 	srv := httptest.NewServer(a.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, _ := middleware.PrincipalFrom(r.Context())
 		if strings.HasSuffix(r.URL.Path, "/results") {
-			held <- middleware.Held(r.Context())
-			<-middleware.Held(r.Context()).Done()
+			h, release := middleware.Hold(r.Context(), r.Context())
+			defer release()
+			held <- h
+			<-h.Done()
 		}
 		w.Write([]byte(p.ID + " " + p.Tenant + " " + strings.Join(p.Scopes, ",") + " " + strings.Join(p.Streams, ",")))
 	})))

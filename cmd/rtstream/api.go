@@ -18,7 +18,7 @@ import (
 
 // newAPI builds the HTTP API: authentication, rate limits, the idempotency
 // store and the handlers over the components started before.
-func (a *app) newAPI(ctx context.Context, stdout io.Writer) (http.Handler, error) {
+func (a *app) newAPI(ctx context.Context, stdout io.Writer) (*handlers.Server, error) {
 	auth, tokens, err := a.newAuth(ctx, stdout)
 	if err != nil {
 		return nil, err
@@ -83,7 +83,7 @@ func (a *app) newAPI(ctx context.Context, stdout io.Writer) (http.Handler, error
 
 // serve serves api until ctx is done or a part fails, then shuts down:
 // HTTP first (its feeds end at once, sends finish), then the router.
-func (a *app) serve(ctx context.Context, api http.Handler) error {
+func (a *app) serve(ctx context.Context, api *handlers.Server) error {
 	ln, err := net.Listen("tcp", a.cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", a.cfg.HTTPAddr, err)
@@ -122,6 +122,9 @@ func (a *app) serve(ctx context.Context, api http.Handler) error {
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownGrace)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
+		a.log.Warn("http shutdown", "err", err)
+	}
+	if err := api.Close(shutdownCtx); err != nil {
 		a.log.Warn("http shutdown", "err", err)
 	}
 	a.router.shutdown(a.log)

@@ -312,7 +312,8 @@ func swarmRows(rep *Report) (ls []line) {
 // rows are one swarm run's; its checks are off unless it is the run judged.
 func (r *SwarmRun) rows(name string, rate int, off bool) []line {
 	size := fmt.Sprintf(" at %s connected", fmtInt(r.Connected))
-	enough := must{ok: r.Connected >= targetSwarmSubscribers}
+	enough := must{ok: r.Connected >= targetSwarmSubscribers, but: fmt.Sprintf(", fewer than %s connected", fmtInt(targetSwarmSubscribers))}
+	quick := must{ok: r.Latency.P99 <= targetSwarmP99, but: fmt.Sprintf(", p99 %s > %s", fmtMs(r.Latency.P99), fmtMs(targetSwarmP99))}
 	subs := &check{name: "SSE subscribers", goal: connsAtLeast, value: float64(r.Connected), bound: targetSwarmSubscribers, off: off}
 	if r.Capped != "" {
 		subs.notes = []string{", capped: " + r.Capped}
@@ -331,7 +332,7 @@ func (r *SwarmRun) rows(name string, rate int, off bool) []line {
 		fig("  server VmRSS idle / connected / load", counts(r.RSSIdleKiB, r.RSSConnectedKiB, r.RSSLoadKiB), "KiB"),
 		line{label: "  deliveries", figure: count(r.DeliveriesPerSec), unit: "per s", base: count(r.Offered), ratio: "offered"}.
 			judged(&check{name: "SSE deliveries/s", goal: deliveriesAtLeast, value: r.DeliveriesPerSec, bound: targetSwarmDeliveries,
-				notes: []string{size, fmt.Sprintf(", %s/s offered", count(r.Offered))}, musts: []must{enough}, off: off}),
+				notes: []string{size, fmt.Sprintf(", %s/s offered", count(r.Offered))}, musts: []must{enough, quick}, off: off}),
 		fig("  received / expected", counts(r.Received, r.Expected), "deliveries").note(fmt.Sprintf("%d disconnects", r.Disconnects)),
 		line{label: "  events sent", figure: count(r.SentPerSec), unit: "per s", base: fmtInt(int64(rate)), ratio: "asked",
 			verdict: fmt.Sprintf("%d batches skipped (senders busy), %d send errors", r.SkippedBatches, r.SendErrors.Total)},
