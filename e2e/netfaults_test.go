@@ -19,7 +19,9 @@ import (
 //     order, at a subscriber that reconnects with its cursor (the checker);
 //   - every send is answered within SEND_TIMEOUT and a margin, 202 or 503
 //     with Retry-After: a fault never makes a send hang;
-//   - /readyz answers 503 naming kafka while Kafka is cut off;
+//   - /readyz answers 503 naming kafka while Kafka is cut off, and within
+//     10 s of Kafka going silent (black-holed: connections accepted,
+//     nothing answered);
 //   - the server never exits, and sends and results flow again once the
 //     network is healthy.
 //
@@ -64,7 +66,7 @@ func TestNetFaults(t *testing.T) {
 			return kafka.toxic(t, toxicSpec("reset", "reset_peer", "upstream", `{"timeout":1000}`))
 		}},
 		{"healthy", 3 * time.Second, nil},
-		{"timeout: connections open but nothing passes (black hole)", 10 * time.Second, func() func() {
+		{"timeout: connections open but nothing passes (black hole)", 12 * time.Second, func() func() {
 			up := kafka.toxic(t, toxicSpec("hole_up", "timeout", "upstream", `{"timeout":0}`))
 			down := kafka.toxic(t, toxicSpec("hole_down", "timeout", "downstream", `{"timeout":0}`))
 			return func() { up(); down() }
@@ -119,6 +121,13 @@ func TestNetFaults(t *testing.T) {
 		t.Logf("%-58s %5.1fs: sends %s; /readyz %s", w.name, w.to.Sub(w.from).Seconds(), st, rz)
 		if strings.HasPrefix(w.name, "cut") && rz.kafka503 == 0 {
 			t.Errorf("/readyz never answered 503 naming kafka while Kafka was cut off: %s", rz)
+		}
+		if strings.HasPrefix(w.name, "timeout") {
+			after, ok := ready.firstKafka503(w.from, w.to)
+			t.Logf("black hole: /readyz answered 503 naming kafka after %s (%v)", after.Round(time.Millisecond), ok)
+			if !ok || after > 10*time.Second {
+				t.Errorf("/readyz did not answer 503 naming kafka within 10s of the black hole: %s", rz)
+			}
 		}
 	}
 	t.Logf("healed: first send acknowledged after %s, /readyz 200 after %s", firstAck.Round(time.Millisecond), readyAgain.Round(time.Millisecond))

@@ -148,9 +148,9 @@ type readyzWatch struct {
 }
 
 type readyzAnswer struct {
-	at     time.Time
-	status int // 0: no answer
-	detail string
+	at, answered time.Time // asked, answered
+	status       int       // 0: no answer
+	detail       string
 }
 
 func watchReadyz(t *testing.T, base string) *readyzWatch {
@@ -164,7 +164,7 @@ func watchReadyz(t *testing.T, base string) *readyzWatch {
 			at := time.Now()
 			rep, err := tryCall(rctx, http.MethodGet, base+"/readyz", "", nil)
 			rcancel()
-			a := readyzAnswer{at: at, status: rep.Status}
+			a := readyzAnswer{at: at, answered: time.Now(), status: rep.Status}
 			if err == nil && rep.Status != http.StatusOK {
 				var p problemBody
 				_ = json.Unmarshal(rep.Body, &p)
@@ -194,6 +194,17 @@ func (s readyzStats) String() string {
 		str += fmt.Sprintf(" (%q)", s.example)
 	}
 	return str
+}
+
+// firstKafka503 is how long after from /readyz first answered 503 naming
+// kafka, to a request made before to; false if it never did.
+func (w *readyzWatch) firstKafka503(from, to time.Time) (time.Duration, bool) {
+	for _, a := range within(&w.mu, &w.answers, func(a readyzAnswer) time.Time { return a.at }, from, to) {
+		if a.status == http.StatusServiceUnavailable && strings.Contains(a.detail, "kafka") {
+			return a.answered.Sub(from), true
+		}
+	}
+	return 0, false
 }
 
 func (w *readyzWatch) in(from, to time.Time) readyzStats {

@@ -6,11 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/IBM/sarama"
 
@@ -35,7 +35,8 @@ type Registry struct {
 	// has a client of its own so that its long-polling fetches never hold up
 	// a ListOffsets or a produce on the same connection.
 	client   sarama.Client
-	seeds    []string // the configured bootstrap addresses, for Ping
+	seeds    []string      // the configured bootstrap addresses, for Ping
+	probeCfg sarama.Config // the client's settings, for Ping's own connections
 	producer sarama.SyncProducer
 	consumer sarama.Consumer
 	pc       sarama.PartitionConsumer
@@ -63,13 +64,14 @@ func OpenRegistry(ctx context.Context, cfg Config, log *slog.Logger) (*Registry,
 		return nil, fmt.Errorf("pubsub: registry client: %w", err)
 	}
 	r := &Registry{
-		topic:   cfg.Topics().Streams,
-		log:     log,
-		client:  client,
-		seeds:   cfg.Brokers,
-		done:    make(chan struct{}),
-		streams: make(map[string]rtstream.Stream),
-		moved:   make(chan struct{}),
+		topic:    cfg.Topics().Streams,
+		log:      log,
+		client:   client,
+		seeds:    cfg.Brokers,
+		probeCfg: *sc,
+		done:     make(chan struct{}),
+		streams:  make(map[string]rtstream.Stream),
+		moved:    make(chan struct{}),
 	}
 	if r.producer, err = sarama.NewSyncProducerFromClient(client); err != nil {
 		client.Close()
@@ -325,15 +327,16 @@ func (r *Registry) write(ctx context.Context, id string, value []byte) error {
 	return r.waitFor(ctx, offset+1)
 }
 
-// Ping reports whether a broker accepts connections, within ctx. It dials
-// instead of asking Sarama for metadata, whose retries outlast any sensible
-// readiness probe when the broker is down. It dials the bootstrap addresses
-// too: Sarama forgets the brokers it failed to reach and learns them again
-// only at its next metadata refresh, which a server kept out of rotation by
-// this very check may not get for minutes.
+// Ping reports whether a broker answers a request within ctx. A broker
+// that accepts connections but answers nothing (black-holed by a network
+// fault, or a stopped process) is not ready: a dial alone said it was. It
+// asks on a connection of its own instead of through Sarama's client,
+// whose retries outlast any sensible readiness probe and whose requests
+// queue behind each other. It tries the bootstrap addresses too: Sarama
+// forgets the brokers it failed to reach and learns them again only at its
+// next metadata refresh, which a server kept out of rotation by this very
+// check may not get for minutes.
 func (r *Registry) Ping(ctx context.Context) error {
-	var d net.Dialer
-	var errs []error
 	addrs := make([]string, 0, len(r.seeds)+1)
 	for _, b := range r.client.Brokers() {
 		addrs = append(addrs, b.Addr())
@@ -343,18 +346,48 @@ func (r *Registry) Ping(ctx context.Context) error {
 			addrs = append(addrs, seed)
 		}
 	}
+	var errs []error
 	for _, addr := range addrs {
-		conn, err := d.DialContext(ctx, "tcp", addr)
+		err := r.probe(ctx, addr)
 		if err == nil {
-			conn.Close()
 			return nil
 		}
-		errs = append(errs, err)
+		errs = append(errs, fmt.Errorf("%s: %w", addr, err))
+		if ctx.Err() != nil {
+			break
+		}
 	}
 	if len(errs) == 0 {
 		return errors.New("kafka: no broker known")
 	}
 	return fmt.Errorf("kafka unreachable: %w", errors.Join(errs...))
+}
+
+// probeTimeout bounds one probe when ctx has no deadline.
+const probeTimeout = 2 * time.Second
+
+// probe connects to addr (with the client's TLS and SASL settings) and asks
+// for its API versions, the cheapest request every broker answers.
+func (r *Registry) probe(ctx context.Context, addr string) error {
+	timeout := probeTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = time.Until(dl)
+	}
+	if timeout <= 0 {
+		return ctx.Err()
+	}
+	conf := r.probeCfg
+	conf.Net.DialTimeout, conf.Net.ReadTimeout, conf.Net.WriteTimeout = timeout, timeout, timeout
+	// Open would ask for the API versions itself, with a timeout of its
+	// own: one round trip, the one below, bounded by ctx.
+	conf.ApiVersionsRequest = false
+	b := sarama.NewBroker(addr)
+	if err := b.Open(&conf); err != nil {
+		return err
+	}
+	defer b.Close()
+	_, err := b.ApiVersions(&sarama.ApiVersionsRequest{})
+	return err
 }
 
 // Close stops following and disconnects.
