@@ -561,6 +561,7 @@ type frame struct {
 	HasID   bool
 	Event   string
 	Data    string
+	Retry   string // the "retry:" field, in ms
 }
 
 // sseConn reads an event stream in a goroutine into a channel.
@@ -699,6 +700,8 @@ func (c *sseConn) read(ctx context.Context, body io.ReadCloser) {
 				cur.Event = value
 			case "data":
 				data = append(data, value)
+			case "retry":
+				cur.Retry = value
 			}
 		}
 	}
@@ -741,14 +744,16 @@ type delivery struct {
 	result
 }
 
-// nextEvent returns the next non-comment frame before deadline.
+// nextEvent returns the next event before deadline: not a comment, and not
+// a block with only a "retry:" field, which EventSource does not dispatch
+// either.
 func (c *sseConn) nextEvent(deadline time.Time) (frame, bool) {
 	for {
 		f, ok := c.next(time.Until(deadline))
 		if !ok {
 			return frame{}, false
 		}
-		if f.Comment == "" {
+		if f.Comment == "" && (f.Event != "" || f.Data != "") {
 			return f, true
 		}
 	}

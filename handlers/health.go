@@ -20,6 +20,11 @@ func (s *server) healthz(w http.ResponseWriter, r *http.Request) {
 // failed (addresses, errors) goes to the log, and to the metrics the checks
 // keep.
 func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
+	if s.draining.Load() {
+		problem.Write(w, r, problem.Problem{Status: http.StatusServiceUnavailable,
+			Detail: "not ready: shutting down", RetryAfter: 1})
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 	defer cancel()
 	var (

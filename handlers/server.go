@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rtstream/rtstream"
@@ -169,6 +170,8 @@ type server struct {
 	life    context.Context
 	endLife context.CancelFunc
 	streams sync.WaitGroup
+	// draining: the instance is shutting down; /readyz answers 503.
+	draining atomic.Bool
 }
 
 // Server is the HTTP API. net/http serves its requests, except the SSE
@@ -179,9 +182,13 @@ type Server struct {
 	s *server
 }
 
-// Close ends the result streams the server took over and waits for them to
-// finish, or for ctx. Call it after http.Server.Shutdown, which ends the
-// others.
+// Drain makes /readyz answer 503 from now on, so that load balancers take
+// the instance out of rotation while it still serves what reaches it.
+func (sv *Server) Drain() { sv.s.draining.Store(true) }
+
+// Close ends every result stream with a hint to reconnect (SSE "retry:",
+// WebSocket 1001), then waits for the SSE streams it took over from
+// net/http to finish, or for ctx. http.Server.Shutdown waits for the rest.
 func (sv *Server) Close(ctx context.Context) error {
 	sv.s.endLife()
 	done := make(chan struct{})

@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/rtstream/rtstream"
@@ -249,6 +251,12 @@ func (sw *sseWriter) run(ctx context.Context, feed rtstream.Feed) {
 	for {
 		select {
 		case <-ctx.Done():
+			if sw.s.life.Err() != nil {
+				sw.reconnect()
+			}
+			return
+		case <-sw.s.life.Done(): // the request's own ctx (HTTP/2) does not see it
+			sw.reconnect()
 			return
 		case <-heartbeat.C:
 			// Nothing reads a taken-over connection, so a client that
@@ -375,7 +383,25 @@ func (sw *sseWriter) end(err error) {
 		})
 	case errors.Is(err, rtstream.ErrTooSlow):
 		sw.sink.abort()
+	default: // the server is closing, or results are unavailable here
+		sw.reconnect()
 	}
+}
+
+// reconnect tells the client to come back, by the "retry:" field, before
+// the connection closes: EventSource reconnects after that many ms with
+// Last-Event-ID, through the load balancer to an instance still serving.
+// The delay is spread over 1–3 s, so that thousands of clients of an
+// instance that stops do not all arrive at once at the others.
+func (sw *sseWriter) reconnect() {
+	ms := 1000 + rand.IntN(2000)
+	sw.write(func() error {
+		bw := sw.out()
+		_, _ = bw.WriteString("retry: ")
+		_, _ = bw.WriteString(strconv.Itoa(ms))
+		_, err := bw.WriteString("\n\n")
+		return err
+	})
 }
 
 // writeResult writes one SSE event. The cursor is digits and dashes, and the

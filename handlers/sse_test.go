@@ -6,9 +6,12 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 
 	"github.com/rtstream/rtstream"
 )
@@ -101,7 +104,8 @@ func TestSSETakenOver(t *testing.T) {
 }
 
 // TestSSEServerCloseEndsTakenOverStreams: http.Server.Shutdown does not see
-// taken-over connections; Server.Close ends them and waits for them.
+// taken-over connections; Server.Close ends them, with a "retry:" hint
+// for EventSource to come back (elsewhere), and waits for them.
 func TestSSEServerCloseEndsTakenOverStreams(t *testing.T) {
 	f := newWSFixture(t, Config{Heartbeat: time.Hour})
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
@@ -116,8 +120,10 @@ func TestSSEServerCloseEndsTakenOverStreams(t *testing.T) {
 	default:
 		t.Fatal("Close returned before the stream released its subscription")
 	}
-	if rest, err := io.ReadAll(br); err != nil || len(rest) != 0 {
-		t.Fatalf("after Close the client read %q, %v; want a clean end", rest, err)
+	rest, err := io.ReadAll(br)
+	ms, ok := strings.CutPrefix(string(rest), "retry: ")
+	if n, aerr := strconv.Atoi(strings.TrimSuffix(ms, "\n\n")); err != nil || !ok || aerr != nil || n < 1000 || n > 3000 {
+		t.Fatalf("after Close the client read %q, %v; want a retry of 1–3 s, then the end", rest, err)
 	}
 }
 
@@ -143,5 +149,36 @@ func TestSSEOverHTTP2(t *testing.T) {
 	feed.end(rtstream.ErrNotFound)
 	if d := readData(t, br); d != `{"reason":"stream deleted"}` {
 		t.Fatalf("end data %s", d)
+	}
+}
+
+// TestDrain: once drained, /readyz answers 503 while the server still
+// serves; Close then ends WebSockets with 1001 (going away).
+func TestDrain(t *testing.T) {
+	f := newWSFixture(t, Config{Heartbeat: time.Hour})
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	ready := func() int {
+		resp, err := f.srv.Client().Get(f.srv.URL + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := ready(); got != http.StatusOK {
+		t.Fatalf("/readyz %d before Drain", got)
+	}
+	ws, _ := f.dial(t, "/v1/streams/s1/ws")
+	f.api.Drain()
+	if got := ready(); got != http.StatusServiceUnavailable {
+		t.Fatalf("/readyz %d after Drain, want 503", got)
+	}
+	if err := f.api.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := ws.Read(ctx)
+	if got := websocket.CloseStatus(err); got != websocket.StatusGoingAway {
+		t.Fatalf("WebSocket ended with %v (%v), want 1001", got, err)
 	}
 }

@@ -99,6 +99,10 @@ func (s *server) websocket(w http.ResponseWriter, r *http.Request) {
 			ws.stop(websocket.StatusPolicyViolation, closeRevoked, "")
 		}
 	})()
+	// The server closing: 1001, and the client reconnects elsewhere.
+	defer context.AfterFunc(s.life, func() {
+		ws.stop(websocket.StatusGoingAway, closeGoingAway, "server closing")
+	})()
 	ws.run(ctx, life, endLife, feed)
 }
 

@@ -21,6 +21,14 @@ const (
 	// max at 5,000 events/s, for ~1.2 ms more at the median; 1 ms saved
 	// more CPU but cost 3-4.5 ms at the median.
 	DefaultLinger = 250 * time.Microsecond
+	// DefaultSessionTimeout is how long the router's consumer group waits
+	// for a silent member before its partitions move to the others: the
+	// least a broker accepts unless its group.min.session.timeout.ms is
+	// lowered (decision 0027).
+	DefaultSessionTimeout = 6 * time.Second
+	// DefaultHeartbeatInterval is how often a member tells the group it
+	// lives, and so how soon it learns that a rebalance began.
+	DefaultHeartbeatInterval = time.Second
 )
 
 // Config says where Kafka is and how rtstream's topics are laid out.
@@ -44,6 +52,18 @@ type Config struct {
 	// produce request (Kafka's linger.ms): fewer, larger requests, fewer
 	// system calls. Default 250 µs; negative sends each record at once.
 	Linger time.Duration
+	// SessionTimeout: a member of the router's group silent this long is
+	// taken for dead, and its partitions move. Default 6 s.
+	SessionTimeout time.Duration
+	// HeartbeatInterval of the group's members; at most a third of
+	// SessionTimeout. Default 1 s.
+	HeartbeatInterval time.Duration
+	// InstanceID makes this instance a static member of the router's group
+	// (KIP-345): restarted with the same id within SessionTimeout it gets
+	// its partitions back without a rebalance, but one that stops is
+	// waited for SessionTimeout even on a clean stop. Unique per
+	// instance; empty (the default) is a dynamic member.
+	InstanceID string
 }
 
 func (c *Config) setDefaults() {
@@ -65,6 +85,12 @@ func (c *Config) setDefaults() {
 	if c.Linger == 0 {
 		c.Linger = DefaultLinger
 	}
+	if c.SessionTimeout == 0 {
+		c.SessionTimeout = DefaultSessionTimeout
+	}
+	if c.HeartbeatInterval == 0 {
+		c.HeartbeatInterval = min(DefaultHeartbeatInterval, c.SessionTimeout/3)
+	}
 }
 
 // Validate reports a configuration that cannot work.
@@ -77,6 +103,14 @@ func (c Config) Validate() error {
 	}
 	if c.Replication < 1 {
 		return fmt.Errorf("pubsub: replication %d < 1", c.Replication)
+	}
+	if c.HeartbeatInterval*3 > c.SessionTimeout {
+		return fmt.Errorf("pubsub: heartbeat interval %s is over a third of the session timeout %s", c.HeartbeatInterval, c.SessionTimeout)
+	}
+	if c.InstanceID != "" {
+		if err := c.SaramaConfig().Validate(); err != nil {
+			return fmt.Errorf("pubsub: group instance id %q: %w", c.InstanceID, err)
+		}
 	}
 	return nil
 }
@@ -128,5 +162,8 @@ func (c Config) SaramaConfig() *sarama.Config {
 	sc.Consumer.Return.Errors = true
 	sc.Consumer.Offsets.Initial = sarama.OffsetOldest
 	sc.Consumer.Fetch.Max = int32(c.MaxRecordBytes) * 2
+	sc.Consumer.Group.Session.Timeout = c.SessionTimeout
+	sc.Consumer.Group.Heartbeat.Interval = c.HeartbeatInterval
+	sc.Consumer.Group.InstanceId = c.InstanceID
 	return sc
 }

@@ -153,6 +153,9 @@ broker.heartbeat.interval.ms=1000
 broker.session.timeout.ms=4000
 
 group.initial.rebalance.delay.ms=0
+# Lets rtstream's KAFKA_SESSION_TIMEOUT go below Kafka's default floor of 6 s,
+# so the failover benchmark can measure it (a production broker keeps its own).
+group.min.session.timeout.ms=1000
 num.partitions=1
 auto.create.topics.enable=false
 # rtstream sends records of up to 8 MiB (limit applies to the whole batch).

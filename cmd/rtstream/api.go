@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -118,9 +119,17 @@ func (a *app) serve(ctx context.Context, api *handlers.Server) error {
 	case err := <-a.router.done:
 		return fmt.Errorf("router stopped: %w", err)
 	}
-	a.log.Info("shutting down")
+	// Out of rotation first, still serving: load balancers stop sending
+	// new requests during the delay. Then sends in flight finish, and
+	// every result stream is told to reconnect (elsewhere).
+	api.Drain()
+	a.log.Info("shutting down", "drain_delay", a.cfg.DrainDelay, "timeout", a.cfg.ShutdownGrace)
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownGrace)
 	defer cancel()
+	select {
+	case <-time.After(a.cfg.DrainDelay):
+	case <-shutdownCtx.Done():
+	}
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		a.log.Warn("http shutdown", "err", err)
 	}

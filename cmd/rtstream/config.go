@@ -35,11 +35,18 @@ type config struct {
 	SendTimeout   time.Duration
 	Throttle      int
 	ShutdownGrace time.Duration
-	PprofAddr     string
+	// DrainDelay is how long a stopping instance answers /readyz 503
+	// while still serving, before it stops taking connections.
+	DrainDelay time.Duration
+	PprofAddr  string
 	// RouterProducers is how many producers the router publishes through.
 	RouterProducers int
 	// KafkaLinger is the producers' linger (negative: none).
 	KafkaLinger time.Duration
+	// The router's consumer group: its session timeout, heartbeat and
+	// static member id (pubsub.Config; zero takes its defaults).
+	KafkaSessionTimeout, KafkaHeartbeat time.Duration
+	KafkaInstanceID                     string
 
 	APIKeys      []string
 	APIKeysFile  string
@@ -187,6 +194,17 @@ var settings = []setting{
 	{names("ROUTER_THROTTLE_PER_SECOND"), count(func(c *config) *int { return &c.Throttle }, 0)},
 	{names("ROUTER_PRODUCERS"), count(func(c *config) *int { return &c.RouterProducers }, 1)},
 	{names("SHUTDOWN_TIMEOUT"), duration(func(c *config) *time.Duration { return &c.ShutdownGrace })},
+	{names("KAFKA_SESSION_TIMEOUT"), duration(func(c *config) *time.Duration { return &c.KafkaSessionTimeout })},
+	{names("KAFKA_HEARTBEAT_INTERVAL"), duration(func(c *config) *time.Duration { return &c.KafkaHeartbeat })},
+	{names("KAFKA_GROUP_INSTANCE_ID"), text(func(c *config) *string { return &c.KafkaInstanceID })},
+	{names("SHUTDOWN_DRAIN_DELAY"), func(c *config, v string) error {
+		d, err := time.ParseDuration(v)
+		if v != "0" && (err != nil || d < 0) {
+			return errors.New("want a duration such as 5s, or 0 for none")
+		}
+		c.DrainDelay = d
+		return nil
+	}},
 	{names("PPROF_ADDR"), text(func(c *config) *string { return &c.PprofAddr })},
 	{names("API_KEYS", "API_KEY"), func(c *config, v string) error { c.APIKeys = splitList(v); return nil }},
 	{names("API_KEYS_FILE"), text(func(c *config) *string { return &c.APIKeysFile })},

@@ -122,7 +122,8 @@ func (a *app) close() {
 
 func (a *app) kcfg() pubsub.Config {
 	return pubsub.Config{Brokers: a.cfg.Brokers, TopicPrefix: a.cfg.TopicPrefix,
-		Partitions: int32(a.cfg.Partitions), Replication: int16(a.cfg.Replication), Linger: a.cfg.KafkaLinger}
+		Partitions: int32(a.cfg.Partitions), Replication: int16(a.cfg.Replication), Linger: a.cfg.KafkaLinger,
+		SessionTimeout: a.cfg.KafkaSessionTimeout, HeartbeatInterval: a.cfg.KafkaHeartbeat, InstanceID: a.cfg.KafkaInstanceID}
 }
 
 // startKafka starts the embedded broker when no brokers are set, makes the
