@@ -60,15 +60,18 @@ type options struct {
 	// SwarmSizes are the swarm's connection counts, one run each, over
 	// SwarmStreams streams fed SwarmRate events/s for SwarmDuration;
 	// SwarmPerProc connections per client process.
-	SwarmSizes    []int
-	SwarmStreams  int
-	SwarmRate     int
-	SwarmDuration time.Duration
-	SwarmPerProc  int
-	JSONPath      string
-	ServerBin     string
-	Keep          bool
-	Phases        map[string]bool
+	SwarmSizes []int
+	// FailoverSessions are the failover phase's session timeouts, one run
+	// each.
+	FailoverSessions []time.Duration
+	SwarmStreams     int
+	SwarmRate        int
+	SwarmDuration    time.Duration
+	SwarmPerProc     int
+	JSONPath         string
+	ServerBin        string
+	Keep             bool
+	Phases           map[string]bool
 }
 
 // allPhases are the phases in the order they run. serverPhases share one
@@ -78,7 +81,7 @@ type options struct {
 // thousands of connections (ask for them by name, or "all"). The swarm phase
 // starts a server per size.
 var (
-	allPhases     = []string{"baseline", "single", "batch", "e2e", "latency", "vegeta", "resume", "processors", "middleware", "metrics", "authz", "swarm", "crashmarks"}
+	allPhases     = []string{"baseline", "single", "batch", "e2e", "latency", "vegeta", "resume", "processors", "middleware", "metrics", "authz", "swarm", "crashmarks", "failover"}
 	defaultPhases = []string{"baseline", "single", "batch", "e2e", "latency", "vegeta", "middleware", "metrics", "authz"}
 	serverPhases  = []string{"single", "batch", "e2e", "latency", "vegeta"}
 )
@@ -105,6 +108,7 @@ func parseFlags(args []string) (options, error) {
 	fs.DurationVar(&o.VegetaDuration, "vegeta-duration", 5*time.Second, "how long each vegeta attack runs")
 	vrates := fs.String("vegeta-rates", "", "requests/s of the constant-rate vegeta attacks, as route=rate pairs (routes single,batch,create; 0 skips one); default single=1000,batch=100,create=100")
 	sizes := fs.String("swarm", "1000,5000,20000", "SSE connections of the swarm phase, one run per comma-separated size")
+	sessions := fs.String("failover-sessions", "6s,3s", "session timeouts of the failover phase's router group, one run each")
 	fs.IntVar(&o.SwarmStreams, "swarm-streams", 100, "streams the swarm's connections are spread over")
 	fs.IntVar(&o.SwarmRate, "swarm-rate", 1500, "events/s sent to the swarm's streams (in POSTs of 10, round robin); each reaches every subscriber of its stream")
 	fs.DurationVar(&o.SwarmDuration, "swarm-duration", 10*time.Second, "how long the swarm's feed runs per size")
@@ -123,6 +127,9 @@ func parseFlags(args []string) (options, error) {
 	}
 	var err error
 	if o.VegetaRates, err = parseVegetaRates(*vrates, defaultVegetaRates); err != nil {
+		return o, err
+	}
+	if o.FailoverSessions, err = parseDurations(*sessions); err != nil {
 		return o, err
 	}
 	if o.SwarmSizes, err = parseSizes(*sizes); err != nil {
@@ -292,7 +299,7 @@ func phases(ctx context.Context, o options, rep *Report) error {
 		}
 	}
 	onServer := slices.ContainsFunc(serverPhases, func(p string) bool { return o.Phases[p] })
-	ownServers := []string{"resume", "processors", "middleware", "metrics", "authz", "swarm"}
+	ownServers := []string{"resume", "processors", "middleware", "metrics", "authz", "swarm", "failover"}
 	if !onServer && !slices.ContainsFunc(ownServers, func(p string) bool { return o.Phases[p] }) {
 		return nil
 	}
@@ -322,6 +329,11 @@ func phases(ctx context.Context, o options, rep *Report) error {
 	if o.Phases["swarm"] {
 		if err := runSwarmPhase(ctx, o, bin, kc, rep); err != nil {
 			return fmt.Errorf("swarm: %w", err)
+		}
+	}
+	if o.Phases["failover"] {
+		if err := runFailoverPhase(ctx, o, bin, kc, rep); err != nil {
+			return fmt.Errorf("failover: %w", err)
 		}
 	}
 	return nil

@@ -41,6 +41,7 @@ type Report struct {
 	CrashMarks   *CrashMarksResult `json:"crash_marks,omitempty"`
 	Vegeta       *VegetaResult     `json:"vegeta,omitempty"`
 	Swarm        *SwarmResult      `json:"sse_swarm,omitempty"`
+	Failover     *FailoverResult   `json:"failover,omitempty"`
 	Targets      []TargetResult    `json:"targets"`
 	StreamCreate LatencySummary    `json:"stream_create_ms"`
 	RouterDrains []RouterDrain     `json:"router_drains,omitempty"`

@@ -12,7 +12,7 @@ import (
 // (and so the order of rep.Targets); each writes nothing for a phase that
 // did not run.
 var sections = []func(*Report) []line{baselineRows, singleRows, batchRows, endToEndRows, latencyRows,
-	comparisonRows, resumeRows, processorsRows, crashMarksRows, vegetaRows, swarmRows, drainRows, streamCreateRows}
+	comparisonRows, resumeRows, processorsRows, crashMarksRows, vegetaRows, swarmRows, failoverRows, drainRows, streamCreateRows}
 
 // requestRows are a load phase's request latency and errors.
 func requestRows(l LatencySummary, errs ErrorReport) []line {

@@ -32,6 +32,7 @@ var (
 	ratioAtLeast      = goal{op: ">=", unit: "%", scale: 100, bound: "%.0f%%", margin: "%+.1f pts"}
 	costAtMost        = goal{op: "<=", unit: "%", scale: 100, bound: "%.0f%%", margin: "%+.1f pts"}
 	eventsAtLeast     = goal{op: ">=", unit: "events/s", scale: 1, suffix: " events/s", pct: true}
+	secondsAtMost     = goal{op: "<=", unit: "s", scale: 1, bound: "%.0f s", margin: "%+.2f s"}
 	resumeUnder       = goal{op: "<", unit: "s", scale: 1, bound: "%.0f s", margin: "%+.2f s"}
 	p99RatioAtMost    = goal{op: "<=", unit: "x", scale: 1, bound: "x%.0f", margin: "%+.2f"}
 	connsAtLeast      = goal{op: ">=", unit: "connections", scale: 1}
