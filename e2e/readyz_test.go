@@ -154,27 +154,30 @@ func pollReadyz(t *testing.T, s *server, want int, max time.Duration) reply {
 type privateKafka struct {
 	env  []string // KAFKA_DATA_DIR, KAFKA_PORT, ... for every call of the script
 	port string
+	dir  string // KAFKA_DATA_DIR
 }
 
 func (k *privateKafka) addr() string { return "127.0.0.1:" + k.port }
 
-// startPrivateKafka starts a broker on free ports and stops it when the test
+// startPrivateKafka starts a broker on free ports (extra: more of
+// scripts/kafka.sh's settings, NAME=value) and stops it when the test
 // ends. The ports are free when chosen but may be taken before the broker
 // binds them; the script then refuses to start, and new ports are tried.
-func startPrivateKafka(t *testing.T) *privateKafka {
+func startPrivateKafka(t *testing.T, extra ...string) *privateKafka {
 	t.Helper()
 	var last error
 	for range 3 {
 		_, port, _ := strings.Cut(freeAddr(t), ":")
 		_, ctrl, _ := strings.Cut(freeAddr(t), ":")
-		k := &privateKafka{port: port, env: []string{
-			"KAFKA_DATA_DIR=" + t.TempDir(),
+		k := &privateKafka{port: port, dir: t.TempDir()}
+		k.env = append([]string{
+			"KAFKA_DATA_DIR=" + k.dir,
 			"KAFKA_PORT=" + port,
 			"KAFKA_CONTROLLER_PORT=" + ctrl,
 			// A second JVM beside the shared broker on a small machine.
 			"KAFKA_HEAP_OPTS=-Xms128m -Xmx512m",
 			"KAFKA_START_TIMEOUT=120",
-		}}
+		}, extra...)
 		if last = k.run("start", 150*time.Second); last == nil {
 			t.Cleanup(func() {
 				if err := k.run("stop", 60*time.Second); err != nil {

@@ -1,6 +1,7 @@
 package pubsub
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"time"
@@ -64,6 +65,10 @@ type Config struct {
 	// waited for SessionTimeout even on a clean stop. Unique per
 	// instance; empty (the default) is a dynamic member.
 	InstanceID string
+	// TLS, when set, encrypts every connection to the brokers (LoadTLS).
+	TLS *tls.Config
+	// SASL authenticates every connection to the brokers.
+	SASL SASL
 }
 
 func (c *Config) setDefaults() {
@@ -103,6 +108,9 @@ func (c Config) Validate() error {
 	}
 	if c.Replication < 1 {
 		return fmt.Errorf("pubsub: replication %d < 1", c.Replication)
+	}
+	if err := c.SASL.validate(); err != nil {
+		return err
 	}
 	if c.HeartbeatInterval*3 > c.SessionTimeout {
 		return fmt.Errorf("pubsub: heartbeat interval %s is over a third of the session timeout %s", c.HeartbeatInterval, c.SessionTimeout)
@@ -165,5 +173,6 @@ func (c Config) SaramaConfig() *sarama.Config {
 	sc.Consumer.Group.Session.Timeout = c.SessionTimeout
 	sc.Consumer.Group.Heartbeat.Interval = c.HeartbeatInterval
 	sc.Consumer.Group.InstanceId = c.InstanceID
+	c.SASL.apply(sc, c.TLS)
 	return sc
 }

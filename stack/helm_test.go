@@ -122,9 +122,19 @@ func TestHelmChartDeployment(t *testing.T) {
 		values                            string
 		hpa, monitor, static              bool
 		preStop, drain, timeout, replicas int
+		kafka                             map[string]string // env the Kafka connection needs, "" for absent
+		mounts                            []string          // where the Kafka Secrets are mounted
 	}{
-		{values: "deploy/helm/rtstream/ci/default-values.yaml", hpa: true, preStop: 5, drain: 0, timeout: 20},
-		{values: "deploy/helm/rtstream/ci/strimzi-values.yaml", monitor: true, static: true, preStop: 3, drain: 2, timeout: 30, replicas: 4},
+		{values: "deploy/helm/rtstream/ci/default-values.yaml", hpa: true, preStop: 5, drain: 0, timeout: 20,
+			kafka: map[string]string{"KAFKA_TLS": "", "KAFKA_SASL_MECHANISM": ""}},
+		{values: "deploy/helm/rtstream/ci/strimzi-values.yaml", monitor: true, static: true, preStop: 3, drain: 2, timeout: 30, replicas: 4,
+			kafka: map[string]string{"KAFKA_TLS": "true", "KAFKA_TLS_CA_FILE": "/etc/rtstream/kafka-ca/ca.crt", "KAFKA_TLS_CERT_FILE": "",
+				"KAFKA_SASL_MECHANISM": "SCRAM-SHA-512", "KAFKA_SASL_USERNAME": "rtstream", "KAFKA_SASL_PASSWORD": "from:secret:password"},
+			mounts: []string{"/etc/rtstream/kafka-ca"}},
+		{values: "deploy/helm/rtstream/ci/mtls-values.yaml", hpa: true, preStop: 5, drain: 0, timeout: 20,
+			kafka: map[string]string{"KAFKA_TLS": "true", "KAFKA_TLS_CA_FILE": "/etc/rtstream/kafka-ca/ca.crt",
+				"KAFKA_TLS_CERT_FILE": "/etc/rtstream/kafka-client/user.crt", "KAFKA_TLS_KEY_FILE": "/etc/rtstream/kafka-client/user.key", "KAFKA_SASL_MECHANISM": ""},
+			mounts: []string{"/etc/rtstream/kafka-ca", "/etc/rtstream/kafka-client"}},
 	} {
 		t.Run(tc.values, func(t *testing.T) {
 			docs := renderChart(t, helm, tc.values)
@@ -160,6 +170,20 @@ func TestHelmChartDeployment(t *testing.T) {
 				if !slices.Contains(known, name) {
 					t.Errorf("the chart sets %s, which the server does not read", name)
 				}
+			}
+			for name, want := range tc.kafka {
+				if got := env[name]; got != want {
+					t.Errorf("env %s = %q, want %q", name, got, want)
+				}
+			}
+			var mounted []string
+			for _, m := range at(t, c, "volumeMounts").([]any) {
+				if p := m.(map[string]any)["mountPath"].(string); strings.Contains(p, "kafka") {
+					mounted = append(mounted, p)
+				}
+			}
+			if !slices.Equal(mounted, tc.mounts) {
+				t.Errorf("Kafka Secrets mounted at %v, want %v", mounted, tc.mounts)
 			}
 			if got := env["KAFKA_GROUP_INSTANCE_ID"]; (got == "from:field:metadata.name") != tc.static {
 				t.Errorf("KAFKA_GROUP_INSTANCE_ID %q with staticMembership %v", got, tc.static)

@@ -44,9 +44,13 @@ type config struct {
 	// KafkaLinger is the producers' linger (negative: none).
 	KafkaLinger time.Duration
 	// The router's consumer group: its session timeout, heartbeat and
-	// static member id (pubsub.Config; zero takes its defaults).
+	// static member id (pubsub.Config).
 	KafkaSessionTimeout, KafkaHeartbeat time.Duration
 	KafkaInstanceID                     string
+	// TLS and SASL to the brokers (pubsub.LoadTLS, pubsub.SASL).
+	KafkaTLS                                             bool
+	KafkaTLSCA, KafkaTLSCert, KafkaTLSKey                string
+	KafkaSASLMechanism, KafkaSASLUser, KafkaSASLPassword string
 
 	APIKeys      []string
 	APIKeysFile  string
@@ -150,6 +154,7 @@ func defaultConfig() config {
 		IdempotencyTTL: idempotency.DefaultTTL, IdempotencyMaxKeys: idempotency.DefaultMaxKeys,
 		JWTTenant: middleware.DefaultTenantClaim, TokenMaxTTL: middleware.DefaultSubscribeTokenMaxTTL,
 		KeysFilePoll: DefaultKeysFilePoll, KafkaLinger: pubsub.DefaultLinger,
+		KafkaSessionTimeout: pubsub.DefaultSessionTimeout, KafkaHeartbeat: pubsub.DefaultHeartbeatInterval,
 	}
 }
 
@@ -197,6 +202,13 @@ var settings = []setting{
 	{names("KAFKA_SESSION_TIMEOUT"), duration(func(c *config) *time.Duration { return &c.KafkaSessionTimeout })},
 	{names("KAFKA_HEARTBEAT_INTERVAL"), duration(func(c *config) *time.Duration { return &c.KafkaHeartbeat })},
 	{names("KAFKA_GROUP_INSTANCE_ID"), text(func(c *config) *string { return &c.KafkaInstanceID })},
+	{names("KAFKA_TLS"), flag(func(c *config) *bool { return &c.KafkaTLS })},
+	{names("KAFKA_TLS_CA_FILE"), text(func(c *config) *string { return &c.KafkaTLSCA })},
+	{names("KAFKA_TLS_CERT_FILE"), text(func(c *config) *string { return &c.KafkaTLSCert })},
+	{names("KAFKA_TLS_KEY_FILE"), text(func(c *config) *string { return &c.KafkaTLSKey })},
+	{names("KAFKA_SASL_MECHANISM"), text(func(c *config) *string { return &c.KafkaSASLMechanism })},
+	{names("KAFKA_SASL_USERNAME"), text(func(c *config) *string { return &c.KafkaSASLUser })},
+	{names("KAFKA_SASL_PASSWORD"), text(func(c *config) *string { return &c.KafkaSASLPassword })},
 	{names("SHUTDOWN_DRAIN_DELAY"), func(c *config, v string) error {
 		d, err := time.ParseDuration(v)
 		if v != "0" && (err != nil || d < 0) {
@@ -263,6 +275,16 @@ func parseConfig(getenv func(string) string) (config, error) {
 		// Which one was meant? Serving every route without a key when
 		// the operator also set keys would be the worse guess.
 		errs = append(errs, "AUTH_DISABLED=true cannot go with API_KEYS, API_KEYS_FILE, JWT_JWKS_URL or JWT_PUBLIC_KEY: unset AUTH_DISABLED to require credentials, or the others to run without auth")
+	}
+	if c.KafkaHeartbeat*3 > c.KafkaSessionTimeout && strings.TrimSpace(getenv("KAFKA_HEARTBEAT_INTERVAL")) == "" {
+		// A short session timeout brings the default heartbeat down with it.
+		c.KafkaHeartbeat = c.KafkaSessionTimeout / 3
+	}
+	if c.KafkaTLSCA != "" || c.KafkaTLSCert != "" {
+		c.KafkaTLS = true
+	}
+	if (c.KafkaTLS || c.KafkaSASLMechanism != "") && len(c.Brokers) == 0 {
+		errs = append(errs, "KAFKA_TLS and KAFKA_SASL_* need KAFKA_BROKERS: the embedded broker speaks neither")
 	}
 	if c.TokenSecret != "" && len(c.TokenSecret) < 32 {
 		// Checked here, not by the setter, whose error would quote it.

@@ -74,6 +74,29 @@ func TestParseConfig(t *testing.T) {
 				t.Error("AUTH_DISABLED=true alone: auth not disabled")
 			}
 		}, ""},
+		{"a short session timeout brings the heartbeat down", map[string]string{"KAFKA_SESSION_TIMEOUT": "2s"}, func(t *testing.T, c config) {
+			if c.KafkaSessionTimeout != 2*time.Second || c.KafkaHeartbeat*3 > c.KafkaSessionTimeout {
+				t.Errorf("session %s, heartbeat %s", c.KafkaSessionTimeout, c.KafkaHeartbeat)
+			}
+		}, ""},
+		{"a heartbeat set stays", map[string]string{"KAFKA_SESSION_TIMEOUT": "2s", "KAFKA_HEARTBEAT_INTERVAL": "1s"}, func(t *testing.T, c config) {
+			if c.KafkaHeartbeat != time.Second { // pubsub.Config.Validate refuses it at start, naming both
+				t.Errorf("heartbeat %s", c.KafkaHeartbeat)
+			}
+		}, ""},
+		{"drain delay", map[string]string{"SHUTDOWN_DRAIN_DELAY": "3s"}, func(t *testing.T, c config) {
+			if c.DrainDelay != 3*time.Second {
+				t.Errorf("drain %s", c.DrainDelay)
+			}
+		}, ""},
+		{"negative drain delay", map[string]string{"SHUTDOWN_DRAIN_DELAY": "-1s"}, nil, "SHUTDOWN_DRAIN_DELAY"},
+		{"a CA file turns TLS on", map[string]string{"KAFKA_BROKERS": "k:9093", "KAFKA_TLS_CA_FILE": "/ca.crt"}, func(t *testing.T, c config) {
+			if !c.KafkaTLS {
+				t.Error("KAFKA_TLS_CA_FILE without KAFKA_TLS: TLS off")
+			}
+		}, ""},
+		{"TLS with the embedded broker", map[string]string{"KAFKA_TLS": "true"}, nil, "need KAFKA_BROKERS"},
+		{"SASL with the embedded broker", map[string]string{"KAFKA_SASL_MECHANISM": "PLAIN"}, nil, "need KAFKA_BROKERS"},
 		{"keys alone", map[string]string{"API_KEYS": "a,b", "AUTH_DISABLED": "false"}, func(t *testing.T, c config) {
 			if c.AuthDisabled || len(c.APIKeys) != 2 {
 				t.Errorf("keys alone: disabled %v, keys %d", c.AuthDisabled, len(c.APIKeys))

@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
@@ -109,6 +110,7 @@ type app struct {
 	results        *pubsub.Results
 	hub            *fanout.Hub
 	router         *routerRun
+	kafkaTLS       *tls.Config // from KAFKA_TLS_*; nil: plain connections
 }
 
 // onClose runs fn when the app closes, before what started earlier.
@@ -123,7 +125,8 @@ func (a *app) close() {
 func (a *app) kcfg() pubsub.Config {
 	return pubsub.Config{Brokers: a.cfg.Brokers, TopicPrefix: a.cfg.TopicPrefix,
 		Partitions: int32(a.cfg.Partitions), Replication: int16(a.cfg.Replication), Linger: a.cfg.KafkaLinger,
-		SessionTimeout: a.cfg.KafkaSessionTimeout, HeartbeatInterval: a.cfg.KafkaHeartbeat, InstanceID: a.cfg.KafkaInstanceID}
+		SessionTimeout: a.cfg.KafkaSessionTimeout, HeartbeatInterval: a.cfg.KafkaHeartbeat, InstanceID: a.cfg.KafkaInstanceID,
+		TLS: a.kafkaTLS, SASL: pubsub.SASL{Mechanism: a.cfg.KafkaSASLMechanism, User: a.cfg.KafkaSASLUser, Password: a.cfg.KafkaSASLPassword}}
 }
 
 // startKafka starts the embedded broker when no brokers are set, makes the
@@ -141,9 +144,18 @@ func (a *app) startKafka(ctx context.Context) error {
 			"It has no replication and is not for production; set KAFKA_BROKERS to use Kafka.",
 			"addr", broker.Addr(), "data_dir", dir)
 	}
+	if a.cfg.KafkaTLS {
+		var err error
+		if a.kafkaTLS, err = pubsub.LoadTLS(a.cfg.KafkaTLSCA, a.cfg.KafkaTLSCert, a.cfg.KafkaTLSKey); err != nil {
+			return err
+		}
+	}
 	startCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	kcfg := a.kcfg()
+	if err := kcfg.Validate(); err != nil {
+		return err
+	}
 	if err := pubsub.EnsureTopics(startCtx, kcfg); err != nil {
 		return err
 	}

@@ -21,6 +21,35 @@
     fieldRef:
       fieldPath: metadata.name
 {{- end }}
+{{- with .Values.kafka.tls }}
+{{- if .enabled }}
+- name: KAFKA_TLS
+  value: "true"
+{{- if .caSecret }}
+- name: KAFKA_TLS_CA_FILE
+  value: /etc/rtstream/kafka-ca/{{ .caKey }}
+{{- end }}
+{{- if .clientSecret }}
+- name: KAFKA_TLS_CERT_FILE
+  value: /etc/rtstream/kafka-client/{{ .certKey }}
+- name: KAFKA_TLS_KEY_FILE
+  value: /etc/rtstream/kafka-client/{{ .keyKey }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- with .Values.kafka.sasl }}
+{{- if .mechanism }}
+- name: KAFKA_SASL_MECHANISM
+  value: {{ .mechanism | quote }}
+- name: KAFKA_SASL_USERNAME
+  value: {{ required "kafka.sasl.username is required with kafka.sasl.mechanism" .username | quote }}
+- name: KAFKA_SASL_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ required "kafka.sasl.passwordSecret is required with kafka.sasl.mechanism" .passwordSecret }}
+      key: {{ .passwordKey }}
+{{- end }}
+{{- end }}
 - name: API_KEYS_FILE
   value: /etc/rtstream/api-keys.json
 - name: TOKEN_SECRET
