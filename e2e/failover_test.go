@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"sort"
 	"sync"
@@ -26,12 +27,42 @@ func TestFailoverKill9(t *testing.T) {
 	t.Parallel()
 	brokers := testenv.KafkaBrokers(t)
 	env := kafkaEnv(brokers, newPrefix(t, "failover"))
-	a := startServer(t, "A", env)
-	b := startServer(t, "B", env)
+	stalls := measureFailover(t, env, env, false)
+	t.Logf("after kill -9 of one of two instances, each stream's first result of an event received after the kill came in (sorted): %v", stalls)
+	t.Logf("failover: the slowest stream resumed %s after the kill (KAFKA_SESSION_TIMEOUT default 6s)", stalls[len(stalls)-1])
+}
+
+// TestStaticMemberRestart: with KAFKA_GROUP_INSTANCE_ID (static membership),
+// an instance killed and started again at once gets its partitions back
+// without a rebalance: its streams resume as soon as it is back, before the
+// session timeout (6 s) a rebalance would have waited for, and the other
+// instance's streams do not pause.
+func TestStaticMemberRestart(t *testing.T) {
+	t.Parallel()
+	brokers := testenv.KafkaBrokers(t)
+	envA := kafkaEnv(brokers, newPrefix(t, "static"))
+	envB := maps.Clone(envA)
+	envA["KAFKA_GROUP_INSTANCE_ID"], envB["KAFKA_GROUP_INSTANCE_ID"] = "rtstream-a", "rtstream-b"
+	stalls := measureFailover(t, envA, envB, true)
+	t.Logf("after kill -9 and an immediate restart of a static member, each stream resumed after (sorted): %v", stalls)
+	if slowest := stalls[len(stalls)-1]; slowest >= 6*time.Second {
+		t.Errorf("the slowest stream resumed %s after the kill: a rebalance waited for the session timeout (6s)", slowest)
+	}
+}
+
+// measureFailover runs A (envA) and B (envB) in one router group, sends
+// through B to enough streams to cover every partition and follows each
+// on B, kills A with SIGKILL (and starts it again at once with restart),
+// and returns, per stream and sorted, how long after the kill the first
+// result of an event received after it arrived. Each stream must resume
+// within 30 s.
+func measureFailover(t *testing.T, envA, envB map[string]string, restart bool) []time.Duration {
+	t.Helper()
+	a := startServer(t, "A", envA)
+	b := startServer(t, "B", envB)
 	const streams, bound = 24, 30 * time.Second
 
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	fo := &failover{first: map[string]time.Duration{}}
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -46,8 +77,12 @@ func TestFailoverKill9(t *testing.T) {
 	if err := a.kill(); err != nil {
 		t.Fatal(err)
 	}
-	fo.kill(time.Now())
-
+	killed := time.Now()
+	fo.kill(killed)
+	if restart {
+		a.restart()
+		t.Logf("A ready again %s after the kill", time.Since(killed).Round(time.Millisecond))
+	}
 	deadline := time.Now().Add(bound)
 	for fo.resumed() < streams && time.Now().Before(deadline) {
 		time.Sleep(100 * time.Millisecond)
@@ -56,8 +91,7 @@ func TestFailoverKill9(t *testing.T) {
 	if len(stalls) < streams {
 		t.Fatalf("%d of %d streams had a result of an event received after the kill within %s", len(stalls), streams, bound)
 	}
-	t.Logf("after kill -9 of one of two instances, each stream's first result of an event received after the kill came in (sorted): %v", stalls)
-	t.Logf("failover: the slowest stream resumed %s after the kill (KAFKA_SESSION_TIMEOUT default 6s)", stalls[len(stalls)-1])
+	return stalls
 }
 
 // failover records, per stream, when results resumed after the kill.
