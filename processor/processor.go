@@ -100,7 +100,11 @@ func compile(field, src string, opts ...expr.Option) (*vm.Program, error) {
 	if err := precheck(field, src); err != nil {
 		return nil, err
 	}
-	base := append([]expr.Option{expr.Env(&env{}), expr.MaxNodes(MaxNodes)}, opts...)
+	// The env's type is given as a struct value, not a pointer: expr then
+	// loads data, event_id and received_at by field index instead of its
+	// reflective name lookup (16% of an evaluation, issue 13). Eval runs
+	// the programs on a *env, which expr dereferences.
+	base := append([]expr.Option{expr.Env(env{}), expr.MaxNodes(MaxNodes)}, opts...)
 	// Compiled twice: once as written, for the type errors that the
 	// guard's stand-ins (which take and give any) would hide, then with
 	// the guard, to run.
@@ -109,7 +113,7 @@ func compile(field, src string, opts ...expr.Option) (*vm.Program, error) {
 	}
 	// The guard adds up to three nodes per node it patches (a call, $env,
 	// an operator's name): MaxNodes is checked on the source, above.
-	guarded := append([]expr.Option{expr.Env(&env{}), expr.MaxNodes(4 * MaxNodes)}, opts...)
+	guarded := append([]expr.Option{expr.Env(env{}), expr.MaxNodes(4 * MaxNodes)}, opts...)
 	prog, err := expr.Compile(src, append(guarded, guardOptions()...)...)
 	if err != nil {
 		return nil, compileError(field, err)
