@@ -53,6 +53,8 @@ tools:
 	scripts/prometheus.sh install </dev/null
 	scripts/browser.sh install </dev/null
 	scripts/schemathesis.sh install </dev/null
+	scripts/k8s.sh install </dev/null
+	scripts/haproxy.sh install </dev/null
 
 redis-stop:
 	scripts/redis.sh stop
