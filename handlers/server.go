@@ -170,6 +170,11 @@ type server struct {
 	life    context.Context
 	endLife context.CancelFunc
 	streams sync.WaitGroup
+	// closed, under closeMu, refuses new streams once Close began waiting:
+	// a handler between its hijack and its hand-over is not seen by
+	// http.Server.Shutdown.
+	closeMu sync.Mutex
+	closed  bool
 	// draining: the instance is shutting down; /readyz answers 503.
 	draining atomic.Bool
 }
@@ -190,6 +195,9 @@ func (sv *Server) Drain() { sv.s.draining.Store(true) }
 // WebSocket 1001), then waits for the SSE streams it took over from
 // net/http to finish, or for ctx. http.Server.Shutdown waits for the rest.
 func (sv *Server) Close(ctx context.Context) error {
+	sv.s.closeMu.Lock()
+	sv.s.closed = true
+	sv.s.closeMu.Unlock()
 	sv.s.endLife()
 	done := make(chan struct{})
 	go func() { sv.s.streams.Wait(); close(done) }()
@@ -216,4 +224,17 @@ func (s *server) replaySlot(ctx context.Context, feed rtstream.Feed) (release fu
 	case <-ctx.Done():
 		return nil, false
 	}
+}
+
+// enter counts a result stream that Close must wait for (a taken-over SSE
+// connection, a WebSocket: net/http's Shutdown sees neither); false once
+// Close began. leave must be called when the stream ends.
+func (s *server) enter() (leave func(), ok bool) {
+	s.closeMu.Lock()
+	defer s.closeMu.Unlock()
+	if s.closed {
+		return nil, false
+	}
+	s.streams.Add(1)
+	return s.streams.Done, true
 }

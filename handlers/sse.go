@@ -41,7 +41,15 @@ func (s *server) serveSSE(w http.ResponseWriter, r *http.Request, id string, fro
 		// life, no longer on the request's context.
 		st.held, st.release = middleware.Hold(r.Context(), s.life)
 		st.sink = connSink{conn}
-		s.streams.Go(st.serve)
+		leave, ok := s.enter()
+		if !ok {
+			st.serve() // the server is closing: at once "retry:" and the end
+			return
+		}
+		go func() {
+			defer leave()
+			st.serve()
+		}()
 	case errors.Is(err, http.ErrNotSupported):
 		st.held, st.release = middleware.Hold(r.Context(), r.Context())
 		h := w.Header()

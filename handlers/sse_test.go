@@ -182,3 +182,30 @@ func TestDrain(t *testing.T) {
 		t.Fatalf("WebSocket ended with %v (%v), want 1001", got, err)
 	}
 }
+
+// TestStreamsOpenedAfterClose: a result stream that reaches the server once
+// Close began is not handed over to a goroutine Close no longer waits for:
+// SSE gets "retry:" and the end at once, a WebSocket 1001.
+func TestStreamsOpenedAfterClose(t *testing.T) {
+	f := newWSFixture(t, Config{Heartbeat: time.Hour})
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if err := f.api.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_, br := openSSE(t, ctx, f.srv)
+	feed := f.nextFeed(t, ctx)
+	rest, err := io.ReadAll(br)
+	if err != nil || !strings.HasPrefix(string(rest), "retry: ") {
+		t.Fatalf("SSE after Close read %q, %v; want a retry and the end", rest, err)
+	}
+	select {
+	case <-feed.closed:
+	default:
+		t.Error("the subscription of a stream refused at Close was not closed")
+	}
+	ws, _ := f.dial(t, "/v1/streams/s1/ws")
+	if _, _, err := ws.Read(ctx); websocket.CloseStatus(err) != websocket.StatusGoingAway {
+		t.Fatalf("WebSocket after Close: %v, want 1001", err)
+	}
+}

@@ -71,6 +71,14 @@ func (s *server) websocket(w http.ResponseWriter, r *http.Request) {
 		return // Accept answered the client
 	}
 	conn.SetReadLimit(s.cfg.MaxBodyBytes)
+	// net/http's Shutdown does not wait for a hijacked connection: Close
+	// does, so that the 1001 and the sends under way finish first.
+	leave, ok := s.enter()
+	if !ok {
+		_ = conn.Close(websocket.StatusGoingAway, closeGoingAway)
+		return
+	}
+	defer leave()
 	defer s.Metrics.Subscribed("websocket")()
 
 	// Two contexts, because cancelling one that a read or write of the

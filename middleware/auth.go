@@ -327,7 +327,10 @@ func (a *Auth) Middleware(next http.Handler) http.Handler {
 		}
 		ctx := context.WithValue(r.Context(), principalKey{}, p)
 		if r.Method == http.MethodGet && heldRoute.MatchString(r.URL.Path) {
-			_, keyed := a.set.Load().ids[p.holder()]
+			// A key's ID, not the key set of the moment, says the holder is
+			// a key: a reload between the authentication and this line
+			// must not turn a removed key into one never checked again.
+			keyed := strings.HasPrefix(p.holder(), keyIDPrefix)
 			ctx = context.WithValue(ctx, holdKey{}, hold{a: a, key: p.holder(), keyed: keyed})
 		}
 		next.ServeHTTP(w, r.WithContext(ctx))

@@ -13,6 +13,10 @@ import (
 // refuses the subscribe tokens it minted.
 var ErrRevoked = errors.New("credential revoked")
 
+// keyIDPrefix starts the ID of every key's principal, and of no other
+// (JWT principals are "jwt:…").
+const keyIDPrefix = "key-"
+
 // keySet is one generation of accepted keys. It is never changed once
 // built: a reload swaps in a new one, so requests read it without locks.
 type keySet struct {
@@ -24,7 +28,7 @@ type keySet struct {
 func newKeySet(static []string, kps []KeyPrincipal) *keySet {
 	s := &keySet{ids: make(map[string]int, len(static)+len(kps))}
 	add := func(d [sha256.Size]byte, p Principal) {
-		p.ID = "key-" + hex.EncodeToString(d[:6])
+		p.ID = keyIDPrefix + hex.EncodeToString(d[:6])
 		if p.Name == "" {
 			p.Name = p.ID
 		}
@@ -137,8 +141,8 @@ type holdKey struct{}
 type hold struct {
 	a   *Auth
 	key string
-	// keyed: key was in the key set when the request was authenticated
-	// (not a JWT's issuer).
+	// keyed: the holder is a key (of API_KEYS or API_KEYS_FILE), not a
+	// JWT principal, which no reload can remove.
 	keyed bool
 }
 

@@ -330,12 +330,13 @@ func (r *Registry) write(ctx context.Context, id string, value []byte) error {
 // Ping reports whether a broker answers a request within ctx. A broker
 // that accepts connections but answers nothing (black-holed by a network
 // fault, or a stopped process) is not ready: a dial alone said it was. It
-// asks on a connection of its own instead of through Sarama's client,
-// whose retries outlast any sensible readiness probe and whose requests
-// queue behind each other. It tries the bootstrap addresses too: Sarama
-// forgets the brokers it failed to reach and learns them again only at its
-// next metadata refresh, which a server kept out of rotation by this very
-// check may not get for minutes.
+// asks on connections of its own instead of through Sarama's client, whose
+// retries outlast any sensible readiness probe and whose requests queue
+// behind each other, and asks every address at once: one silent broker
+// must not use up the probe's time. It tries the bootstrap addresses too:
+// Sarama forgets the brokers it failed to reach and learns them again only
+// at its next metadata refresh, which a server kept out of rotation by this
+// very check may not get for minutes.
 func (r *Registry) Ping(ctx context.Context) error {
 	addrs := make([]string, 0, len(r.seeds)+1)
 	for _, b := range r.client.Brokers() {
@@ -346,19 +347,32 @@ func (r *Registry) Ping(ctx context.Context) error {
 			addrs = append(addrs, seed)
 		}
 	}
-	var errs []error
+	if len(addrs) == 0 {
+		return errors.New("kafka: no broker known")
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	answers := make(chan error, len(addrs))
 	for _, addr := range addrs {
-		err := r.probe(ctx, addr)
+		go func() {
+			if err := r.probe(ctx, addr); err != nil {
+				answers <- fmt.Errorf("%s: %w", addr, err)
+				return
+			}
+			answers <- nil
+		}()
+	}
+	var errs []error
+	for range addrs {
+		err := <-answers
 		if err == nil {
+			cancel() // the other probes stop at once; wait for them
+			for range len(addrs) - len(errs) - 1 {
+				<-answers
+			}
 			return nil
 		}
-		errs = append(errs, fmt.Errorf("%s: %w", addr, err))
-		if ctx.Err() != nil {
-			break
-		}
-	}
-	if len(errs) == 0 {
-		return errors.New("kafka: no broker known")
+		errs = append(errs, err)
 	}
 	return fmt.Errorf("kafka unreachable: %w", errors.Join(errs...))
 }
@@ -386,7 +400,12 @@ func (r *Registry) probe(ctx context.Context, addr string) error {
 		return err
 	}
 	defer b.Close()
+	// ctx ends the probe even between the round trips TLS and SASL add.
+	defer context.AfterFunc(ctx, func() { _ = b.Close() })()
 	_, err := b.ApiVersions(&sarama.ApiVersionsRequest{})
+	if err != nil && ctx.Err() != nil {
+		return ctx.Err()
+	}
 	return err
 }
 

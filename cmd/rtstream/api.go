@@ -124,12 +124,11 @@ func (a *app) serve(ctx context.Context, api *handlers.Server) error {
 	// every result stream is told to reconnect (elsewhere).
 	api.Drain()
 	a.log.Info("shutting down", "drain_delay", a.cfg.DrainDelay, "timeout", a.cfg.ShutdownGrace)
+	time.Sleep(a.cfg.DrainDelay)
+	// SHUTDOWN_TIMEOUT bounds what follows the delay, as the chart's
+	// grace period (preStop + drain + timeout) counts it.
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownGrace)
 	defer cancel()
-	select {
-	case <-time.After(a.cfg.DrainDelay):
-	case <-shutdownCtx.Done():
-	}
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		a.log.Warn("http shutdown", "err", err)
 	}

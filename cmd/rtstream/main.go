@@ -144,6 +144,9 @@ func (a *app) startKafka(ctx context.Context) error {
 			"It has no replication and is not for production; set KAFKA_BROKERS to use Kafka.",
 			"addr", broker.Addr(), "data_dir", dir)
 	}
+	if a.cfg.KafkaSASLMechanism == pubsub.SASLPlain && !a.cfg.KafkaTLS {
+		a.log.Warn("KAFKA_SASL_MECHANISM=PLAIN without KAFKA_TLS: the Kafka password travels in clear text")
+	}
 	if a.cfg.KafkaTLS {
 		var err error
 		if a.kafkaTLS, err = pubsub.LoadTLS(a.cfg.KafkaTLSCA, a.cfg.KafkaTLSCert, a.cfg.KafkaTLSKey); err != nil {
