@@ -16,23 +16,8 @@ cmd_install() {
     log "already installed: $(haproxy -v 2>&1 | head -n 1)"
     return 0
   fi
-  as_root "the haproxy package"
-  # The package's maintainer scripts start a system haproxy. Nothing here
-  # wants one, so a policy-rc.d that denies every start is put in place for
-  # the install when the machine has none of its own.
-  local policy=/usr/sbin/policy-rc.d added_policy=false
-  if [[ ! -e $policy ]]; then
-    printf '#!/bin/sh\n# written by rtstream scripts/haproxy.sh for one install\nexit 101\n' |
-      "${SUDO[@]}" tee "$policy" >/dev/null
-    "${SUDO[@]}" chmod 755 "$policy"
-    added_policy=true
-  fi
-  local rc=0
-  (apt_install haproxy) || rc=$?
-  if [[ $added_policy == true ]]; then
-    "${SUDO[@]}" rm -f "$policy"
-  fi
-  ((rc == 0)) || die "apt-get failed (exit $rc)"
+  # The package's maintainer scripts start a system haproxy.
+  apt_install_no_start haproxy
   command -v haproxy >/dev/null 2>&1 || die "the haproxy package did not provide haproxy"
   log "installed: $(haproxy -v 2>&1 | head -n 1)"
 }

@@ -23,6 +23,26 @@ apt_install() {
     DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y --no-install-recommends "$@" </dev/null >&2
 }
 
+# apt_install_no_start is apt_install for a package whose maintainer scripts
+# start a system service nothing here wants: a policy-rc.d that denies every
+# start is put in place for the install when the machine has none of its own.
+apt_install_no_start() {
+  as_root "$*"
+  local policy=/usr/sbin/policy-rc.d added_policy=false
+  if [[ ! -e $policy ]]; then
+    printf '#!/bin/sh\n# written by rtstream scripts/%s for one install\nexit 101\n' "${SCRIPT_NAME:-lib.sh}" |
+      "${SUDO[@]}" tee "$policy" >/dev/null
+    "${SUDO[@]}" chmod 755 "$policy"
+    added_policy=true
+  fi
+  local rc=0
+  (apt_install "$@") || rc=$?
+  if [[ $added_policy == true ]]; then
+    "${SUDO[@]}" rm -f "$policy"
+  fi
+  ((rc == 0)) || die "apt-get failed (exit $rc)"
+}
+
 # live_pid prints the pid in pid file $1 if it is a live process whose command
 # line matches the pattern $2 (the check guards against a pid reused after a
 # reboot or a crash).

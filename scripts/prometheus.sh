@@ -27,23 +27,8 @@ cmd_install() {
     return 0
   fi
   command -v apt-get >/dev/null 2>&1 || die "apt-get not found: install Prometheus (with promtool) yourself"
-  as_root "the prometheus package"
   # The package's maintainer scripts start a system Prometheus on :9090.
-  # Nothing here wants one, so a policy-rc.d that denies every start is put in
-  # place for the install when the machine has none of its own.
-  local policy=/usr/sbin/policy-rc.d added_policy=false
-  if [[ ! -e $policy ]]; then
-    printf '#!/bin/sh\n# written by rtstream scripts/prometheus.sh for one install\nexit 101\n' |
-      "${SUDO[@]}" tee "$policy" >/dev/null
-    "${SUDO[@]}" chmod 755 "$policy"
-    added_policy=true
-  fi
-  local rc=0
-  (apt_install prometheus) || rc=$?
-  if [[ $added_policy == true ]]; then
-    "${SUDO[@]}" rm -f "$policy"
-  fi
-  ((rc == 0)) || die "apt-get failed (exit $rc)"
+  apt_install_no_start prometheus
   have_all || die "the prometheus package did not provide prometheus and promtool"
   log "installed: $(prometheus --version 2>&1 | head -n 1)"
 }
