@@ -33,8 +33,9 @@ func TestImportGraph(t *testing.T) {
 		"router":        {"", "jsonscan", "pubsub", "observability", "processor", "record"},
 		"e2e":           {},
 		"internal":      {}, // testenv: the tests' gate on real components
-		// rtbench's crashmarks phase drives a router in its own process.
-		"benchmarks": {"", "jsonscan", "observability", "processor", "pubsub", "record", "router"},
+		// rtbench's crashmarks phase drives a router in its own process; its
+		// tracing phases export to an OTLP receiver (internal/otlpsink).
+		"benchmarks": {"", "internal", "jsonscan", "observability", "processor", "pubsub", "record", "router"},
 		// The Go client speaks HTTP only; it shares the domain types.
 		"client": {""},
 	}

@@ -142,6 +142,19 @@ type Feed interface {
 type Delivery struct {
 	Cursor Cursor
 	Result Result
+	// Trace, when the result's send was traced and sampled, joins the
+	// socket write to that trace; nil otherwise.
+	Trace DeliveryTrace
+}
+
+// DeliveryTrace is the trace a live result carries to the transports that
+// write it, so that one trace runs from the HTTP send to the socket write.
+type DeliveryTrace interface {
+	// TraceID is the hex trace id, for exemplars.
+	TraceID() string
+	// Written records a write of the result's record to one subscriber
+	// over transport, begun at start.
+	Written(transport string, start time.Time)
 }
 
 // Cursor is a result's place in the results topic: the record's partition and

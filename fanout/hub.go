@@ -55,7 +55,7 @@ type Source interface {
 	// Follow calls fn with every record written from now on, in order within
 	// a partition, and returns the offset it starts at in each partition.
 	// The key of a results record is its stream id.
-	Follow(fn func(pos record.Position, key string, value []byte)) (map[int32]int64, error)
+	Follow(fn func(pos record.Position, key string, value []byte, tr record.Trace)) (map[int32]int64, error)
 	// Partition is the results partition that holds streamID's records.
 	Partition(streamID string) (int32, error)
 	// HighWaterMark is the offset the next record written to partition gets.
@@ -97,6 +97,11 @@ type Config struct {
 	// IdleStreams bounds how many streams without a subscriber keep their
 	// history (and stay followed).
 	IdleStreams int
+	// Trace, if not nil, continues the trace of a live record that carries
+	// one (tr) and is about to reach subscribers here: it returns what the
+	// transports mark their socket writes with, or nil when the trace is
+	// not sampled.
+	Trace func(tr record.Trace, streamID string, pos record.Position, results, subscribers int) rtstream.DeliveryTrace
 }
 
 func (c *Config) setDefaults() {
@@ -194,7 +199,7 @@ func (h *Hub) Start() error {
 // and is not decoded; the others are decoded outside the lock and delivered.
 // Either way the position moves in the same locked step as the delivery, so
 // a resume that attaches in between gets the record from the live side.
-func (h *Hub) take(pos record.Position, key string, value []byte) {
+func (h *Hub) take(pos record.Position, key string, value []byte, tr record.Trace) {
 	h.mu.Lock()
 	if _, watched := h.streams[key]; !watched && key != "" {
 		h.moved(pos)
@@ -213,6 +218,7 @@ func (h *Hub) take(pos record.Position, key string, value []byte) {
 	if len(b.Results) > 0 {
 		h.cfg.OnLive(b.Results[0].ReceivedAt)
 	}
+	b.Trace = tr
 	h.Deliver(pos, b)
 }
 
@@ -317,8 +323,12 @@ func (h *Hub) Deliver(pos record.Position, b record.ResultBatch) {
 	}
 	st.last, st.hasLast = b.Source, true
 	rec := held{pos: pos, src: b.Source, ds: make([]rtstream.Delivery, len(b.Results)), size: 64}
+	var tr rtstream.DeliveryTrace
+	if h.cfg.Trace != nil && b.Trace.Parent != "" && len(st.subs) > 0 && len(b.Results) > 0 {
+		tr = h.cfg.Trace(b.Trace, b.StreamID, pos, len(b.Results), len(st.subs))
+	}
 	for i, r := range b.Results {
-		rec.ds[i] = rtstream.Delivery{Cursor: rtstream.Cursor{Partition: pos.Partition, Offset: pos.Offset, Index: i}, Result: r}
+		rec.ds[i] = rtstream.Delivery{Cursor: rtstream.Cursor{Partition: pos.Partition, Offset: pos.Offset, Index: i}, Result: r, Trace: tr}
 		rec.size += int64(len(r.Data)+len(r.EventID)+len(r.StreamID)) + 96
 	}
 	// Records without results (all filtered out) are kept too: a cursor is

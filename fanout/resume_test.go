@@ -28,12 +28,12 @@ type topic struct {
 	next   int64 // the follower's position
 	reads  int
 	hub    *fanout.Hub
-	follow func(record.Position, string, []byte)
+	follow func(record.Position, string, []byte, record.Trace)
 }
 
 func (tp *topic) Partition(string) (int32, error) { return 0, nil }
 
-func (tp *topic) Follow(fn func(record.Position, string, []byte)) (map[int32]int64, error) {
+func (tp *topic) Follow(fn func(record.Position, string, []byte, record.Trace)) (map[int32]int64, error) {
 	tp.mu.Lock()
 	defer tp.mu.Unlock()
 	tp.follow = fn
@@ -87,7 +87,7 @@ func (tp *topic) append(b record.ResultBatch) {
 	tp.next = off + 1
 	follow := tp.follow
 	tp.mu.Unlock()
-	follow(record.Position{Offset: off}, b.StreamID, b.AppendJSON(nil))
+	follow(record.Position{Offset: off}, b.StreamID, b.AppendJSON(nil), record.Trace{})
 }
 
 // collect reads n results from s, failing after a while.

@@ -5,9 +5,12 @@ import (
 	"path"
 
 	"github.com/go-chi/chi/v5"
+
+	"github.com/rtstream/rtstream/observability"
 )
 
-// audit logs and counts every request to h, refused ones included: who
+// audit logs (with the request's logger: its request and trace ids) and
+// counts every request to h, refused ones included: who
 // (name and tenant, never the key), what, on which stream, and how it ended.
 // The stream writes routes are audited (issue 12): a platform team must be
 // able to tell who created or deleted a stream.
@@ -27,7 +30,7 @@ func (s *server) audit(action string, h http.HandlerFunc) http.HandlerFunc {
 		case rec.status >= 400:
 			outcome = "refused"
 		}
-		s.log.InfoContext(r.Context(), "audit", "action", action, "outcome", outcome, "status", rec.status,
+		observability.Logger(r.Context(), s.log).InfoContext(r.Context(), "audit", "action", action, "outcome", outcome, "status", rec.status,
 			"principal", p.Name, "tenant", p.Tenant, "stream_id", id)
 		s.Metrics.Audited(action, outcome)
 	}

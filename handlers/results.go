@@ -77,7 +77,7 @@ func (s *server) poll(w http.ResponseWriter, r *http.Request, id string, rq resu
 			buf = append(buf, ',')
 		}
 		buf = appendDelivery(buf, &page[i])
-		s.Metrics.Delivered(now, page[i].Result.ReceivedAt)
+		s.Metrics.Delivered(now, page[i].Result.ReceivedAt, traceID(&page[i]))
 	}
 	if len(page) > 0 {
 		next = page[len(page)-1].Cursor.String()
@@ -89,7 +89,9 @@ func (s *server) poll(w http.ResponseWriter, r *http.Request, id string, rq resu
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(buf)
+	if _, err := w.Write(buf); err == nil {
+		markWritten(addTraces(nil, page), "poll", now)
+	}
 }
 
 // collectPage takes up to limit results from feed: what is there once the

@@ -224,7 +224,8 @@ type sseWriter struct {
 	sink      sseSink
 	buf       *sseBuffer // taken for a burst of writes, nil while idle
 	delivered int
-	cut       string // why the server cut the stream, if it did
+	cut       string                   // why the server cut the stream, if it did
+	traced    []rtstream.DeliveryTrace // traces of the burst being written
 }
 
 // sseBuffer is an SSE connection's write buffer and frame scratch. It is
@@ -363,7 +364,8 @@ func (sw *sseWriter) deliver(feed rtstream.Feed, ds []rtstream.Delivery) bool {
 				sw.failed(err)
 				return false
 			}
-			sw.s.Metrics.Delivered(now, ds[i].Result.ReceivedAt)
+			sw.s.Metrics.Delivered(now, ds[i].Result.ReceivedAt, traceID(&ds[i]))
+			sw.traced = addTrace(sw.traced, ds[i].Trace)
 		}
 		sw.delivered += len(ds)
 		select {
@@ -376,6 +378,7 @@ func (sw *sseWriter) deliver(feed rtstream.Feed, ds []rtstream.Delivery) bool {
 		sw.failed(err)
 		return false
 	}
+	sw.traced = markWritten(sw.traced, "sse", now)
 	return true
 }
 

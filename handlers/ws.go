@@ -219,6 +219,7 @@ func (ws *wsSession) ending() (websocket.StatusCode, string, string) {
 // stops; it is the only writer of data frames.
 func (ws *wsSession) writeLoop(ctx, life context.Context, feed rtstream.Feed) {
 	var frame []byte
+	var traced []rtstream.DeliveryTrace
 	deliver := func(ds []rtstream.Delivery) bool {
 		now := time.Now()
 		for i := range ds {
@@ -226,9 +227,10 @@ func (ws *wsSession) writeLoop(ctx, life context.Context, feed rtstream.Feed) {
 			if !ws.write(life, frame) {
 				return false
 			}
-			ws.s.Metrics.Delivered(now, ds[i].Result.ReceivedAt)
+			ws.s.Metrics.Delivered(now, ds[i].Result.ReceivedAt, traceID(&ds[i]))
 			ws.delivered++
 		}
+		traced = markWritten(addTraces(traced, ds), "ws", now)
 		return true
 	}
 	for {

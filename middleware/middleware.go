@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/rtstream/rtstream/observability"
 	"github.com/rtstream/rtstream/problem"
@@ -111,6 +112,10 @@ func Log(base *slog.Logger, clientIP func(*http.Request) string) func(http.Handl
 			}
 			w.Header().Set(RequestIDHeader, id)
 			l := base.With("request_id", id)
+			if sc := trace.SpanContextFromContext(r.Context()); sc.IsValid() {
+				// Every line of a traced request, so a trace finds its logs.
+				l = l.With("trace_id", sc.TraceID().String(), "span_id", sc.SpanID().String())
+			}
 			sw := &statusWriter{ResponseWriter: w}
 			keyID := new(string)
 			ctx := context.WithValue(observability.WithLogger(r.Context(), l), keyIDKey{}, keyID)
@@ -179,7 +184,9 @@ func Instrument(m *observability.Metrics) func(http.Handler) http.Handler {
 				if status == 0 {
 					status = http.StatusOK
 				}
-				m.HTTPDone(chi.RouteContext(r.Context()).RoutePattern(), r.Method, status, time.Since(start))
+				route := chi.RouteContext(r.Context()).RoutePattern()
+				observability.NameRequest(r.Context(), r.Method, route)
+				m.HTTPDone(route, r.Method, status, time.Since(start), observability.SampledTraceID(r.Context()))
 			}()
 			next.ServeHTTP(sw, r)
 		})

@@ -222,8 +222,9 @@ func (m *Metrics) HTTPStart() func() {
 	return m.httpInFlight.Dec
 }
 
-// HTTPDone records an answered request.
-func (m *Metrics) HTTPDone(route, method string, status int, d time.Duration) {
+// HTTPDone records an answered request; traceID, when the request was traced
+// and sampled, becomes the duration's exemplar.
+func (m *Metrics) HTTPDone(route, method string, status int, d time.Duration, traceID string) {
 	if m == nil {
 		return
 	}
@@ -231,7 +232,7 @@ func (m *Metrics) HTTPDone(route, method string, status int, d time.Duration) {
 		route = "unmatched"
 	}
 	m.httpRequests.WithLabelValues(route, method, codeClass(status)).Inc()
-	m.httpDuration.WithLabelValues(route, method).Observe(d.Seconds())
+	observe(m.httpDuration.WithLabelValues(route, method), d.Seconds(), traceID)
 }
 
 // Published records one publish call of n records to topic.
@@ -320,13 +321,27 @@ func (m *Metrics) Subscribed(transport string) func() {
 	return g.Dec
 }
 
-// Delivered records results written to a subscriber, received at the given
-// times.
-func (m *Metrics) Delivered(now time.Time, receivedAt time.Time) {
+// Delivered records a result written to a subscriber, received at
+// receivedAt; traceID, when its send was traced and sampled, becomes the
+// age's exemplar, so that a dashboard goes from a slow result to its trace.
+func (m *Metrics) Delivered(now time.Time, receivedAt time.Time, traceID string) {
 	if m != nil {
 		m.delivered.Inc()
-		m.deliveryAge.Observe(now.Sub(receivedAt).Seconds())
+		observe(m.deliveryAge, now.Sub(receivedAt).Seconds(), traceID)
 	}
+}
+
+// observe records v in h, with traceID as its exemplar when there is one.
+// Exemplars are exposed in the OpenMetrics format only, which Prometheus
+// asks for.
+func observe(h prometheus.Observer, v float64, traceID string) {
+	if traceID != "" {
+		if eo, ok := h.(prometheus.ExemplarObserver); ok {
+			eo.ObserveWithExemplar(v, prometheus.Labels{"trace_id": traceID})
+			return
+		}
+	}
+	h.Observe(v)
 }
 
 // Resumed counts a resumed subscription by where its replay started.

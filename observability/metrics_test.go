@@ -17,7 +17,7 @@ func TestMetricsPassPromlint(t *testing.T) {
 	m := observability.NewMetrics(reg)
 	// Touch every metric so that every family is gathered.
 	m.HTTPStart()()
-	m.HTTPDone("/v1/streams", "POST", 201, time.Millisecond)
+	m.HTTPDone("/v1/streams", "POST", 201, time.Millisecond, "")
 	m.Published("t", 3, time.Millisecond, nil)
 	m.Published("t", 1, time.Millisecond, errors.New("x"))
 	m.EventsAccepted(3)
@@ -27,7 +27,7 @@ func TestMetricsPassPromlint(t *testing.T) {
 	m.RouterRunning(true)
 	m.Ready(true)
 	m.Subscribed("sse")()
-	m.Delivered(time.Now(), time.Now())
+	m.Delivered(time.Now(), time.Now(), "")
 	m.SlowDisconnect()
 	m.IdempotentReplay()
 	m.IdempotencyStoreError()
@@ -52,7 +52,7 @@ func TestMetricsPassPromlint(t *testing.T) {
 func TestNilMetricsRecordNothing(t *testing.T) {
 	var m *observability.Metrics
 	m.HTTPStart()()
-	m.HTTPDone("r", "GET", 200, 0)
+	m.HTTPDone("r", "GET", 200, 0, "")
 	m.Published("t", 1, 0, nil)
 	m.EventsAccepted(1)
 	m.Poisoned("other")
@@ -61,7 +61,7 @@ func TestNilMetricsRecordNothing(t *testing.T) {
 	m.RouterRunning(true)
 	m.Ready(true)
 	m.Subscribed("sse")()
-	m.Delivered(time.Now(), time.Now())
+	m.Delivered(time.Now(), time.Now(), "")
 	m.SlowDisconnect()
 	m.IdempotentReplay()
 	m.IdempotencyStoreError()
@@ -71,7 +71,7 @@ func TestStatusClassesAndZeroSeries(t *testing.T) {
 	reg := observability.NewRegistry()
 	m := observability.NewMetrics(reg)
 	for _, code := range []int{200, 202, 404, 429, 503} {
-		m.HTTPDone("/x", "GET", code, 0)
+		m.HTTPDone("/x", "GET", code, 0, "")
 	}
 	want := `
 # HELP rtstream_http_requests_total HTTP requests answered, by route pattern, method and status class.

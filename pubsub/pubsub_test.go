@@ -257,7 +257,7 @@ func TestEventsSendOneRecordPerRequest(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pub.Close()
-	ev := pubsub.NewEvents(cfg, pub)
+	ev := pubsub.NewEvents(cfg, pub, nil)
 	ids, err := ev.Send(t.Context(), "s", []json.RawMessage{[]byte(`1`), []byte(`{"a":2}`)})
 	if err != nil || len(ids) != 2 || ids[0] == ids[1] {
 		t.Fatalf("Send = %v, %v", ids, err)

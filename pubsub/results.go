@@ -88,8 +88,8 @@ func OpenResults(cfg Config, log *slog.Logger) (*Results, error) {
 // Follow reads every partition from its current end, which it returns per
 // partition, and calls fn with every record from then on, in order within a
 // partition, from one goroutine per partition, until Close. The key of a
-// results record is its stream id.
-func (r *Results) Follow(fn func(pos record.Position, key string, value []byte)) (map[int32]int64, error) {
+// results record is its stream id; tr is its trace context, if any.
+func (r *Results) Follow(fn func(pos record.Position, key string, value []byte, tr record.Trace)) (map[int32]int64, error) {
 	starts := make(map[int32]int64, len(r.parts))
 	for i, p := range r.parts {
 		// An offset known here rather than "newest": the caller's position
@@ -112,7 +112,7 @@ func (r *Results) Follow(fn func(pos record.Position, key string, value []byte))
 			defer r.running.Add(-1)
 			for m := range pc.Messages() {
 				r.next[i].Store(m.Offset + 1)
-				fn(record.Position{Partition: m.Partition, Offset: m.Offset}, string(m.Key), m.Value)
+				fn(record.Position{Partition: m.Partition, Offset: m.Offset}, string(m.Key), m.Value, traceOf(m.Headers))
 			}
 		}()
 		go func() {
@@ -460,4 +460,18 @@ func (r *Results) closeReplay() {
 	close(r.quit)
 	r.mu.Unlock()
 	r.wg.Wait()
+}
+
+// traceOf reads a record's trace context headers.
+func traceOf(headers []*sarama.RecordHeader) record.Trace {
+	var tr record.Trace
+	for _, h := range headers {
+		switch string(h.Key) {
+		case record.HeaderTraceparent:
+			tr.Parent = string(h.Value)
+		case record.HeaderTracestate:
+			tr.State = string(h.Value)
+		}
+	}
+	return tr
 }

@@ -54,7 +54,7 @@ func TestResultsReaderSharesOneReadAmongManyReaders(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer reader.Close()
-	starts, err := reader.Follow(func(record.Position, string, []byte) {})
+	starts, err := reader.Follow(func(record.Position, string, []byte, record.Trace) {})
 	if err != nil {
 		t.Fatal(err)
 	}

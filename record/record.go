@@ -20,10 +20,25 @@ type ResultBatch struct {
 	StreamID string            `json:"stream_id"`
 	Source   Position          `json:"source"`
 	Results  []rtstream.Result `json:"results"`
+	// Trace is the record's trace context, from its headers (not its value).
+	Trace Trace `json:"-"`
 }
 
 // Position is a record's place in a Kafka topic.
 type Position struct {
 	Partition int32 `json:"partition"`
 	Offset    int64 `json:"offset"`
+}
+
+// The headers that carry a record's W3C trace context (traceparent and
+// tracestate, as in HTTP), when the send that made it was traced.
+const (
+	HeaderTraceparent = "traceparent"
+	HeaderTracestate  = "tracestate"
+)
+
+// Trace is the W3C trace context a record carries in its headers; zero when
+// it carries none.
+type Trace struct {
+	Parent, State string
 }

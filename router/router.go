@@ -14,6 +14,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/rtstream/rtstream"
 	"github.com/rtstream/rtstream/observability"
@@ -62,6 +64,10 @@ type Config struct {
 	// CrashGuard dead-letters a record that killed the process MaxDeaths
 	// times; nil guards nothing.
 	CrashGuard *CrashGuard
+	// Tracing continues the trace an events record carries: a span for its
+	// processing, whose context its results and dead letters carry on. Nil
+	// traces nothing.
+	Tracing *observability.Tracing
 }
 
 func (c *Config) setDefaults() {
@@ -128,14 +134,18 @@ func New(cfg Config, sub message.Subscriber, pub message.Publisher, logger water
 		middleware.Recoverer,
 	)
 	r.AddHandler(HandlerName, cfg.Topics.Events, sub, cfg.Topics.Results, pub,
-		handler(NewPipeline(cfg.Streams, cfg.Metrics), cfg.CrashGuard, pub, cfg.Topics.Poison))
+		handler(NewPipeline(cfg.Streams, cfg.Metrics), cfg.CrashGuard, pub, cfg.Topics.Poison, cfg.Tracing))
 	return r, nil
 }
 
 // handler processes one events record: its results are returned for the
 // router to publish, its dead letters are published here.
-func handler(p *Pipeline, guard *CrashGuard, pub message.Publisher, poisonTopic string) message.HandlerFunc {
+func handler(p *Pipeline, guard *CrashGuard, pub message.Publisher, poisonTopic string, tr *observability.Tracing) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
+		if tr != nil {
+			span := startProcess(tr, msg)
+			defer span.End()
+		}
 		process := p.Process
 		if guard != nil {
 			pos := pubsub.SourcePosition(msg.Context())
@@ -151,6 +161,13 @@ func handler(p *Pipeline, guard *CrashGuard, pub message.Publisher, poisonTopic 
 		if err != nil {
 			return nil, err
 		}
+		if tr != nil {
+			for _, ms := range [][]*message.Message{out, dead} {
+				for _, m := range ms {
+					tr.Inject(m.Context(), m.Metadata)
+				}
+			}
+		}
 		// Dead letters first: if this publish fails the whole record is
 		// retried, and its results are made again then. If publishing the
 		// results fails after it, the record is redelivered and its dead
@@ -163,6 +180,22 @@ func handler(p *Pipeline, guard *CrashGuard, pub message.Publisher, poisonTopic 
 		}
 		return out, nil
 	}
+}
+
+// startProcess starts the span of one events record's processing, under the
+// send span whose context the record's headers carry, and makes it the
+// context of msg: the results and dead letters made from msg inherit it, and
+// carry it on in their headers.
+func startProcess(tr *observability.Tracing, msg *message.Message) trace.Span {
+	pos := pubsub.SourcePosition(msg.Context())
+	ctx := tr.Extract(msg.Context(), msg.Metadata)
+	ctx, span := tr.Start(ctx, "process", trace.SpanKindConsumer,
+		attribute.String("messaging.system", "kafka"),
+		attribute.String("rtstream.stream_id", msg.Metadata.Get(pubsub.KeyMetadata)),
+		attribute.Int("messaging.kafka.destination.partition", int(pos.Partition)),
+		attribute.Int64("messaging.kafka.message.offset", pos.Offset))
+	msg.SetContext(ctx)
+	return span
 }
 
 // poisonReason classifies a permanent failure into the metric's few values.

@@ -55,7 +55,9 @@ func (a *app) newAPI(ctx context.Context, stdout io.Writer) (*handlers.Server, e
 		p, ok := middleware.PrincipalFrom(r.Context())
 		return p.ID, ok && p.ID != middleware.Anonymous
 	}
-	var metricsHandler http.Handler = promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg})
+	// OpenMetrics when the scraper asks for it (Prometheus does): only that
+	// format carries the histograms' exemplars, the trace ids.
+	var metricsHandler http.Handler = promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg, EnableOpenMetrics: true})
 	if a.cfg.MetricsAuth {
 		metricsHandler = auth.Middleware(metricsHandler)
 	}
@@ -72,7 +74,7 @@ func (a *app) newAPI(ctx context.Context, stdout io.Writer) (*handlers.Server, e
 		Logger:          a.log,
 		Streams:         a.registry,
 		DeadLetters:     a.deadLetters,
-		Events:          pubsub.NewEvents(a.kcfg(), a.pub),
+		Events:          pubsub.NewEvents(a.kcfg(), a.pub, a.tracing),
 		Subscribe:       a.hub.Feed,
 		Ready:           a.readyChecks(),
 		MetricsHandler:  metricsHandler,
@@ -90,7 +92,7 @@ func (a *app) serve(ctx context.Context, api *handlers.Server) error {
 		return fmt.Errorf("listen on %s: %w", a.cfg.HTTPAddr, err)
 	}
 	srv := &http.Server{
-		Handler: api,
+		Handler: a.tracing.HTTP(api),
 		// No ReadTimeout or WriteTimeout: either would cut result streams.
 		// Non-streaming routes bound their reads themselves, streaming ones
 		// bound each write.

@@ -88,6 +88,9 @@ type config struct {
 	// instance keeps without Redis.
 	IdempotencyTTL     time.Duration
 	IdempotencyMaxKeys int
+
+	// Tracing is OpenTelemetry's, from the standard OTEL_* variables.
+	Tracing observability.TracingConfig
 }
 
 // loadDotEnv reads KEY=VALUE lines from path into a map; a missing file is no
@@ -155,6 +158,8 @@ func defaultConfig() config {
 		JWTTenant: middleware.DefaultTenantClaim, TokenMaxTTL: middleware.DefaultSubscribeTokenMaxTTL,
 		KeysFilePoll: DefaultKeysFilePoll, KafkaLinger: pubsub.DefaultLinger,
 		KafkaSessionTimeout: pubsub.DefaultSessionTimeout, KafkaHeartbeat: pubsub.DefaultHeartbeatInterval,
+		Tracing: observability.TracingConfig{ServiceName: observability.DefaultServiceName,
+			Sampler: observability.DefaultSampler, Protocol: observability.DefaultProtocol},
 	}
 }
 
@@ -244,6 +249,17 @@ var settings = []setting{
 	{names("TRUSTED_PROXIES"), text(func(c *config) *string { return &c.TrustedProxies })},
 	{names("IDEMPOTENCY_TTL"), duration(func(c *config) *time.Duration { return &c.IdempotencyTTL })},
 	{names("IDEMPOTENCY_MAX_KEYS"), count(func(c *config) *int { return &c.IdempotencyMaxKeys }, 1)},
+	// OpenTelemetry's own names: the SDK reads the process environment
+	// only, so the ones that decide what rtstream does are read here, .env
+	// included, and checked before the start.
+	{names("OTEL_SDK_DISABLED"), flag(func(c *config) *bool { return &c.Tracing.SDKDisabled })},
+	{names("OTEL_TRACES_EXPORTER"), text(func(c *config) *string { return &c.Tracing.Exporter })},
+	{names("OTEL_EXPORTER_OTLP_ENDPOINT"), text(func(c *config) *string { return &c.Tracing.Endpoint })},
+	{names("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"), text(func(c *config) *string { return &c.Tracing.TracesEndpoint })},
+	{names("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"), text(func(c *config) *string { return &c.Tracing.Protocol })},
+	{names("OTEL_SERVICE_NAME"), text(func(c *config) *string { return &c.Tracing.ServiceName })},
+	{names("OTEL_TRACES_SAMPLER"), text(func(c *config) *string { return &c.Tracing.Sampler })},
+	{names("OTEL_TRACES_SAMPLER_ARG"), text(func(c *config) *string { return &c.Tracing.SamplerArg })},
 }
 
 // parseConfig reads the configuration through getenv: defaults first, then
@@ -289,6 +305,9 @@ func parseConfig(getenv func(string) string) (config, error) {
 	if c.TokenSecret != "" && len(c.TokenSecret) < 32 {
 		// Checked here, not by the setter, whose error would quote it.
 		errs = append(errs, "TOKEN_SECRET: want at least 32 bytes, such as the output of openssl rand -hex 32")
+	}
+	if err := c.Tracing.Validate(); err != nil && c.Tracing.Enabled() {
+		errs = append(errs, strings.ReplaceAll(err.Error(), "\n", "; "))
 	}
 	if len(errs) > 0 {
 		return c, fmt.Errorf("configuration: %s", strings.Join(errs, "; "))

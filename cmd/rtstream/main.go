@@ -53,6 +53,9 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout io.
 		t := a.kcfg().Topics()
 		a.metrics = observability.NewMetrics(a.reg, t.Events, t.Results, t.Poison)
 	}
+	if err := a.startTracing(ctx); err != nil {
+		return err
+	}
 	if err := a.startKafka(ctx); err != nil {
 		return err
 	}
@@ -102,7 +105,8 @@ type app struct {
 	log     *slog.Logger
 	reg     *prometheus.Registry
 	metrics *observability.Metrics
-	closers []func() // run in reverse by close
+	tracing *observability.Tracing // nil: off
+	closers []func()               // run in reverse by close
 
 	pub, routerPub *pubsub.Publisher
 	registry       *pubsub.Registry
@@ -193,7 +197,8 @@ func (a *app) startResults() error {
 	a.onClose(func() { a.results.Close() })
 	a.hub = fanout.New(fanout.Config{Source: a.results, Exists: a.registry.Has, Logger: a.log,
 		OnSlow: a.metrics.SlowDisconnect, OnResume: a.metrics.Resumed,
-		OnLive: func(receivedAt time.Time) { a.metrics.AgeAt(observability.AtFollower, receivedAt) }})
+		OnLive: func(receivedAt time.Time) { a.metrics.AgeAt(observability.AtFollower, receivedAt) },
+		Trace:  a.deliveryTrace()})
 	a.registry.OnDelete(a.hub.End)
 	return a.hub.Start()
 }

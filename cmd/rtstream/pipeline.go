@@ -55,7 +55,7 @@ func (a *app) startRouter(ctx context.Context) error {
 	a.onClose(func() { marks.Close() })
 	r.guard = router.NewCrashGuard(marks, a.log.With("component", "router"), a.metrics)
 	r.rt, err = router.New(router.Config{Topics: kcfg.Topics(), Streams: a.registry, ConsumerGroup: r.group,
-		ThrottlePerSecond: int64(a.cfg.Throttle), Metrics: a.metrics, CrashGuard: r.guard}, in, out, wlog)
+		ThrottlePerSecond: int64(a.cfg.Throttle), Metrics: a.metrics, CrashGuard: r.guard, Tracing: a.tracing}, in, out, wlog)
 	if err != nil {
 		return err
 	}
