@@ -25,6 +25,7 @@ type composeService struct {
 	Command     []string          `yaml:"command"`
 	Ports       []string          `yaml:"ports"`
 	Volumes     []string          `yaml:"volumes"`
+	Networks    any               `yaml:"networks"` // ["net"] or {net: {...}}
 	DependsOn   map[string]struct {
 		Condition string `yaml:"condition"`
 	} `yaml:"depends_on"`
@@ -168,6 +169,7 @@ func TestComposeServices(t *testing.T) {
 	}{
 		{"kafka", "19092", ""},
 		{"rtstream", "8080", "kafka"},
+		{"jaeger", "16686", ""},
 		{"prometheus", "9090", "rtstream"},
 		{"grafana", "3000", "prometheus"},
 	}

@@ -22,7 +22,12 @@ type dashboard struct {
 	Title         string  `json:"title"`
 	SchemaVersion int     `json:"schemaVersion"`
 	Panels        []panel `json:"panels"`
-	Templating    struct {
+	Links         []struct {
+		Title string `json:"title"`
+		Type  string `json:"type"` // "link" or "dashboards"
+		URL   string `json:"url"`
+	} `json:"links"`
+	Templating struct {
 		List []struct {
 			Name       string `json:"name"`
 			Type       string `json:"type"`
@@ -58,6 +63,7 @@ type target struct {
 	Expr         string `json:"expr"`
 	LegendFormat string `json:"legendFormat"`
 	Datasource   *dsRef `json:"datasource"`
+	Exemplar     bool   `json:"exemplar"`
 }
 
 func loadDashboard(t *testing.T) dashboard {
