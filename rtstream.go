@@ -5,6 +5,7 @@
 package rtstream
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -60,7 +61,35 @@ type Stream struct {
 	// Tenant owns the stream: only its principals (and admins) see it.
 	// Empty is DefaultTenant (a record written before tenants).
 	Tenant string `json:"tenant,omitempty"`
+	// Schema, when set, is the JSON Schema (2020-12) every event sent must
+	// satisfy, as the client gave it (compacted).
+	Schema json.RawMessage `json:"schema,omitempty"`
+	// Source, when set, makes the stream read-only: it follows an existing
+	// Kafka topic instead of taking sends.
+	Source *Source `json:"source,omitempty"`
 }
+
+// Source is an existing Kafka topic a read-only stream follows.
+type Source struct {
+	Topic string `json:"topic"`
+	// Format of the records' values: SourceJSON, SourceText or SourceBytes.
+	Format string `json:"format"`
+	// Key, when set, keeps only the records with this key, so that several
+	// streams can share a topic.
+	Key string `json:"key,omitempty"`
+	// From is where a new stream starts following: SourceEarliest or
+	// SourceLatest.
+	From string `json:"from"`
+}
+
+// The values of Source.Format and Source.From.
+const (
+	SourceJSON     = "json"
+	SourceText     = "text"
+	SourceBytes    = "bytes" // the value, base64
+	SourceEarliest = "earliest"
+	SourceLatest   = "latest"
+)
 
 // Owner is the stream's tenant, DefaultTenant for a record without one.
 func (s Stream) Owner() string {
@@ -73,7 +102,10 @@ func (s Stream) Owner() string {
 // SameDefinition reports whether two streams were created from the same request
 // body, which is what makes PUT idempotent.
 func (s Stream) SameDefinition(o Stream) bool {
-	if s.Name != o.Name || s.Owner() != o.Owner() {
+	if s.Name != o.Name || s.Owner() != o.Owner() || !bytes.Equal(s.Schema, o.Schema) {
+		return false
+	}
+	if (s.Source == nil) != (o.Source == nil) || (s.Source != nil && *s.Source != *o.Source) {
 		return false
 	}
 	switch {
