@@ -53,8 +53,11 @@ func (s *server) sendEvents(w http.ResponseWriter, r *http.Request) {
 	// (202 or 503) within SEND_TIMEOUT however the network to Kafka fails.
 	deadline := time.Now().Add(s.cfg.SendTimeout)
 	lookupCtx, cancelLookup := context.WithDeadline(r.Context(), deadline)
-	_, err := s.visible(lookupCtx, principal(r), id)
+	st, err := s.visible(lookupCtx, principal(r), id)
 	cancelLookup()
+	if err == nil {
+		err = takesSends(st)
+	}
 	if err != nil {
 		s.fail(w, r, err)
 		return

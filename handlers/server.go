@@ -134,6 +134,10 @@ type Deps struct {
 	Idempotency rtstream.Idempotency
 	// Tokens mints subscribe tokens; nil answers 501 on the tokens route.
 	Tokens TokenIssuer
+	// Sources lets streams follow existing Kafka topics: the topics
+	// SourceTopics allows, checked by Sources. Nil refuses every source.
+	Sources      SourceChecker
+	SourceTopics []string
 	// ClientIP, when set, names the client in the access log.
 	ClientIP func(*http.Request) string
 	// The middleware of the API; nil ones are skipped. routes.go puts

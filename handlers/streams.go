@@ -28,6 +28,7 @@ const maxNameLen = 200
 type streamBody struct {
 	Name      string              `json:"name"`
 	Processor *rtstream.Processor `json:"processor"`
+	Source    *rtstream.Source    `json:"source"`
 }
 
 // streamView is a stream as the API shows it.
@@ -204,11 +205,11 @@ func jsonKind(v string) string {
 // create stores stream id for tenant.
 func (s *server) create(w http.ResponseWriter, r *http.Request, id, tenant string) {
 	body, ok := s.decodeStream(w, r)
-	if !ok {
+	if !ok || (body.Source != nil && !s.checkSource(w, r, body.Source)) {
 		return
 	}
 	st, created, err := s.Streams.Create(r.Context(), rtstream.Stream{
-		ID: id, Name: body.Name, CreatedAt: time.Now().UTC(), Processor: body.Processor, Tenant: tenant,
+		ID: id, Name: body.Name, CreatedAt: time.Now().UTC(), Processor: body.Processor, Tenant: tenant, Source: body.Source,
 	})
 	if err != nil {
 		s.fail(w, r, err)

@@ -355,8 +355,13 @@ func (ws *wsSession) handle(ctx context.Context, typ websocket.MessageType, data
 	if !ws.principal.Has(middleware.ScopeEventsWrite) {
 		return ws.errorFrame(scopeProblem(middleware.ScopeEventsWrite))
 	}
-	// Like POST events: a deleted stream takes no more events.
-	if _, err := ws.s.visible(sctx, ws.principal, ws.id); err != nil {
+	// Like POST events: a deleted stream takes no more events, a source
+	// stream none at all.
+	st, err := ws.s.visible(sctx, ws.principal, ws.id)
+	if err == nil {
+		err = takesSends(st)
+	}
+	if err != nil {
 		return ws.errorFrame(ws.problemFor(err))
 	}
 	ids, err := ws.s.Events.Send(sctx, ws.id, events)

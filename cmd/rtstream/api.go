@@ -81,6 +81,8 @@ func (a *app) newAPI(ctx context.Context, stdout io.Writer) (*handlers.Server, e
 		Metrics:         a.metrics,
 		Idempotency:     idem,
 		Tokens:          tokens,
+		Sources:         a.sources,
+		SourceTopics:    a.cfg.SourceTopics,
 	}), nil
 }
 

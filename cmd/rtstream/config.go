@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -88,6 +89,10 @@ type config struct {
 	// instance keeps without Redis.
 	IdempotencyTTL     time.Duration
 	IdempotencyMaxKeys int
+
+	// SourceTopics are the glob patterns of the Kafka topics that source
+	// streams may follow; none by default.
+	SourceTopics []string
 
 	// Tracing is OpenTelemetry's, from the standard OTEL_* variables.
 	Tracing observability.TracingConfig
@@ -249,6 +254,15 @@ var settings = []setting{
 	{names("TRUSTED_PROXIES"), text(func(c *config) *string { return &c.TrustedProxies })},
 	{names("IDEMPOTENCY_TTL"), duration(func(c *config) *time.Duration { return &c.IdempotencyTTL })},
 	{names("IDEMPOTENCY_MAX_KEYS"), count(func(c *config) *int { return &c.IdempotencyMaxKeys }, 1)},
+	{names("SOURCE_TOPICS"), func(c *config, v string) error {
+		c.SourceTopics = splitList(v)
+		for _, p := range c.SourceTopics {
+			if _, err := path.Match(p, ""); err != nil {
+				return fmt.Errorf("pattern %q: %w", p, err)
+			}
+		}
+		return nil
+	}},
 	// OpenTelemetry's own names: the SDK reads the process environment
 	// only, so the ones that decide what rtstream does are read here, .env
 	// included, and checked before the start.

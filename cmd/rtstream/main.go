@@ -111,6 +111,7 @@ type app struct {
 	pub, routerPub *pubsub.Publisher
 	registry       *pubsub.Registry
 	deadLetters    *pubsub.DeadLetters
+	sources        *pubsub.Sources
 	results        *pubsub.Results
 	hub            *fanout.Hub
 	router         *routerRun
@@ -185,6 +186,19 @@ func (a *app) startKafka(ctx context.Context) error {
 		return err
 	}
 	a.onClose(func() { a.deadLetters.Close() })
+	return a.startSources(ctx)
+}
+
+// startSources copies the source streams' topics into the events topic, on
+// every instance (each source stream's group spreads its partitions), whatever
+// SOURCE_TOPICS says now: that list decides which streams may be created.
+func (a *app) startSources(ctx context.Context) error {
+	var err error
+	if a.sources, err = pubsub.OpenSources(pubsub.SourcesConfig{Kafka: a.kcfg(), Log: a.log}, a.registry); err != nil {
+		return err
+	}
+	a.onClose(func() { a.sources.Close() })
+	a.goBackground(ctx, a.sources.Run)
 	return nil
 }
 
