@@ -63,6 +63,11 @@ func decodeEvents(kind bodyKind, body []byte) ([]json.RawMessage, error) {
 	}
 	if trimmed[0] == '[' {
 		batch, ok := splitArray(trimmed)
+		if !ok && json.Valid(trimmed) {
+			if off := firstInvalidUTF8(trimmed); off >= 0 {
+				return nil, utf8Error(trimmed, off, "", "")
+			}
+		}
 		if !ok {
 			// Invalid: json.Unmarshal says where. (Were it valid after
 			// all, it would decode the batch just as well.)
@@ -80,6 +85,9 @@ func decodeEvents(kind bodyKind, body []byte) ([]json.RawMessage, error) {
 	}
 	end, multiline, ok := jsonscan.Value(trimmed, 0, 0)
 	if !ok || end != len(trimmed) {
+		if off := firstInvalidUTF8(trimmed); off >= 0 && json.Valid(trimmed) {
+			return nil, utf8Error(trimmed, off, "", "")
+		}
 		var v json.RawMessage
 		err := json.Unmarshal(trimmed, &v)
 		return nil, &decodeError{detail: "invalid JSON: " + jsonErrorDetail(trimmed, err)}
@@ -152,6 +160,9 @@ func decodeNDJSON(body []byte) ([]json.RawMessage, error) {
 		}
 		end, multiline, ok := jsonscan.Value(line, 0, 0)
 		if !ok || end != len(line) {
+			if off := firstInvalidUTF8(line); off >= 0 && json.Valid(line) {
+				return nil, utf8Error(line, off, fmt.Sprintf("/%d", len(events)), fmt.Sprintf(" on line %d", n+1))
+			}
 			var v json.RawMessage
 			msg, _, col, ok := jsonErrorPos(line, json.Unmarshal(line, &v))
 			where := fmt.Sprintf("line %d", n+1)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/rtstream/rtstream/jsonscan"
 	"github.com/rtstream/rtstream/problem"
@@ -226,6 +227,15 @@ func BenchmarkDecodeEvents(b *testing.B) {
 func checkSameDecode(t *testing.T, kind bodyKind, body []byte) {
 	t.Helper()
 	got, gotErr := decodeEvents(kind, body)
+	if !utf8.Valid(body) {
+		// Where the two differ on purpose (issue 17): encoding/json takes
+		// strings that are not UTF-8, decodeEvents refuses every such body.
+		var de *decodeError
+		if gotErr == nil || !errors.As(gotErr, &de) {
+			t.Fatalf("decodeEvents(%v, %q) = %v, %v; want a decodeError: the body is not UTF-8", kind, body, got, gotErr)
+		}
+		return
+	}
 	want, wantErr := decodeEventsEncodingJSON(kind, body)
 	if (gotErr == nil) != (wantErr == nil) {
 		t.Fatalf("decodeEvents(%v, %q) error %v; reference error %v", kind, body, gotErr, wantErr)

@@ -1,8 +1,11 @@
 // Package jsonscan checks JSON text in one pass without decoding it, and
-// says where each value ends. It accepts exactly what encoding/json's Valid
-// accepts, nesting limit included, so a caller can take a fast path on what it
-// accepts and hand everything else to encoding/json for the usual result and
-// error. It exists because encoding/json scans a byte at a time through a
+// says where each value ends. It accepts what encoding/json's Valid accepts,
+// nesting limit included, except strings that are not UTF-8: RFC 8259 §8.1
+// requires UTF-8 for JSON exchanged between systems, and encoding/json lets
+// such bytes through (Valid) or turns them into U+FFFD (Unmarshal) in silence.
+// A caller can take a fast path on what it accepts and hand everything else
+// to encoding/json for the usual result and error (after checking
+// utf8.Valid, which encoding/json does not). It exists because encoding/json scans a byte at a time through a
 // state machine, then decodes what it has just scanned: for records that are
 // mostly raw JSON (events' data) that was most of the router's CPU.
 package jsonscan
@@ -10,6 +13,7 @@ package jsonscan
 import (
 	"encoding/binary"
 	"math/bits"
+	"unicode/utf8"
 )
 
 // MaxDepth is how deeply arrays and objects may nest: encoding/json's limit.
@@ -169,11 +173,11 @@ func skipKey(p []byte, i int, ml bool) (int, bool, bool) {
 	return i, ml, true
 }
 
-// plain marks the bytes a string may hold as they are: everything but
-// control bytes, the quote and the backslash. Bytes from 0x80 count as plain
-// whether or not they form UTF-8, as encoding/json's scanner counts them.
+// plain marks the ASCII bytes a string may hold as they are: everything but
+// control bytes, the quote and the backslash. Bytes from 0x80 are looked at
+// by skipString, which checks that they form UTF-8.
 var plain = func() (t [256]bool) {
-	for c := 0x20; c < 256; c++ {
+	for c := 0x20; c < 0x80; c++ {
 		t[c] = c != '"' && c != '\\'
 	}
 	return t
@@ -205,8 +209,17 @@ func skipString(p []byte, i int) (int, bool) {
 			default:
 				return i, false
 			}
-		default: // a control byte
-			return i, false
+		default:
+			if p[i] < utf8.RuneSelf { // a control byte
+				return i, false
+			}
+			// A rune outside ASCII: valid UTF-8 or the end (surrogates
+			// and overlong forms are not UTF-8 either).
+			r, size := utf8.DecodeRune(p[i:])
+			if r == utf8.RuneError && size <= 1 {
+				return i, false
+			}
+			i += size
 		}
 	}
 }
@@ -226,9 +239,10 @@ func skipPlain(p []byte, i int) int {
 }
 
 // special sets the high bit of each byte of x that is a control byte, a
-// quote or a backslash: the usual "has a zero or smaller byte" tricks. A borrow
-// can also mark bytes above a marked one, never below, so the lowest mark
-// (the first of the eight in little-endian order) is exact.
+// quote, a backslash or outside ASCII: the usual "has a zero or smaller byte"
+// tricks, and the high bit itself. A borrow can also mark bytes above a
+// marked one, never below, so the lowest mark (the first of the eight in
+// little-endian order) is exact.
 func special(x uint64) uint64 {
 	const (
 		ones = 0x0101010101010101
@@ -236,7 +250,7 @@ func special(x uint64) uint64 {
 	)
 	q := x ^ (ones * '"')
 	b := x ^ (ones * '\\')
-	return ((x-ones*0x20) & ^x | (q-ones) & ^q | (b-ones) & ^b) & high
+	return ((x-ones*0x20) & ^x | (q-ones) & ^q | (b-ones) & ^b | x) & high
 }
 
 // Number returns the end of the JSON number that begins at p[i], for callers

@@ -5,26 +5,35 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/rtstream/rtstream/jsonscan"
 )
 
-// validCases are inputs whose validity json.Valid decides; Valid must agree
-// on each.
+// validCases are inputs whose validity json.Valid decides, and UTF-8 as
+// well; Valid must agree with wantValid on each.
 var validCases = []string{
 	``, ` `, `0`, `-0`, `-`, `01`, `1.`, `1.5`, `.5`, `1e5`, `1E+5`, `1e-05`, `1e`, `1e+`, `-1.0e3`, `+1`, `0x10`, `1 2`,
 	`true`, `false`, `null`, `tru`, `nul`, `nulll`, `True`, `truex`,
 	`""`, `"`, `"abc`, `"a\"b"`, `"\\"`, `"\/\b\f\n\r\t"`, `"\u00e9\uD83D\uDE00"`, `"\uD800"`, `"\u12"`, `"\u12G4"`, `"\x"`, `"\'"`,
 	"\"tab\there\"", "\"nl\nhere\"", "\"nul\x00\"", "\"del\x7f\"", "\"bad\xffutf8\"", "\"é\u2028\"", "\xff", "\"\xed\xa0\x80\"",
+	"\"\xc3\"", "\"\xc3\xa9\"", "\"\xf0\x9f\x98\x80\"", "\"\xf0\x9f\x98\"", "\"\xc0\xaf\"", "\"\xf4\x90\x80\x80\"", "[\"ok\",\"\xfe\"]", "{\"\xff\":1}",
+	"\"abcdefgh\xe2\x82\xacijklmnop\"", "\"abcdefg\xe2\x82\"",
 	`{}`, `{ }`, `[]`, `[ ]`, `{"a":1}`, `{"a" : 1 , "b" :[true,null] }`, `{"a":}`, `{"a"}`, `{"a":1,}`, `{,}`, `{1:2}`, `{"a":1 "b":2}`,
 	`[1,2,]`, `[,]`, `[1 2]`, `[1,,2]`, `[[[]]]`, `[[[]]`, `[]]`, `{]`, `[}`, `{"a":[}]}`, `{"a":{"b":{"c":[1,{"d":"e"}]}}}`,
 	" \t\r\n{\r\n\"a\"\t:\n[ 1 ,\r2 ]\n} \n", "\v1", "1\v", "\f1", "\u00a01",
 }
 
+// wantValid is json.Valid, and UTF-8: where the two differ on purpose,
+// encoding/json lets through strings that are not UTF-8 and jsonscan does
+// not (RFC 8259 §8.1; issue 17). Outside strings such bytes are invalid
+// JSON for both.
+func wantValid(p []byte) bool { return json.Valid(p) && utf8.Valid(p) }
+
 func TestValidMatchesEncodingJSON(t *testing.T) {
 	for _, s := range validCases {
-		if got, want := jsonscan.Valid([]byte(s)), json.Valid([]byte(s)); got != want {
-			t.Errorf("Valid(%q) = %v; json.Valid says %v", s, got, want)
+		if got, want := jsonscan.Valid([]byte(s)), wantValid([]byte(s)); got != want {
+			t.Errorf("Valid(%q) = %v; json.Valid and UTF-8 say %v", s, got, want)
 		}
 	}
 }
@@ -98,8 +107,8 @@ func FuzzValid(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, p []byte) {
 		valid := jsonscan.Valid(p)
-		if want := json.Valid(p); valid != want {
-			t.Fatalf("Valid(%q) = %v; json.Valid says %v", p, valid, want)
+		if want := wantValid(p); valid != want {
+			t.Fatalf("Valid(%q) = %v; json.Valid and UTF-8 say %v", p, valid, want)
 		}
 		if !valid {
 			return
