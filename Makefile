@@ -19,7 +19,7 @@ FUZZMINIMIZE ?= 1000x
 FUZZ_TARGETS = ./record:FuzzAppendResult ./record:FuzzDecodeEventBatch ./record:FuzzDecodeResultBatch ./jsonscan:FuzzValid .:FuzzParseCursor ./handlers:FuzzDecodeEvents ./handlers:FuzzDecodeEventsMatchesEncodingJSON ./handlers:FuzzDecodeFrame \
 	./handlers:FuzzDecodeStream ./handlers:FuzzResultFrames ./processor:FuzzCompile ./middleware:FuzzAuthenticate \
 	./middleware:FuzzJWTVerify ./middleware:FuzzSubscribeTokenParse ./ratelimit:FuzzResolveClientIP ./processor:FuzzDecodeDataMatchesEncodingJSON \
-	./processor:FuzzMarshalMatchesEncodingJSON
+	./processor:FuzzMarshalMatchesEncodingJSON ./handlers:FuzzAcceptedLeavesAsUTF8
 
 # FuzzEvalBudget runs expressions over 1 MB events, about 100 times slower
 # per execution than the others: it gets its own, smaller count.

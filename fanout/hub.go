@@ -77,6 +77,9 @@ type Config struct {
 	// OnLive, if not nil, is told the received_at of every results record
 	// the live feed decodes (its first result's), for the latency budget.
 	OnLive func(receivedAt time.Time)
+	// OnInvalidUTF8, if not nil, is told how many results of a live record
+	// held bytes that are not UTF-8 (replaced by U+FFFD when decoded).
+	OnInvalidUTF8 func(n int)
 	// Source is followed from Start on, and serves resumes the history
 	// cannot; without one, such a resume fails with rtstream.ErrUnavailable.
 	Source Source
@@ -113,6 +116,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.OnResume == nil {
 		c.OnResume = func(string) {}
+	}
+	if c.OnInvalidUTF8 == nil {
+		c.OnInvalidUTF8 = func(int) {}
 	}
 	if c.OnLive == nil {
 		c.OnLive = func(time.Time) {}
@@ -217,6 +223,9 @@ func (h *Hub) take(pos record.Position, key string, value []byte, tr record.Trac
 	}
 	if len(b.Results) > 0 {
 		h.cfg.OnLive(b.Results[0].ReceivedAt)
+	}
+	if b.Replaced > 0 {
+		h.cfg.OnInvalidUTF8(b.Replaced)
 	}
 	b.Trace = tr
 	h.Deliver(pos, b)

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"time"
+	"unicode/utf8"
 
 	"github.com/rtstream/rtstream"
 	"github.com/rtstream/rtstream/middleware"
@@ -232,7 +233,11 @@ func idempotencyKey(w http.ResponseWriter, r *http.Request) (key string, ok bool
 	}
 	for i := 0; i < len(key); i++ {
 		if key[i] < 0x20 || key[i] > 0x7e {
-			badRequest(w, r, "Idempotency-Key must be printable ASCII")
+			detail := "Idempotency-Key must be printable ASCII"
+			if !utf8.ValidString(key) {
+				detail = "Idempotency-Key is not valid UTF-8; it must be printable ASCII"
+			}
+			badRequest(w, r, detail)
 			return "", false
 		}
 	}

@@ -89,6 +89,14 @@ func readObject(w http.ResponseWriter, r *http.Request, limit int64, what, examp
 		badRequest(w, r, fmt.Sprintf("%s is a JSON object, such as %s", what, example))
 		return nil, false
 	}
+	// encoding/json would turn such bytes into U+FFFD in silence: a name
+	// or an expression would not be what the client sent.
+	if off := firstInvalidUTF8(trimmed); off >= 0 {
+		var de *decodeError
+		errors.As(utf8Error(trimmed, off, "", ""), &de)
+		badRequest(w, r, what+": "+de.detail, de.fields...)
+		return nil, false
+	}
 	return data, true
 }
 

@@ -482,6 +482,13 @@ func decodeFrame(typ websocket.MessageType, data []byte, maxBatch int) ([]json.R
 		err := json.Unmarshal(trimmed, &v)
 		return nil, bad(http.StatusBadRequest, "invalid JSON: "+jsonErrorDetail(trimmed, err))
 	}
+	// A text frame must be UTF-8 (RFC 6455), and JSON between systems too;
+	// the WebSocket library does not check.
+	if off := firstInvalidUTF8(trimmed); off >= 0 {
+		var de *decodeError
+		errors.As(utf8Error(trimmed, off, "", ""), &de)
+		return nil, bad(http.StatusBadRequest, de.detail, de.fields...)
+	}
 	raw, ok := batchOf(trimmed)
 	if !ok {
 		return []json.RawMessage{oneLine(trimmed)}, nil

@@ -36,6 +36,7 @@ type Metrics struct {
 	ready          prometheus.Gauge
 	idemReplays    prometheus.Counter
 	idemErrors     prometheus.Counter
+	invalidUTF8    *prometheus.CounterVec
 }
 
 // latencyBuckets span a loopback request (0.25 ms) to a stalled one (10 s).
@@ -49,6 +50,7 @@ var ageBuckets = []float64{.0005, .001, .002, .003, .005, .0075, .01, .0125, .01
 const (
 	AtRouter   = "router"   // the router starts processing its event
 	AtFollower = "follower" // this instance's results follower read it
+	AtSource   = "source"   // a source stream's record was copied
 )
 
 // NewMetrics registers the metrics on reg. topics are the topics published
@@ -165,6 +167,21 @@ func (m *Metrics) newDelivery(f promauto.Factory) {
 	}, []string{"at"})
 	for _, at := range []string{AtRouter, AtFollower} {
 		m.ages.WithLabelValues(at)
+	}
+	m.invalidUTF8 = f.NewCounterVec(prometheus.CounterOpts{
+		Name: "rtstream_invalid_utf8_replaced_total",
+		Help: "Events or results read from Kafka whose data held bytes that are not UTF-8, sent on with U+FFFD in their place, by where: router (events records), follower (results records), source (source topics' records).",
+	}, []string{"at"})
+	for _, at := range []string{AtRouter, AtFollower, AtSource} {
+		m.invalidUTF8.WithLabelValues(at)
+	}
+}
+
+// InvalidUTF8 counts n events or results read at at whose bytes that are
+// not UTF-8 were replaced.
+func (m *Metrics) InvalidUTF8(at string, n int) {
+	if m != nil && n > 0 {
+		m.invalidUTF8.WithLabelValues(at).Add(float64(n))
 	}
 }
 

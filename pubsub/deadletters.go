@@ -240,7 +240,8 @@ func decodeDeadLetters(m *sarama.ConsumerMessage) []rtstream.DeadLetter {
 	if headers[DeadLetterMetadata] != "" {
 		var r deadLetterRecord
 		if err := json.Unmarshal(m.Value, &r); err == nil {
-			return []rtstream.DeadLetter{{EventID: r.EventID, Reason: r.Reason, FailedAt: r.FailedAt, Data: r.Data}}
+			data, _ := record.ToValidUTF8(r.Data)
+			return []rtstream.DeadLetter{{EventID: r.EventID, Reason: r.Reason, FailedAt: r.FailedAt, Data: data}}
 		}
 	}
 	// A whole record from the PoisonQueue middleware.
@@ -261,9 +262,9 @@ func decodeDeadLetters(m *sarama.ConsumerMessage) []rtstream.DeadLetter {
 	}
 	// Not even an events record: show it as it is, as a JSON string when
 	// it is not JSON.
-	data := json.RawMessage(m.Value)
+	data, _ := record.ToValidUTF8(m.Value)
 	if !json.Valid(data) {
-		data, _ = json.Marshal(string(m.Value))
+		data, _ = json.Marshal(string(m.Value)) // invalid UTF-8 becomes U+FFFD
 	}
 	return []rtstream.DeadLetter{{Reason: reason, FailedAt: failedAt, Data: data}}
 }

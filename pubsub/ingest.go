@@ -17,6 +17,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/rtstream/rtstream"
+	"github.com/rtstream/rtstream/observability"
 	"github.com/rtstream/rtstream/record"
 )
 
@@ -212,7 +213,10 @@ func (c *claimed) copyBatch(sess sarama.ConsumerGroupSession, batch []*sarama.Co
 			continue
 		}
 		id := strconv.Itoa(int(m.Partition)) + "-" + strconv.FormatInt(m.Offset, 10)
-		data, reason := sourceData(m, src.Format)
+		data, reason, replaced := sourceData(m, src.Format)
+		if replaced {
+			in.s.cfg.Metrics.InvalidUTF8(observability.AtSource, 1)
+		}
 		if reason != "" || len(data) > in.s.cfg.Kafka.MaxRecordBytes/2 {
 			if reason == "" {
 				reason = "record too large for an event"
@@ -240,22 +244,24 @@ func (c *claimed) copyBatch(sess sarama.ConsumerGroupSession, batch []*sarama.Co
 
 // sourceData is the event a source record becomes: its value in the
 // stream's format, key, headers, timestamp and position. reason says why
-// the value does not parse in that format.
-func sourceData(m *sarama.ConsumerMessage, format string) (json.RawMessage, string) {
+// the value does not parse in that format; replaced, that bytes of a JSON
+// value that are not UTF-8 were replaced by U+FFFD (a text value's too, and
+// keys' and headers': they are never forwarded raw).
+func sourceData(m *sarama.ConsumerMessage, format string) (_ json.RawMessage, reason string, replaced bool) {
 	var value any
 	switch format {
 	case rtstream.SourceText:
+		replaced = !utf8.Valid(m.Value)
 		value = strings.ToValidUTF8(string(m.Value), "\uFFFD")
 	case rtstream.SourceBytes:
 		value = base64.StdEncoding.EncodeToString(m.Value)
 	default:
 		if !json.Valid(m.Value) {
-			return nil, "value is not JSON"
+			return nil, "value is not JSON", false
 		}
-		if !utf8.Valid(m.Value) {
-			return nil, "value is not valid UTF-8"
-		}
-		value = json.RawMessage(m.Value)
+		var raw json.RawMessage
+		raw, replaced = record.ToValidUTF8(m.Value)
+		value = raw
 	}
 	headers := make(map[string]string, len(m.Headers))
 	for _, h := range m.Headers {
@@ -276,9 +282,9 @@ func sourceData(m *sarama.ConsumerMessage, format string) (json.RawMessage, stri
 		Offset    int64             `json:"offset"`
 	}{value, key, headers, m.Timestamp.UTC(), m.Topic, m.Partition, m.Offset})
 	if err != nil {
-		return nil, "value does not re-encode: " + err.Error()
+		return nil, "value does not re-encode: " + err.Error(), false
 	}
-	return data, ""
+	return data, "", replaced
 }
 
 // eventsPartition is the events partition of a stream's records, as the
@@ -346,7 +352,7 @@ func (s *Sources) writeEvents(streamID string, eb record.EventBatch) (int64, err
 // deadLetter writes a source record that cannot become an event to the
 // poison topic, with its reason, as the dead-letters route shows them.
 func (s *Sources) deadLetter(streamID, id, reason string, m *sarama.ConsumerMessage, now time.Time) error {
-	data, _ := sourceData(m, rtstream.SourceBytes)
+	data, _, _ := sourceData(m, rtstream.SourceBytes)
 	dl := NewDeadLetter(streamID, rtstream.DeadLetter{EventID: id, Reason: reason, FailedAt: now, Data: data},
 		record.Position{Partition: m.Partition, Offset: m.Offset})
 	_, err := s.send(s.cfg.Kafka.Topics().Poison, dl)

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill"
@@ -23,17 +24,21 @@ func TestSourceData(t *testing.T) {
 		wantValue    string
 		wantKey      string // "null" for none
 		reason       string
+		replaced     bool
 	}{
-		{"json", rtstream.SourceJSON, []byte("k"), []byte(`{"a":[1,2]}`), `{"a":[1,2]}`, `"k"`, ""},
-		{"json malformed", rtstream.SourceJSON, nil, []byte(`{"a":`), "", "", "not JSON"},
-		{"json not UTF-8", rtstream.SourceJSON, nil, []byte("\"\xff\""), "", "", "UTF-8"},
-		{"text", rtstream.SourceText, nil, []byte("héllo \xff"), `"héllo \ufffd"`, "null", ""},
-		{"bytes", rtstream.SourceBytes, []byte("\xff"), []byte{0, 1, 255}, `"AAH/"`, "\"\uFFFD\"", ""},
+		{"json", rtstream.SourceJSON, []byte("k"), []byte(`{"a":[1,2]}`), `{"a":[1,2]}`, `"k"`, "", false},
+		{"json malformed", rtstream.SourceJSON, nil, []byte(`{"a":`), "", "", "not JSON", false},
+		{"json not UTF-8", rtstream.SourceJSON, nil, []byte("\"a\xffb\""), `"a\ufffdb"`, "null", "", true},
+		{"text", rtstream.SourceText, nil, []byte("héllo \xff"), `"héllo \ufffd"`, "null", "", true},
+		{"bytes", rtstream.SourceBytes, []byte("\xff"), []byte{0, 1, 255}, `"AAH/"`, "\"\uFFFD\"", "", false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			m := &sarama.ConsumerMessage{Topic: "shop", Partition: 2, Offset: 7, Key: tt.key, Value: tt.value, Timestamp: at,
 				Headers: []*sarama.RecordHeader{{Key: []byte("h"), Value: []byte("v")}}}
-			data, reason := sourceData(m, tt.format)
+			data, reason, replaced := sourceData(m, tt.format)
+			if replaced != tt.replaced {
+				t.Errorf("replaced = %v, want %v", replaced, tt.replaced)
+			}
 			if tt.reason != "" {
 				if !strings.Contains(reason, tt.reason) {
 					t.Fatalf("reason %q, want one saying %q", reason, tt.reason)
@@ -48,7 +53,7 @@ func TestSourceData(t *testing.T) {
 				Partition  int32
 				Offset     int64
 			}
-			if reason != "" || json.Unmarshal(data, &got) != nil || !json.Valid(data) {
+			if reason != "" || json.Unmarshal(data, &got) != nil || !json.Valid(data) || !utf8.Valid(data) {
 				t.Fatalf("sourceData = %s, %q", data, reason)
 			}
 			var want, have any

@@ -11,6 +11,7 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/rtstream/rtstream"
+	"github.com/rtstream/rtstream/observability"
 )
 
 // Defaults of SourcesConfig.
@@ -31,6 +32,9 @@ type SourcesConfig struct {
 	// Batch bounds the records of one events record.
 	Batch int
 	Log   *slog.Logger
+	// Metrics counts the records whose bytes that are not UTF-8 were
+	// replaced; nil counts nothing.
+	Metrics *observability.Metrics
 }
 
 func (c *SourcesConfig) setDefaults() {

@@ -29,7 +29,11 @@ func DecodeEventBatch(p []byte, b *EventBatch) error {
 		return nil
 	}
 	*b = EventBatch{}
-	return json.Unmarshal(p, b)
+	if err := json.Unmarshal(p, b); err != nil {
+		return err
+	}
+	b.Replaced = b.validEvents()
+	return nil
 }
 
 // The parts of AppendJSON's layout between the values.
@@ -251,7 +255,11 @@ func DecodeResultBatch(p []byte, b *ResultBatch) error {
 		return nil
 	}
 	*b = ResultBatch{}
-	return json.Unmarshal(p, b)
+	if err := json.Unmarshal(p, b); err != nil {
+		return err
+	}
+	b.Replaced = b.validResults()
+	return nil
 }
 
 // The parts of (*ResultBatch).AppendJSON's layout between the values; the

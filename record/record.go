@@ -11,6 +11,9 @@ import "github.com/rtstream/rtstream"
 type EventBatch struct {
 	StreamID string           `json:"stream_id"`
 	Events   []rtstream.Event `json:"events"`
+	// Replaced counts the events whose data held bytes that are not UTF-8,
+	// replaced by U+FFFD when the record was read (ToValidUTF8).
+	Replaced int `json:"-"`
 }
 
 // ResultBatch is the Kafka record the router writes for one EventBatch. Source
@@ -22,6 +25,9 @@ type ResultBatch struct {
 	Results  []rtstream.Result `json:"results"`
 	// Trace is the record's trace context, from its headers (not its value).
 	Trace Trace `json:"-"`
+	// Replaced counts the results whose data held bytes that are not
+	// UTF-8, replaced by U+FFFD when the record was read (ToValidUTF8).
+	Replaced int `json:"-"`
 }
 
 // Position is a record's place in a Kafka topic.
@@ -42,3 +48,14 @@ const (
 type Trace struct {
 	Parent, State string
 }
+
+// The version marker every record rtstream writes carries, on every topic
+// (docs/records.md): a header, not a field, so that no value changes and
+// readers that predate it, or ignore headers, read on as before. A reader
+// that meets a version it does not know must not guess at the record's
+// meaning; a record without the header is version 1, written before the
+// marker existed.
+const (
+	HeaderFormat  = "rtstream-format"
+	FormatVersion = "1"
+)

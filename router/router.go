@@ -259,6 +259,7 @@ func (p *Pipeline) Process(msg *message.Message) (results, dead []*message.Messa
 	if err := record.DecodeEventBatch(msg.Payload, &in); err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", errUnreadable, err)
 	}
+	p.metrics.InvalidUTF8(observability.AtRouter, in.Replaced)
 	if !rtstream.ValidStreamID(in.StreamID) {
 		return nil, nil, fmt.Errorf("%w: no valid stream id", errUnreadable)
 	}

@@ -194,7 +194,7 @@ func (a *app) startKafka(ctx context.Context) error {
 // SOURCE_TOPICS says now: that list decides which streams may be created.
 func (a *app) startSources(ctx context.Context) error {
 	var err error
-	if a.sources, err = pubsub.OpenSources(pubsub.SourcesConfig{Kafka: a.kcfg(), Log: a.log}, a.registry); err != nil {
+	if a.sources, err = pubsub.OpenSources(pubsub.SourcesConfig{Kafka: a.kcfg(), Log: a.log, Metrics: a.metrics}, a.registry); err != nil {
 		return err
 	}
 	a.onClose(func() { a.sources.Close() })
@@ -211,8 +211,9 @@ func (a *app) startResults() error {
 	a.onClose(func() { a.results.Close() })
 	a.hub = fanout.New(fanout.Config{Source: a.results, Exists: a.registry.Has, Logger: a.log,
 		OnSlow: a.metrics.SlowDisconnect, OnResume: a.metrics.Resumed,
-		OnLive: func(receivedAt time.Time) { a.metrics.AgeAt(observability.AtFollower, receivedAt) },
-		Trace:  a.deliveryTrace()})
+		OnLive:        func(receivedAt time.Time) { a.metrics.AgeAt(observability.AtFollower, receivedAt) },
+		Trace:         a.deliveryTrace(),
+		OnInvalidUTF8: func(n int) { a.metrics.InvalidUTF8(observability.AtFollower, n) }})
 	a.registry.OnDelete(a.hub.End)
 	return a.hub.Start()
 }
