@@ -30,6 +30,8 @@ type comparison struct {
 	// or with cpu, of server CPU per request.
 	target float64
 	cpu    bool
+	// noTarget reports the cost without judging it: target means nothing.
+	noTarget bool
 	// check, when set, runs once both servers are warm and returns what it
 	// saw, or an error when ON and OFF do not really differ in the setting
 	// measured: a comparison of two equal servers would always pass.
@@ -80,6 +82,7 @@ type compareSide struct {
 	streams []string
 	router  routerWatch
 
+	warm     int64 // requests of the uncounted warm-up
 	requests int64
 	elapsed  time.Duration
 	lats     []time.Duration
@@ -93,7 +96,7 @@ type compareSide struct {
 // report, so a failed run still shows the rounds done).
 func runComparison(ctx context.Context, o options, bin string, kc *kafkaObserver, rep *Report, c comparison, res *CompareResult) error {
 	round := o.Duration / time.Duration(c.rounds/2)
-	res.Workers, res.RoundSeconds, res.Target, res.JudgeCPU = o.Concurrency, round.Seconds(), c.target, c.cpu
+	res.Workers, res.RoundSeconds, res.Target, res.JudgeCPU, res.NoTarget = o.Concurrency, round.Seconds(), c.target, c.cpu, c.noTarget
 	sides := make(map[bool]*compareSide, 2)
 	for _, on := range []bool{true, false} {
 		v := c.off
@@ -125,7 +128,7 @@ func runComparison(ctx context.Context, o options, bin string, kc *kafkaObserver
 	warm := min(time.Second, o.Duration/4)
 	for _, on := range []bool{true, false} {
 		s := sides[on]
-		s.lt.closedLoop(ctx, s.v.name+" warm-up", o.Concurrency, 1, s.streams, warm)
+		s.warm = s.lt.closedLoop(ctx, s.v.name+" warm-up", o.Concurrency, 1, s.streams, warm).okRequests.Load()
 	}
 	if c.check != nil {
 		seen, err := c.check(ctx, sides[true], sides[false])
@@ -149,8 +152,12 @@ func runComparison(ctx context.Context, o options, bin string, kc *kafkaObserver
 	if res.Off.ServerCPUPerRequest > 0 {
 		res.CPUCost = res.On.ServerCPUPerRequest/res.Off.ServerCPUPerRequest - 1
 	}
-	progress("[%s] ON %s requests/s, OFF %s requests/s: cost %+.1f%% of throughput (target <= %.0f%%); server CPU per request %.0f µs vs %.0f µs (%+.1f%%)",
-		c.phase, fmtInt(int64(res.On.RequestsSec)), fmtInt(int64(res.Off.RequestsSec)), res.Cost*100, c.target*100,
+	target := fmt.Sprintf("target <= %.0f%%", c.target*100)
+	if c.noTarget {
+		target = "reported, no target"
+	}
+	progress("[%s] ON %s requests/s, OFF %s requests/s: cost %+.1f%% of throughput (%s); server CPU per request %.0f µs vs %.0f µs (%+.1f%%)",
+		c.phase, fmtInt(int64(res.On.RequestsSec)), fmtInt(int64(res.Off.RequestsSec)), res.Cost*100, target,
 		res.On.ServerCPUPerRequest, res.Off.ServerCPUPerRequest, res.CPUCost*100)
 	return nil
 }
@@ -168,11 +175,12 @@ func (s *compareSide) add(st *sendStats, u CPUUsage) {
 func (s *compareSide) result() CompareSide {
 	slices.Sort(s.lats)
 	r := CompareSide{
-		Requests: s.requests,
-		Seconds:  s.elapsed.Seconds(),
-		Latency:  latencySummary(s.lats),
-		Errors:   s.errs,
-		CPU:      s.cpu,
+		Requests:       s.requests,
+		WarmupRequests: s.warm,
+		Seconds:        s.elapsed.Seconds(),
+		Latency:        latencySummary(s.lats),
+		Errors:         s.errs,
+		CPU:            s.cpu,
 	}
 	if s.elapsed > 0 {
 		r.RequestsSec = float64(s.requests) / s.elapsed.Seconds()

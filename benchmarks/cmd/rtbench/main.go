@@ -45,6 +45,10 @@ type options struct {
 	MetricsRounds int
 	// AuthzBaseBin is -authz-base-bin, the authz phase's OFF binary.
 	AuthzBaseBin string
+	// TracingBaseBin is -tracing-baseline-bin, the tracing-off phase's OFF
+	// binary; TracingRounds the tracing phases' rounds.
+	TracingBaseBin string
+	TracingRounds  int
 	// Resumers, ResumeBack, ResumeRate, ResumeStreams and ResumeReps shape
 	// the resume phase; ProcRounds is the processors phase's rounds.
 	Resumers      int
@@ -76,12 +80,14 @@ type options struct {
 
 // allPhases are the phases in the order they run. serverPhases share one
 // server; the resume and processors phases start one of their own each, the
-// middleware and metrics phases two. defaultPhases run without -phases: the
-// resume, processors and swarm phases are left out, as they add minutes and
-// thousands of connections (ask for them by name, or "all"). The swarm phase
-// starts a server per size.
+// middleware, metrics, authz and tracing phases two. defaultPhases run
+// without -phases: the resume, processors and swarm phases are left out, as
+// they add minutes and thousands of connections, and the tracing phases, as
+// they answer one issue's question (ask for them by name, or "all"). The
+// swarm phase starts a server per size.
 var (
-	allPhases     = []string{"baseline", "single", "batch", "e2e", "latency", "vegeta", "resume", "processors", "middleware", "metrics", "authz", "swarm", "crashmarks", "failover"}
+	allPhases = []string{"baseline", "single", "batch", "e2e", "latency", "vegeta", "resume", "processors", "middleware", "metrics", "authz",
+		"tracing-off", "tracing-1pct", "tracing-full", "swarm", "crashmarks", "failover"}
 	defaultPhases = []string{"baseline", "single", "batch", "e2e", "latency", "vegeta", "middleware", "metrics", "authz"}
 	serverPhases  = []string{"single", "batch", "e2e", "latency", "vegeta"}
 )
@@ -99,6 +105,8 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.MWRounds, "mw-rounds", 4, "rounds of the middleware phase, alternating ON, OFF, OFF, ON, ...; even, -duration/(rounds/2) each")
 	fs.IntVar(&o.MetricsRounds, "metrics-rounds", 4, "rounds of the metrics phase, like -mw-rounds")
 	fs.StringVar(&o.AuthzBaseBin, "authz-base-bin", "", "an rtstream binary for the authz phase's OFF side (a build from before tenants); empty: this build with API_KEYS")
+	fs.StringVar(&o.TracingBaseBin, "tracing-baseline-bin", "", "an rtstream binary built from the commit before tracing, the tracing-off phase's OFF side (required by it; without it -phases all leaves the phase out): "+tracingBaseHowTo)
+	fs.IntVar(&o.TracingRounds, "tracing-rounds", 4, "rounds of each tracing phase, like -mw-rounds")
 	fs.IntVar(&o.Resumers, "resumers", 1000, "SSE connections that resume at once in the resume phase's burst")
 	fs.IntVar(&o.ResumeBack, "resume-back", 2000, "results back (at least; up to 199 more) each resumer of the burst starts")
 	fs.IntVar(&o.ResumeRate, "resume-rate", 500, "events/s to the live subscriber's stream during the resume phase's burst")
@@ -135,7 +143,7 @@ func parseFlags(args []string) (options, error) {
 	if o.SwarmSizes, err = parseSizes(*sizes); err != nil {
 		return o, err
 	}
-	if o.Phases, err = parsePhases(*phases); err != nil {
+	if o.Phases, err = parsePhases(*phases, o.TracingBaseBin != ""); err != nil {
 		return o, err
 	}
 	return o, o.validate()
@@ -156,6 +164,12 @@ func (o options) validate() error {
 		return errors.New("-mw-rounds must be even and at least 2")
 	case o.MetricsRounds < 2 || o.MetricsRounds%2 != 0:
 		return errors.New("-metrics-rounds must be even and at least 2")
+	case o.TracingRounds < 2 || o.TracingRounds%2 != 0:
+		return errors.New("-tracing-rounds must be even and at least 2")
+	case o.Phases["tracing-off"] && o.TracingBaseBin == "":
+		return errors.New("-phases tracing-off needs -tracing-baseline-bin, a build of the commit before tracing: " + tracingBaseHowTo)
+	case o.Phases["tracing-off"] && !isFile(o.TracingBaseBin):
+		return fmt.Errorf("-tracing-baseline-bin %s: no such file", o.TracingBaseBin)
 	case o.ProcRounds < 2 || o.ProcRounds%2 != 0:
 		return errors.New("-proc-rounds must be even and at least 2")
 	case o.Resumers < 1 || o.ResumeStreams < 1 || o.ResumeReps < 1 || o.ResumeRate < 10:
@@ -170,8 +184,9 @@ func (o options) validate() error {
 	return nil
 }
 
-// parsePhases reads -phases: names of allPhases, or "all".
-func parsePhases(list string) (map[string]bool, error) {
+// parsePhases reads -phases: names of allPhases, or "all": every phase that
+// can run, so tracing-off only with a baseline build (tracingBase).
+func parsePhases(list string, tracingBase bool) (map[string]bool, error) {
 	phases := map[string]bool{}
 	for _, p := range strings.Split(list, ",") {
 		if p = strings.TrimSpace(p); p == "" {
@@ -179,7 +194,9 @@ func parsePhases(list string) (map[string]bool, error) {
 		}
 		if p == "all" {
 			for _, q := range allPhases {
-				phases[q] = true
+				if q != "tracing-off" || tracingBase {
+					phases[q] = true
+				}
 			}
 			continue
 		}
@@ -228,7 +245,7 @@ func run(ctx context.Context, o options) int {
 			Brokers: o.Brokers, Duration: o.Duration.String(), Concurrency: o.Concurrency,
 			Batch: o.Batch, Rate: o.Rate, Streams: o.Streams, MWRounds: o.MWRounds, MetricsRounds: o.MetricsRounds,
 			Resumers: o.Resumers, ResumeBack: o.ResumeBack, ResumeRate: o.ResumeRate, ResumeStreams: o.ResumeStreams,
-			ResumeReps: o.ResumeReps, ProcRounds: o.ProcRounds,
+			ResumeReps: o.ResumeReps, ProcRounds: o.ProcRounds, TracingRounds: o.TracingRounds, TracingBaselineBin: o.TracingBaseBin,
 			VegetaDuration: o.VegetaDuration.String(), VegetaRates: o.VegetaRates,
 			SwarmSizes: o.SwarmSizes, SwarmStreams: o.SwarmStreams, SwarmRate: o.SwarmRate, SwarmDuration: o.SwarmDuration.String(),
 			GoVersion: runtime.Version(), NumCPU: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0),
@@ -299,7 +316,7 @@ func phases(ctx context.Context, o options, rep *Report) error {
 		}
 	}
 	onServer := slices.ContainsFunc(serverPhases, func(p string) bool { return o.Phases[p] })
-	ownServers := []string{"resume", "processors", "middleware", "metrics", "authz", "swarm", "failover"}
+	ownServers := []string{"resume", "processors", "middleware", "metrics", "authz", "tracing-off", "tracing-1pct", "tracing-full", "swarm", "failover"}
 	if !onServer && !slices.ContainsFunc(ownServers, func(p string) bool { return o.Phases[p] }) {
 		return nil
 	}
@@ -340,7 +357,8 @@ func phases(ctx context.Context, o options, rep *Report) error {
 }
 
 // runComparisons runs the comparison phases asked for, each into its
-// place in the report.
+// place in the report; the sampled tracing phases, which need an OTLP sink
+// around theirs, last.
 func runComparisons(ctx context.Context, o options, bin string, kc *kafkaObserver, rep *Report) error {
 	for _, c := range []struct {
 		phase string
@@ -350,6 +368,7 @@ func runComparisons(ctx context.Context, o options, bin string, kc *kafkaObserve
 		{"middleware", middlewareComparison, &rep.Middleware},
 		{"metrics", metricsComparison, &rep.Metrics},
 		{"authz", authzComparison, &rep.Authz},
+		{"tracing-off", tracingOffComparison, &rep.TracingOff},
 	} {
 		if !o.Phases[c.phase] {
 			continue
@@ -357,6 +376,15 @@ func runComparisons(ctx context.Context, o options, bin string, kc *kafkaObserve
 		*c.res = &CompareResult{}
 		if err := runComparison(ctx, o, bin, kc, rep, c.cmp(o), *c.res); err != nil {
 			return fmt.Errorf("%s: %w", c.phase, err)
+		}
+	}
+	for _, t := range sampledTracings(rep) {
+		if !o.Phases[t.phase] {
+			continue
+		}
+		*t.res = &CompareResult{}
+		if err := t.run(ctx, o, bin, kc, rep, *t.res); err != nil {
+			return fmt.Errorf("%s: %w", t.phase, err)
 		}
 	}
 	return nil

@@ -93,12 +93,16 @@ func latencyRows(rep *Report) []line {
 }
 
 // comparisonRows are each comparison phase (middleware, metrics): OFF, ON
-// and the cost.
+// and the cost, which a phase without a target shows unjudged.
 func comparisonRows(rep *Report) (ls []line) {
 	for _, c := range rep.comparisons() {
 		m := c.res
 		if m.On.Requests+m.Off.Requests == 0 {
 			continue
+		}
+		off, on := c.name+" OFF", c.name+" ON"
+		if c.off != "" {
+			off, on = c.off, c.on
 		}
 		chk := &check{name: c.name + " cost", goal: costAtMost, value: m.Cost, bound: m.Target, off: m.On.RequestsSec <= 0}
 		if m.JudgeCPU {
@@ -109,8 +113,15 @@ func comparisonRows(rep *Report) (ls []line) {
 		if sp := max(m.spread(true), m.spread(false)); sp > m.Target {
 			chk.notes = []string{fmt.Sprintf(", but rounds of one side differ by %.0f%%: noise", sp*100)}
 		}
-		ls = append(ls, costRows("single POST, "+c.name+" OFF", "single POST, "+c.name+" ON", "req/s", m.Off.RequestsSec, m.On.RequestsSec,
-			m.sideRows(false, ""), m.sideRows(true, fmt.Sprintf("%+.1f%% vs OFF", m.CPUCost*100)), chk)...)
+		rows := costRows("single POST, "+off, "single POST, "+on, "req/s", m.Off.RequestsSec, m.On.RequestsSec,
+			m.sideRows(false, ""), m.sideRows(true, fmt.Sprintf("%+.1f%% vs OFF", m.CPUCost*100)), chk)
+		if m.NoTarget {
+			// A cost to see, not to bound: no check, so no verdict and
+			// nothing in rep.Targets.
+			cost := &rows[len(rows)-1]
+			cost.check, cost.target, cost.verdict = nil, "none", "-"
+		}
+		ls = append(ls, rows...)
 	}
 	return ls
 }
@@ -147,6 +158,10 @@ func (m *CompareResult) sideRows(on bool, cpu string) []line {
 	}
 	if n := s.Stop.AccessLogLines; on && n > 0 {
 		ls = append(ls, fig("  access log lines", fmtInt(int64(n)), ""))
+	}
+	if sp := m.Spans; on && sp != nil {
+		ls = append(ls, fig("  spans exported", fmtInt(sp.Spans), "spans").
+			note(fmt.Sprintf("%.3f per request, %s exports", sp.PerRequest, fmtInt(sp.Exports))))
 	}
 	return append(ls, errorRow(s.Errors))
 }

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -155,10 +156,14 @@ func startServer(ctx context.Context, o options, bin string, v serverVariant) (*
 	return s, nil
 }
 
-// environ is the server's environment: rtbench's own, then the benchmark's
-// settings, then v's; it sets the keys the load sends.
+// environ is the server's environment: rtbench's own but for OTEL_*, then
+// the benchmark's settings, then v's; it sets the keys the load sends.
+// OpenTelemetry's variables are left out because an endpoint inherited from
+// the shell would trace every server (and the OFF side of the tracing
+// phases); those phases set what ON needs in v.env.
 func (s *server) environ(o options, v serverVariant, tmp, addr string) ([]string, error) {
-	env := append(os.Environ(),
+	env := slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "OTEL_") })
+	env = append(env,
 		"KAFKA_BROKERS="+strings.Join(o.Brokers, ","),
 		"HTTP_ADDR="+addr,
 		"TOPIC_PREFIX="+s.Prefix,
