@@ -55,6 +55,7 @@ tools:
 	scripts/schemathesis.sh install </dev/null
 	scripts/k8s.sh install </dev/null
 	scripts/haproxy.sh install </dev/null
+	scripts/kcat.sh install </dev/null
 
 redis-stop:
 	scripts/redis.sh stop

@@ -368,6 +368,7 @@ func (s *Sources) send(topic string, msg *message.Message) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
+	stampFormat(pm)
 	_, offset, err := s.producer.SendMessage(pm)
 	if err != nil {
 		return 0, fmt.Errorf("source: write to %s: %w", topic, err)

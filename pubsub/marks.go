@@ -128,12 +128,14 @@ func (m *Marks) Put(ctx context.Context, p int32, mark []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	_, _, err := m.producer.SendMessage(&sarama.ProducerMessage{
+	msg := &sarama.ProducerMessage{
 		Topic:     m.topic,
 		Partition: p,
 		Key:       sarama.StringEncoder(strconv.Itoa(int(p))),
 		Value:     sarama.ByteEncoder(mark),
-	})
+	}
+	stampFormat(msg)
+	_, _, err := m.producer.SendMessage(msg)
 	if err != nil {
 		return fmt.Errorf("pubsub: write mark %s/%d: %w", m.topic, p, err)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/rtstream/rtstream"
 	"github.com/rtstream/rtstream/observability"
+	"github.com/rtstream/rtstream/record"
 )
 
 // KeyMetadata is the message metadata field whose value becomes the Kafka key.
@@ -145,6 +146,7 @@ func (p *Publisher) publish(topic string, msgs []*message.Message) error {
 		if err != nil {
 			return fmt.Errorf("pubsub: marshal %s: %w", m.UUID, err)
 		}
+		stampFormat(r)
 		r.Metadata = c
 		records[i] = r
 	}
@@ -179,6 +181,31 @@ func (p *Publisher) publish(topic string, msgs []*message.Message) error {
 		// they may yet be stored.
 		return fmt.Errorf("pubsub: publish to %s: waiting for acks: %w: %w", topic, rtstream.ErrUnconfirmed, ctx.Err())
 	}
+}
+
+// The version header's name and value, shared by every record: Sarama only
+// reads a header's bytes, when it encodes the record.
+var (
+	formatKey   = []byte(record.HeaderFormat)
+	formatValue = []byte(record.FormatVersion)
+)
+
+// stampFormat marks r as a record of rtstream's format, the version this
+// build writes (docs/records.md), so that other consumers of the topics can
+// tell which format a record's value follows. Every producer of rtstream's
+// records calls it on what it sends: the publisher (events, results, dead
+// letters), the registry and the crash marks. A header the record already
+// has is replaced, not added to: a record the PoisonQueue republishes keeps
+// the headers it was consumed with, and one header per name is what readers
+// that keep the first or the last agree on.
+func stampFormat(r *sarama.ProducerMessage) {
+	for i := range r.Headers {
+		if string(r.Headers[i].Key) == record.HeaderFormat {
+			r.Headers[i].Value = formatValue
+			return
+		}
+	}
+	r.Headers = append(r.Headers, sarama.RecordHeader{Key: formatKey, Value: formatValue})
 }
 
 // Close flushes what is buffered, waits for its acknowledgements and stops the

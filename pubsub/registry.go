@@ -320,6 +320,9 @@ func (r *Registry) write(ctx context.Context, id string, value []byte) error {
 	if value != nil {
 		msg.Value = sarama.ByteEncoder(value)
 	}
+	// Tombstones too: every record says its format, though a delete is
+	// told by its null value alone.
+	stampFormat(msg)
 	_, offset, err := r.producer.SendMessage(msg)
 	if err != nil {
 		return fmt.Errorf("pubsub: registry write: %w: %w", rtstream.ErrUnavailable, err)

@@ -6,6 +6,7 @@ package testenv
 
 import (
 	"os"
+	"os/exec"
 	"testing"
 )
 
@@ -39,4 +40,16 @@ func RedisURL(t testing.TB) string {
 			"RTSTREAM_TEST_REDIS_URL=$(scripts/redis.sh url)")
 	}
 	return u
+}
+
+// Command is the path of the program name on PATH, or Missing; install says
+// how to get it (the project's script), so that the skip, or CI's failure,
+// tells what to run.
+func Command(t testing.TB, name, install string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err != nil {
+		Missing(t, name+" is not on PATH: run "+install)
+	}
+	return path
 }
