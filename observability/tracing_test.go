@@ -1,8 +1,14 @@
 package observability
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/rtstream/rtstream/internal/otlpsink"
 )
 
 func TestTracingConfig(t *testing.T) {
@@ -82,5 +88,51 @@ func TestTracingOffIsNil(t *testing.T) {
 	}
 	if err := tr.Shutdown(ctx); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestHTTPRootsPickedBeforeOtelhttp: with a parent-based ratio sampler, a
+// request without a traceparent starts a trace in the ratio's share only
+// (here none, then all), and one with a sampled traceparent is always
+// traced, under the caller's span.
+func TestHTTPRootsPickedBeforeOtelhttp(t *testing.T) {
+	for _, tt := range []struct {
+		ratio       string
+		roots, want int64 // requests without a traceparent; spans expected in all
+	}{
+		{"0", 50, 1},
+		{"1", 5, 6},
+	} {
+		t.Run("ratio "+tt.ratio, func(t *testing.T) {
+			sink, endpoint, stop, err := otlpsink.Start(true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer stop()
+			tr, err := NewTracing(t.Context(), TracingConfig{Endpoint: endpoint, Sampler: "parentbased_traceidratio", SamplerArg: tt.ratio})
+			if err != nil {
+				t.Fatal(err)
+			}
+			h := tr.HTTP(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_, span := tr.Start(r.Context(), "child", trace.SpanKindInternal)
+				span.End() // a child only when the request is traced
+				w.WriteHeader(http.StatusAccepted)
+			}))
+			for range tt.roots {
+				h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, "/v1/streams/s/events", nil))
+			}
+			req := httptest.NewRequest(http.MethodPost, "/v1/streams/s/events", nil)
+			req.Header.Set("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+			h.ServeHTTP(httptest.NewRecorder(), req)
+			if err := tr.Shutdown(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			if got := sink.Count(); got != 2*tt.want {
+				t.Errorf("%d spans exported, want %d (a server span and its child per traced request)", got, 2*tt.want)
+			}
+			if got := len(sink.Trace("0af7651916cd43dd8448eb211c80319c")); got != 2 {
+				t.Errorf("the caller's trace has %d spans, want 2", got)
+			}
+		})
 	}
 }

@@ -142,7 +142,7 @@ func New(cfg Config, sub message.Subscriber, pub message.Publisher, logger water
 // router to publish, its dead letters are published here.
 func handler(p *Pipeline, guard *CrashGuard, pub message.Publisher, poisonTopic string, tr *observability.Tracing) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
-		if tr != nil {
+		if tr != nil && msg.Metadata.Get(record.HeaderTraceparent) != "" {
 			span := startProcess(tr, msg)
 			defer span.End()
 		}
