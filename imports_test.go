@@ -23,21 +23,25 @@ func TestImportGraph(t *testing.T) {
 		"middleware":    {"", "observability", "problem"},
 		"ratelimit":     {"problem"},
 		"idempotency":   {""},
-		"stack":         {},
-		"processor":     {"jsonscan"}, // the number grammar its decoder shares
-		"console":       {"problem"},
-		"handlers":      {"", "console", "jsonscan", "middleware", "observability", "openapi", "problem", "processor", "record"},
-		"openapi":       {},
-		"fanout":        {"", "jsonscan", "record"},
-		"pubsub":        {"", "jsonscan", "observability", "record"},
-		"router":        {"", "jsonscan", "pubsub", "observability", "processor", "record"},
-		"e2e":           {},
-		"internal":      {}, // testenv: the tests' gate on real components
+		// Quotas: counts in memory or Redis, nothing of HTTP or Kafka.
+		"quota":     {},
+		"stack":     {},
+		"processor": {"jsonscan"}, // the number grammar its decoder shares
+		"console":   {"problem"},
+		"handlers":  {"", "console", "jsonscan", "middleware", "observability", "openapi", "problem", "processor", "quota", "record", "schema"},
+		"openapi":   {},
+		"fanout":    {"", "jsonscan", "record"},
+		"pubsub":    {"", "jsonscan", "observability", "record"},
+		"router":    {"", "jsonscan", "pubsub", "observability", "processor", "record"},
+		"e2e":       {},
+		"internal":  {}, // testenv: the tests' gate on real components
 		// rtbench's crashmarks phase drives a router in its own process; its
 		// tracing phases export to an OTLP receiver (internal/otlpsink).
 		"benchmarks": {"", "internal", "jsonscan", "observability", "processor", "pubsub", "record", "router"},
 		// The Go client speaks HTTP only; it shares the domain types.
 		"client": {""},
+		// Stream schemas: the JSON Schema library, and no project package.
+		"schema": {},
 	}
 	out, err := exec.Command("go", "list", "-deps", "-test=false", "-f", "{{.ImportPath}} {{join .Deps \" \"}}", "./...").Output()
 	if err != nil {

@@ -46,7 +46,29 @@ type Stream struct {
 	Name      string     `json:"name,omitempty"`
 	CreatedAt time.Time  `json:"created_at"`
 	Processor *Processor `json:"processor,omitempty"`
-	Links     Links      `json:"links"`
+	// Schema is the JSON Schema every event sent must match, as the
+	// server keeps it (compacted); nil when the stream has none.
+	Schema json.RawMessage `json:"schema,omitempty"`
+	// Source is the Kafka topic a read-only stream follows; nil for a
+	// stream that takes sends.
+	Source *Source `json:"source,omitempty"`
+	Links  Links   `json:"links"`
+}
+
+// Source makes a stream follow an existing Kafka topic, read-only: each
+// record becomes a result (its value in Format, key, headers, timestamp,
+// topic, partition and offset), and sends to the stream are refused (409).
+// The server's SOURCE_TOPICS says which topics may be followed (403
+// otherwise); a topic that does not exist is a 422.
+type Source struct {
+	Topic string `json:"topic"`
+	// Format is "json" (the default), "text" or "bytes" (base64).
+	Format string `json:"format,omitempty"`
+	// Key, when set, keeps only the records with this key.
+	Key string `json:"key,omitempty"`
+	// From is where a new stream starts: "latest" (the default) or
+	// "earliest".
+	From string `json:"from,omitempty"`
 }
 
 // Links are the paths of a stream's routes, relative to the API's base URL.
@@ -202,18 +224,33 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, in a
 	return resp, nil
 }
 
-// streamBody is the body of a create request.
-type streamBody struct {
+// StreamDefinition is what a stream is created from; every field is
+// optional.
+type StreamDefinition struct {
 	Name      string     `json:"name,omitempty"`
 	Processor *Processor `json:"processor,omitempty"`
+	// Schema is a JSON Schema (2020-12) every event sent to the stream must
+	// match: a request with an event that does not is refused whole, an
+	// *Error with status 422 whose Errors point at each failure ("/3/temp":
+	// the fourth event's temp). It is sent as is; a schema the server
+	// cannot use is a 422 at creation, pointing under "/schema".
+	Schema json.RawMessage `json:"schema,omitempty"`
+	// Source, when set, makes a read-only stream of an existing topic.
+	Source *Source `json:"source,omitempty"`
 }
 
 // CreateStream creates a stream with a server-chosen id. A nil processor
 // makes a passthrough stream. A processor that does not compile is an
 // *Error with status 400 whose Errors point at the expression.
 func (c *Client) CreateStream(ctx context.Context, name string, p *Processor) (*Stream, error) {
+	return c.CreateStreamFrom(ctx, StreamDefinition{Name: name, Processor: p})
+}
+
+// CreateStreamFrom creates a stream from a whole definition (a schema
+// included) with a server-chosen id.
+func (c *Client) CreateStreamFrom(ctx context.Context, def StreamDefinition) (*Stream, error) {
 	var st Stream
-	if _, err := c.do(ctx, http.MethodPost, "/v1/streams", nil, streamBody{Name: name, Processor: p}, &st); err != nil {
+	if _, err := c.do(ctx, http.MethodPost, "/v1/streams", nil, def, &st); err != nil {
 		return nil, err
 	}
 	return &st, nil
@@ -223,8 +260,16 @@ func (c *Client) CreateStream(ctx context.Context, name string, p *Processor) (*
 // is idempotent, so it is safe to retry; a stream id that exists with
 // another definition is an *Error with status 409 (see IsConflict).
 func (c *Client) PutStream(ctx context.Context, id, name string, p *Processor) (st *Stream, created bool, err error) {
+	return c.PutStreamFrom(ctx, id, StreamDefinition{Name: name, Processor: p})
+}
+
+// PutStreamFrom is PutStream with a whole definition. A stream's schema
+// cannot be changed in place (another definition is a 409): delete the
+// stream and create it again; sends are checked against the definition
+// current when they arrive.
+func (c *Client) PutStreamFrom(ctx context.Context, id string, def StreamDefinition) (st *Stream, created bool, err error) {
 	var s Stream
-	resp, err := c.do(ctx, http.MethodPut, streamPath(id), nil, streamBody{Name: name, Processor: p}, &s)
+	resp, err := c.do(ctx, http.MethodPut, streamPath(id), nil, def, &s)
 	if err != nil {
 		return nil, false, err
 	}

@@ -97,6 +97,12 @@ func IsNotFound(err error) bool { return StatusCode(err) == http.StatusNotFound 
 // another definition, or a send whose Idempotency-Key is still in flight.
 func IsConflict(err error) bool { return StatusCode(err) == http.StatusConflict }
 
+// IsUnprocessable reports whether err is a 422: the request can never
+// succeed as it is, such as a send with an event that does not match the
+// stream's schema (Errors point at each failure), or a stream definition
+// whose schema or processor the server cannot use.
+func IsUnprocessable(err error) bool { return StatusCode(err) == http.StatusUnprocessableEntity }
+
 // IsRateLimited reports whether err is a 429.
 func IsRateLimited(err error) bool { return StatusCode(err) == http.StatusTooManyRequests }
 

@@ -283,9 +283,10 @@ func (b *stalledSub) checkPrefix(t *testing.T, ids []string) int {
 	return n
 }
 
-// TestSSECaps checks MAX_SSE_PER_KEY (429) and MAX_SSE_CONNECTIONS (503),
-// both with Retry-After, across the v1 and seed results routes, and that a
-// closed stream frees its slot.
+// TestSSECaps checks the held-connections quota (QUOTA_HELD_CONNECTIONS, here
+// by its old name MAX_SSE_PER_KEY: per key without tenants; 403
+// quota-exceeded) and MAX_SSE_CONNECTIONS (503 with Retry-After), across the
+// v1 and seed results routes, and that a closed stream frees its slot.
 func TestSSECaps(t *testing.T) {
 	t.Parallel()
 	otherKey := "caps-other-" + randomSuffix()
@@ -305,7 +306,13 @@ func TestSSECaps(t *testing.T) {
 		if c != nil {
 			t.Fatalf("%s: opened a result stream, want %d", what, want)
 		}
-		checkProblem(t, what, rep, want)
+		p := checkProblem(t, what, rep, want)
+		if want == http.StatusForbidden {
+			if !strings.HasSuffix(p.Type, "/quota-exceeded") {
+				t.Errorf("%s: type %q, want …/quota-exceeded", what, p.Type)
+			}
+			return
+		}
 		if ra, err := strconv.Atoi(rep.Header.Get("Retry-After")); err != nil || ra < 1 {
 			t.Errorf("%s: Retry-After %q, want a number of seconds", what, rep.Header.Get("Retry-After"))
 		}
@@ -320,8 +327,8 @@ func TestSSECaps(t *testing.T) {
 			if c != nil {
 				return c
 			}
-			if rep.Status != http.StatusServiceUnavailable && rep.Status != http.StatusTooManyRequests {
-				t.Fatalf("%s: %s, want 200 (or 503/429 until the slot is free)", what, rep)
+			if rep.Status != http.StatusServiceUnavailable && rep.Status != http.StatusForbidden {
+				t.Fatalf("%s: %s, want 200 (or 503/403 until the slot is free)", what, rep)
 			}
 			if time.Now().After(deadline) {
 				t.Fatalf("%s: still %s 15s after a stream was closed", what, rep)
@@ -332,8 +339,8 @@ func TestSSECaps(t *testing.T) {
 
 	a1 := openSSE(t, v1)
 	a2 := openSSE(t, seed)
-	refused("a third stream of one key", v1, nil, http.StatusTooManyRequests)
-	refused("a third stream of one key on the seed route", seed, nil, http.StatusTooManyRequests)
+	refused("a third stream of one key", v1, nil, http.StatusForbidden)
+	refused("a third stream of one key on the seed route", seed, nil, http.StatusForbidden)
 	b1 := openSSEWith(t, v1, other) // another key still gets its stream
 	refused("a fourth stream on the instance", seed, other, http.StatusServiceUnavailable)
 
@@ -510,14 +517,14 @@ func TestLongPollsCountAgainstCaps(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	if rep := call(t, http.MethodGet, results+"?wait=1s", "", nil); rep.Status != http.StatusTooManyRequests {
-		t.Fatalf("a third long poll beside two held ones: %s, want 429", rep)
+	if rep := call(t, http.MethodGet, results+"?wait=1s", "", nil); rep.Status != http.StatusForbidden {
+		t.Fatalf("a third long poll beside two held ones: %s, want 403 quota-exceeded", rep)
 	}
 	if c, rep := trySSE(t, results, nil); c != nil {
 		c.close()
-		t.Fatalf("an SSE stream beside two held long polls opened, want 429")
+		t.Fatalf("an SSE stream beside two held long polls opened, want 403")
 	} else {
-		checkProblem(t, "an SSE stream beside two held long polls", rep, http.StatusTooManyRequests)
+		checkProblem(t, "an SSE stream beside two held long polls", rep, http.StatusForbidden)
 	}
 	if rep := call(t, http.MethodGet, results, "", nil); rep.Status != http.StatusOK {
 		t.Errorf("a poll that does not wait, beside two held ones: %s, want 200", rep)

@@ -164,8 +164,8 @@ func TestTokensHaveTheirOwnCaps(t *testing.T) {
 	results := s.Base + "/v1/streams/" + st.ID + "/results?token="
 	first, second := mintTokenWith(t, s.Base, nil, st.ID), mintTokenWith(t, s.Base, nil, st.ID)
 	openSSEWith(t, results+url.QueryEscape(first), withKey(""))
-	if c, rep := trySSE(t, results+url.QueryEscape(first), withKey("")); c != nil || rep.Status != http.StatusTooManyRequests {
-		t.Errorf("a second connection of the same token: %s; want 429 (its cap is 1)", rep)
+	if c, rep := trySSE(t, results+url.QueryEscape(first), withKey("")); c != nil || rep.Status != http.StatusForbidden {
+		t.Errorf("a second connection of the same token: %s; want 403 quota-exceeded (its quota is 1)", rep)
 	}
 	if c, rep := trySSE(t, results+url.QueryEscape(second), withKey("")); c == nil {
 		t.Errorf("another token of the same key: %s; want its own connection", rep)

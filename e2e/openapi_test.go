@@ -174,14 +174,15 @@ func TestOpenAPIContract(t *testing.T) {
 	c.do(exchange{method: "GET", path: ws, header: foreign, want: 403})
 	c.do(exchange{method: "GET", path: ws + "?from=earliest", header: upgrade, want: 101})
 
-	// Open result streams over the per-key cap: 429.
+	// Open result streams over the held-connections quota (per key here,
+	// without tenants): 403 quota-exceeded.
 	second := http.Header{"X-API-Key": {openapiSecondKey}}
 	for range 3 {
 		c.openSSE(results, second) // closed when the test ends
 	}
 	sseCapped := second.Clone()
 	sseCapped.Set("Accept", "text/event-stream")
-	c.do(exchange{method: "GET", path: results, header: sseCapped, want: 429})
+	c.do(exchange{method: "GET", path: results, header: sseCapped, want: 403})
 
 	// Errors.
 	c.do(exchange{method: "GET", path: "/v1/streams", header: noKey, want: 401, badRequest: true})

@@ -104,7 +104,9 @@ func TestSourceStreams(t *testing.T) {
 	produce(t, brokers, topic, first)
 
 	all := createSource(t, s.Base, map[string]any{"topic": topic, "from": "earliest"})
-	k1 := createSource(t, s.Base, map[string]any{"topic": topic, "from": "earliest", "key": "k1"})
+	// The key filter's stream is made with the CLI.
+	c := ctl{t: t, bin: buildCLI(t), base: s.Base}
+	k1 := strings.TrimSpace(c.mustRun("", "create", "-q", "--source-topic", topic, "--source-key", "k1", "--source-from", "earliest", "orders-k1"))
 	feed := openSSE(t, s.Base+"/v1/streams/"+all+"/results?from=earliest")
 	got := feed.awaitResults(t, 4, resultTimeout)
 	checkSourceResults(t, got, topic, []int64{0, 1, 3, 4}, []string{`{"order":1}`, `{"order":2}`, `{"order":4}`, `{"order":5}`})

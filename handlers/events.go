@@ -16,6 +16,7 @@ import (
 	"github.com/rtstream/rtstream/middleware"
 	"github.com/rtstream/rtstream/observability"
 	"github.com/rtstream/rtstream/problem"
+	"github.com/rtstream/rtstream/schema"
 )
 
 // IdempotencyHeader names the client's key for a send. A retry with the same
@@ -63,34 +64,21 @@ func (s *server) sendEvents(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			problem.Write(w, r, problem.New(http.StatusRequestEntityTooLarge,
-				fmt.Sprintf("request body over %d bytes", s.cfg.MaxBodyBytes)))
-			return
-		}
-		badRequest(w, r, "reading body: "+err.Error())
+	body, events, ok := s.readEvents(w, r, kind)
+	// The stream's schema, as defined when the request arrived: all or
+	// nothing, before anything is written or counted.
+	if !ok || !s.eventsMatch(w, r, st, events, deadline) {
 		return
 	}
-	events, err := decodeEvents(kind, body)
-	if err != nil {
-		var de *decodeError
-		if errors.As(err, &de) {
-			badRequest(w, r, de.detail, de.fields...)
-		} else {
-			badRequest(w, r, err.Error())
-		}
-		return
-	}
-	if len(events) > s.cfg.MaxBatch {
-		problem.Write(w, r, problem.New(http.StatusRequestEntityTooLarge,
-			fmt.Sprintf("%d events in one request, over the limit of %d", len(events), s.cfg.MaxBatch)))
+	// The byte-rate quota, charged for the whole request before anything
+	// is written: a batch over it is refused whole.
+	size := eventBytes(events)
+	if !s.takeIngest(w, r, size) {
 		return
 	}
 	// Answers up to here depend on the request alone (and the stream's
-	// existence), so they are not stored: a retry recomputes the same one.
+	// existence and schema), so they are not stored: a retry recomputes
+	// the same one.
 	if idemKey != "" && s.Idempotency != nil {
 		s.sendIdempotent(w, r, id, idemKey, kind, body, events, deadline)
 		return
@@ -103,7 +91,107 @@ func (s *server) sendEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.Metrics.EventsAccepted(len(ids))
+	s.sent(r, size)
 	writeBody(w, http.StatusAccepted, acceptedBody(ids))
+}
+
+// eventBytes is the size of a request's events, what the byte-rate quota
+// counts.
+func eventBytes(events []json.RawMessage) int64 {
+	var n int64
+	for _, e := range events {
+		n += int64(len(e))
+	}
+	return n
+}
+
+// readEvents reads and splits the body into events, or answers why not
+// (400, 413) and ok is false.
+func (s *server) readEvents(w http.ResponseWriter, r *http.Request, kind bodyKind) (body []byte, events []json.RawMessage, ok bool) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			problem.Write(w, r, problem.New(http.StatusRequestEntityTooLarge,
+				fmt.Sprintf("request body over %d bytes", s.cfg.MaxBodyBytes)))
+			return nil, nil, false
+		}
+		badRequest(w, r, "reading body: "+err.Error())
+		return nil, nil, false
+	}
+	events, err = decodeEvents(kind, body)
+	if err != nil {
+		var de *decodeError
+		if errors.As(err, &de) {
+			badRequest(w, r, de.detail, de.fields...)
+		} else {
+			badRequest(w, r, err.Error())
+		}
+		return nil, nil, false
+	}
+	if len(events) > s.cfg.MaxBatch {
+		problem.Write(w, r, problem.New(http.StatusRequestEntityTooLarge,
+			fmt.Sprintf("%d events in one request, over the limit of %d", len(events), s.cfg.MaxBatch)))
+		return nil, nil, false
+	}
+	return body, events, true
+}
+
+// eventsMatch answers the problem of events that fail st's schema (see
+// schemaProblem) and reports whether they may be sent.
+func (s *server) eventsMatch(w http.ResponseWriter, r *http.Request, st rtstream.Stream, events []json.RawMessage, deadline time.Time) bool {
+	ctx, cancel := context.WithDeadline(r.Context(), deadline)
+	defer cancel()
+	pr, err := s.schemaProblem(ctx, st, events)
+	switch {
+	case err != nil:
+		s.fail(w, r, err)
+		return false
+	case pr != nil:
+		problem.Write(w, r, *pr)
+		return false
+	}
+	return true
+}
+
+// schemaProblem checks events against st's schema, if it has one, and
+// returns the problem to answer (422) when any fails, or when this server
+// refuses the stored schema (created under other limits); err is the
+// context's.
+func (s *server) schemaProblem(ctx context.Context, st rtstream.Stream, events []json.RawMessage) (*problem.Problem, error) {
+	if len(st.Schema) == 0 {
+		return nil, nil
+	}
+	v, err := s.schemas().Get(st.ID, st.Schema)
+	if err != nil {
+		pr := problem.New(http.StatusUnprocessableEntity, fmt.Sprintf("this server refuses the stream's schema (%v); delete the stream and create it again", err))
+		return &pr, nil
+	}
+	err = v.Validate(ctx, events)
+	var inv *schema.InvalidError
+	if !errors.As(err, &inv) {
+		return nil, err
+	}
+	pr := problem.New(http.StatusUnprocessableEntity, invalidDetail(inv))
+	pr.Errors = make([]problem.FieldError, len(inv.Violations))
+	for i, vi := range inv.Violations {
+		// The pointer into the request's events: the event's index, then
+		// the pointer into the event.
+		pr.Errors[i] = problem.FieldError{Pointer: fmt.Sprintf("/%d%s", vi.Index, vi.Pointer), Detail: vi.Message}
+	}
+	return &pr, nil
+}
+
+// invalidDetail says how many events failed, and whether the list is whole.
+func invalidDetail(inv *schema.InvalidError) string {
+	d := fmt.Sprintf("%d of %d events do not match the stream's schema; nothing was accepted", inv.Failed, inv.Events)
+	if inv.Unchecked > 0 {
+		d += fmt.Sprintf(" (the last %d were not checked: the request's validation budget ran out)", inv.Unchecked)
+	}
+	if inv.Truncated {
+		d += fmt.Sprintf("; the first %d errors are listed", len(inv.Violations))
+	}
+	return d
 }
 
 // sendIdempotent sends a request that carries an Idempotency-Key: at most
@@ -154,6 +242,7 @@ func (s *server) sendIdempotent(w http.ResponseWriter, r *http.Request, streamID
 		return
 	}
 	s.Metrics.EventsAccepted(len(ids))
+	s.sent(r, eventBytes(events))
 	answer := rtstream.IdempotencyAnswer{Status: http.StatusAccepted, Body: acceptedBody(ids)}
 	held = false
 	if err := s.Idempotency.Complete(context.WithoutCancel(r.Context()), key, token, answer); err != nil {

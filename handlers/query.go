@@ -214,6 +214,13 @@ func (s *server) openFeed(w http.ResponseWriter, r *http.Request, id string, fro
 		if release, ok = s.conns.acquire(w, r); !ok {
 			return nil, nil, false
 		}
+		releaseQuota, ok := s.acquireHeld(w, r)
+		if !ok {
+			release()
+			return nil, nil, false
+		}
+		releaseConn := release
+		release = func() { releaseQuota(); releaseConn() }
 	}
 	feed, err := s.Subscribe(r.Context(), id, from)
 	if err != nil {

@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"math"
 	"net/http"
 	"strings"
 
@@ -21,7 +22,11 @@ func NewServer(deps Deps) *Server {
 	if log == nil {
 		log = discardLogger()
 	}
-	s := &server{Deps: deps, cfg: cfg, log: log, conns: newConnLimits(cfg.MaxStreams, cfg.MaxStreamsPerKey)}
+	perKey := cfg.MaxStreamsPerKey
+	if deps.Quotas != nil {
+		perKey = math.MaxInt // the held-connections quota counts instead, across instances
+	}
+	s := &server{Deps: deps, cfg: cfg, log: log, conns: newConnLimits(cfg.MaxStreams, perKey)}
 	s.sseBuffers.New = newSSEBuffer
 	s.replaying = make(chan struct{}, cfg.ReplayWriters)
 	s.life, s.endLife = context.WithCancel(context.Background())
@@ -69,6 +74,7 @@ func NewServer(deps Deps) *Server {
 			r.Get("/v1/streams/{id}/dead-letters", s.need(middleware.ScopeResultsRead, s.deadLetters))
 			r.Delete("/v1/streams/{id}", s.audit("stream.delete", s.need(middleware.ScopeStreamsWrite, s.deleteStream)))
 			r.Post("/v1/streams/{id}/events", s.need(middleware.ScopeEventsWrite, s.sendEvents))
+			r.Get("/v1/usage", s.need(middleware.ScopeStreamsRead, s.usage))
 			r.Post("/v1/streams/{id}/tokens", s.audit("token.issue", s.need(middleware.ScopeResultsRead, s.createToken)))
 			// Seed-compatible routes: the same handlers, the same rules.
 			r.Post("/stream/start", s.audit("stream.create", s.need(middleware.ScopeStreamsWrite, s.createStream)))

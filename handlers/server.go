@@ -16,6 +16,8 @@ import (
 
 	"github.com/rtstream/rtstream"
 	"github.com/rtstream/rtstream/observability"
+	"github.com/rtstream/rtstream/quota"
+	"github.com/rtstream/rtstream/schema"
 )
 
 // Streams is the stream registry.
@@ -78,6 +80,9 @@ type Config struct {
 	// queues for CPU instead of crowding out the live subscribers. Default
 	// half of GOMAXPROCS, at least 1 (measured: benchmarks/RESULTS.md).
 	ReplayWriters int
+	// Schema limits the streams' JSON Schemas and budgets checking events
+	// against them; zero fields take package schema's defaults.
+	Schema schema.Config
 }
 
 func (c *Config) setDefaults() {
@@ -134,6 +139,14 @@ type Deps struct {
 	Idempotency rtstream.Idempotency
 	// Tokens mints subscribe tokens; nil answers 501 on the tokens route.
 	Tokens TokenIssuer
+	// Quotas bounds what each tenant holds and sends; nil bounds nothing
+	// but the per-instance connection cap. Owned counts a tenant's streams
+	// for its streams quota (required with Quotas).
+	Quotas *quota.Quotas
+	Owned  func(ctx context.Context, tenant string) (int, error)
+	// QuotaPerKey applies the connection and byte quotas per key rather
+	// than per tenant: the deployment has no tenants (API_KEYS only).
+	QuotaPerKey bool
 	// Sources lets streams follow existing Kafka topics: the topics
 	// SourceTopics allows, checked by Sources. Nil refuses every source.
 	Sources      SourceChecker
@@ -181,6 +194,15 @@ type server struct {
 	closed  bool
 	// draining: the instance is shutting down; /readyz answers 503.
 	draining atomic.Bool
+	// schemaCache holds the streams' compiled schemas (see schemas).
+	schemaOnce  sync.Once
+	schemaCache *schema.Cache
+}
+
+// schemas is the cache of the streams' compiled schemas, made on first use.
+func (s *server) schemas() *schema.Cache {
+	s.schemaOnce.Do(func() { s.schemaCache = schema.NewCache(s.cfg.Schema) })
+	return s.schemaCache
 }
 
 // Server is the HTTP API. net/http serves its requests, except the SSE

@@ -20,6 +20,7 @@ import (
 	"github.com/rtstream/rtstream/middleware"
 	"github.com/rtstream/rtstream/problem"
 	"github.com/rtstream/rtstream/processor"
+	"github.com/rtstream/rtstream/schema"
 )
 
 const maxNameLen = 200
@@ -29,6 +30,8 @@ type streamBody struct {
 	Name      string              `json:"name"`
 	Processor *rtstream.Processor `json:"processor"`
 	Source    *rtstream.Source    `json:"source"`
+	// Schema is kept as sent (compacted): it is stored and shown as is.
+	Schema json.RawMessage `json:"schema"`
 }
 
 // streamView is a stream as the API shows it.
@@ -161,7 +164,42 @@ func (s *server) decodeStream(w http.ResponseWriter, r *http.Request) (streamBod
 			body.Processor = nil
 		}
 	}
-	return body, true
+	return body, s.checkSchema(w, r, &body)
+}
+
+// checkSchema compacts the definition's schema and compiles it now, so that
+// a schema that cannot be used is the client's 422 at creation rather than
+// at every send. Sends compile it again, once per instance (schema.Cache).
+func (s *server) checkSchema(w http.ResponseWriter, r *http.Request, body *streamBody) bool {
+	if len(body.Schema) == 0 || string(body.Schema) == "null" {
+		body.Schema = nil
+		return true
+	}
+	if body.Source != nil {
+		pr := problem.New(http.StatusUnprocessableEntity, "a stream that follows a topic takes no sends: a schema would check nothing")
+		pr.Errors = []problem.FieldError{{Pointer: "/schema", Detail: "not with source"}}
+		problem.Write(w, r, pr)
+		return false
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, body.Schema); err != nil {
+		badRequest(w, r, "invalid stream definition: schema: "+err.Error(), problem.FieldError{Pointer: "/schema", Detail: err.Error()})
+		return false
+	}
+	body.Schema = buf.Bytes()
+	err := schema.Check(body.Schema, s.schemas().Config())
+	var ce *schema.CompileError
+	switch {
+	case errors.As(err, &ce):
+		pr := problem.New(http.StatusUnprocessableEntity, ce.Error())
+		pr.Errors = []problem.FieldError{{Pointer: "/schema" + ce.Pointer, Detail: ce.Reason}}
+		problem.Write(w, r, pr)
+		return false
+	case err != nil:
+		s.fail(w, r, err)
+		return false
+	}
+	return true
 }
 
 // definitionError says what is wrong with a stream definition in the
@@ -213,11 +251,13 @@ func jsonKind(v string) string {
 // create stores stream id for tenant.
 func (s *server) create(w http.ResponseWriter, r *http.Request, id, tenant string) {
 	body, ok := s.decodeStream(w, r)
-	if !ok || (body.Source != nil && !s.checkSource(w, r, body.Source)) {
+	if !ok || (body.Source != nil && !s.checkSource(w, r, body.Source)) ||
+		!s.checkStreamsQuota(w, r, tenant, id, r.Method == http.MethodPut) {
 		return
 	}
 	st, created, err := s.Streams.Create(r.Context(), rtstream.Stream{
 		ID: id, Name: body.Name, CreatedAt: time.Now().UTC(), Processor: body.Processor, Tenant: tenant, Source: body.Source,
+		Schema: body.Schema,
 	})
 	if err != nil {
 		s.fail(w, r, err)

@@ -21,6 +21,7 @@ import (
 	"github.com/rtstream/rtstream/middleware"
 	"github.com/rtstream/rtstream/observability"
 	"github.com/rtstream/rtstream/problem"
+	"github.com/rtstream/rtstream/quota"
 )
 
 // Close codes and reasons the server ends a WebSocket with (RFC 6455 7.4).
@@ -364,9 +365,27 @@ func (ws *wsSession) handle(ctx context.Context, typ websocket.MessageType, data
 	if err != nil {
 		return ws.errorFrame(ws.problemFor(err))
 	}
+	// The stream's schema, all or nothing, like POST events.
+	if pr, err := ws.s.schemaProblem(sctx, st, events); err != nil || pr != nil {
+		if pr == nil {
+			return ws.errorFrame(ws.problemFor(err))
+		}
+		return ws.errorFrame(*pr)
+	}
+	size := eventBytes(events)
+	if q := ws.s.Quotas; q != nil {
+		var e *quota.Exceeded
+		if err := q.TakeBytes(sctx, ws.s.subjectOf(ws.principal), size); errors.As(err, &e) {
+			ws.s.Metrics.QuotaRefused(ws.s.subjectOf(ws.principal), e.Quota)
+			return ws.errorFrame(exceeded(e))
+		}
+	}
 	ids, err := ws.s.Events.Send(sctx, ws.id, events)
 	if err != nil {
 		return ws.errorFrame(ws.problemFor(err))
+	}
+	if q := ws.s.Quotas; q != nil {
+		q.Sent(context.WithoutCancel(sctx), ws.s.subjectOf(ws.principal), size)
 	}
 	ws.s.Metrics.EventsAccepted(len(ids))
 	ws.accepted.Add(int64(len(ids)))

@@ -37,6 +37,7 @@ type Metrics struct {
 	idemReplays    prometheus.Counter
 	idemErrors     prometheus.Counter
 	invalidUTF8    *prometheus.CounterVec
+	quota          *quotaMetrics
 }
 
 // latencyBuckets span a loopback request (0.25 ms) to a stalled one (10 s).
@@ -63,6 +64,7 @@ func NewMetrics(reg prometheus.Registerer, topics ...string) *Metrics {
 	m.newRouter(f)
 	m.newDelivery(f)
 	m.newIdempotency(f)
+	m.quota = newQuotaMetrics(f, DefaultTopTenants)
 	m.audited = f.NewCounterVec(prometheus.CounterOpts{
 		Name: "rtstream_audit_events_total", Help: "Audited requests (stream create, put, delete), by action and outcome: ok, refused (4xx), failed (5xx).",
 	}, []string{"action", "outcome"})

@@ -418,3 +418,33 @@ func (r *Registry) Close() error {
 	<-r.done
 	return errors.Join(err, r.producer.Close(), r.client.Close())
 }
+
+// Owned counts tenant's streams, after catching up with every write
+// acknowledged anywhere (the streams quota must see a delete made on another
+// instance a moment ago). A stream recorded before tenants is the default
+// tenant's.
+func (r *Registry) Owned(ctx context.Context, tenant string) (int, error) {
+	if err := r.Sync(ctx); err != nil {
+		return 0, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, st := range r.streams {
+		if st.Owner() == tenant {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// OwnedAll counts the streams of every tenant in this instance's copy.
+func (r *Registry) OwnedAll() map[string]int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := map[string]int{}
+	for _, st := range r.streams {
+		out[st.Owner()]++
+	}
+	return out
+}

@@ -28,6 +28,7 @@ var requiredAlerts = []string{
 	"RtstreamPoisonMessages",         // records sent to the poison topic
 	"RtstreamNoReadyInstance",        // sum(rtstream_ready) < 1 or absent
 	"RtstreamRateLimitStoreDegraded", // Redis store failing
+	"RtstreamTenantNearQuota",        // a tenant over 90% of a count quota
 }
 
 func TestAlertRulesComplete(t *testing.T) {

@@ -20,6 +20,9 @@ import (
 // newAPI builds the HTTP API: authentication, rate limits, the idempotency
 // store and the handlers over the components started before.
 func (a *app) newAPI(ctx context.Context, stdout io.Writer) (*handlers.Server, error) {
+	if err := a.startQuotas(ctx); err != nil {
+		return nil, err
+	}
 	auth, tokens, err := a.newAuth(ctx, stdout)
 	if err != nil {
 		return nil, err
@@ -64,7 +67,7 @@ func (a *app) newAPI(ctx context.Context, stdout io.Writer) (*handlers.Server, e
 	return handlers.NewServer(handlers.Deps{
 		Config: handlers.Config{MaxBodyBytes: a.cfg.MaxBodyBytes, MaxBatch: a.cfg.MaxBatch, Heartbeat: a.cfg.Heartbeat,
 			SendTimeout: a.cfg.SendTimeout, ReadTimeout: a.cfg.ReadTimeout,
-			MaxStreams: a.cfg.MaxStreams, MaxStreamsPerKey: a.cfg.MaxStreamsPerKey},
+			MaxStreams: a.cfg.MaxStreams},
 		ResolveClientIP: ratelimit.ResolveClientIP(trusted),
 		ClientIP:        func(r *http.Request) string { return ratelimit.ClientIP(r.Context()) },
 		LimitIP:         limiter.IP(),
@@ -82,7 +85,12 @@ func (a *app) newAPI(ctx context.Context, stdout io.Writer) (*handlers.Server, e
 		Idempotency:     idem,
 		Tokens:          tokens,
 		Sources:         a.sources,
-		SourceTopics:    a.cfg.SourceTopics,
+		Quotas:          a.quotas,
+		Owned:           a.registry.Owned,
+		// Without tenants (API_KEYS only) the connection and byte quotas
+		// are per key.
+		QuotaPerKey:  a.cfg.APIKeysFile == "" && a.cfg.JWKSURL == "" && a.cfg.JWTPublicKey == "",
+		SourceTopics: a.cfg.SourceTopics,
 	}), nil
 }
 

@@ -49,7 +49,7 @@ func (a *app) newAuth(ctx context.Context, stdout io.Writer) (*middleware.Auth, 
 	}
 	var reloader *keysReloader
 	if cfg.APIKeysFile != "" {
-		reloader = &keysReloader{path: cfg.APIKeysFile, log: log, audited: a.metrics.Audited}
+		reloader = &keysReloader{path: cfg.APIKeysFile, log: log, audited: a.metrics.Audited, quotas: a.quotas.SetTenants}
 		var err error
 		if ac.Principals, err = reloader.load(); err != nil {
 			return nil, nil, err

@@ -16,6 +16,7 @@ import (
 	"github.com/rtstream/rtstream/middleware"
 	"github.com/rtstream/rtstream/observability"
 	"github.com/rtstream/rtstream/pubsub"
+	"github.com/rtstream/rtstream/quota"
 	"github.com/rtstream/rtstream/ratelimit"
 )
 
@@ -76,7 +77,8 @@ type config struct {
 	ReadTimeout       time.Duration
 	IdleTimeout       time.Duration
 	MaxStreams        int
-	MaxStreamsPerKey  int
+	// Quotas are every tenant's defaults (API_KEYS_FILE overrides them).
+	Quotas quota.Limits
 
 	RateLimitRPS   float64
 	RateLimitBurst int
@@ -157,7 +159,9 @@ func defaultConfig() config {
 		Heartbeat: handlers.DefaultHeartbeat, SendTimeout: handlers.DefaultSendTimeout,
 		ShutdownGrace: DefaultShutdownTimeout, RouterProducers: DefaultRouterProducers,
 		ReadHeaderTimeout: DefaultReadHeaderTimeout, ReadTimeout: handlers.DefaultReadTimeout, IdleTimeout: DefaultIdleTimeout,
-		MaxStreams: handlers.DefaultMaxStreams, MaxStreamsPerKey: handlers.DefaultMaxStreamsPerKey,
+		MaxStreams: handlers.DefaultMaxStreams,
+		Quotas: quota.Limits{Streams: quota.DefaultStreams, HeldConnections: quota.DefaultHeldConnections,
+			IngestBytesPerSecond: quota.DefaultIngestBytesPerSecond},
 		RateLimitRPS: ratelimit.DefaultRPS, RateLimitBurst: ratelimit.DefaultBurst, RedisTimeout: ratelimit.DefaultRedisTimeout,
 		IdempotencyTTL: idempotency.DefaultTTL, IdempotencyMaxKeys: idempotency.DefaultMaxKeys,
 		JWTTenant: middleware.DefaultTenantClaim, TokenMaxTTL: middleware.DefaultSubscribeTokenMaxTTL,
@@ -246,7 +250,9 @@ var settings = []setting{
 	{names("READ_TIMEOUT"), duration(func(c *config) *time.Duration { return &c.ReadTimeout })},
 	{names("IDLE_TIMEOUT"), duration(func(c *config) *time.Duration { return &c.IdleTimeout })},
 	{names("MAX_SSE_CONNECTIONS"), count(func(c *config) *int { return &c.MaxStreams }, 1)},
-	{names("MAX_SSE_PER_KEY"), count(func(c *config) *int { return &c.MaxStreamsPerKey }, 1)},
+	{names("QUOTA_HELD_CONNECTIONS", "MAX_SSE_PER_KEY"), count(func(c *config) *int { return &c.Quotas.HeldConnections }, 1)},
+	{names("QUOTA_STREAMS"), count(func(c *config) *int { return &c.Quotas.Streams }, 1)},
+	{names("QUOTA_INGEST_BYTES_PER_SECOND"), count64(func(c *config) *int64 { return &c.Quotas.IngestBytesPerSecond }, 0)},
 	{names("RATE_LIMIT_RPS"), rate(func(c *config) *float64 { return &c.RateLimitRPS })},
 	{names("RATE_LIMIT_BURST"), count(func(c *config) *int { return &c.RateLimitBurst }, 1)},
 	{names("REDIS_URL"), text(func(c *config) *string { return &c.RedisURL })},

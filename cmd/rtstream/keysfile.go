@@ -16,12 +16,34 @@ import (
 	"time"
 
 	"github.com/rtstream/rtstream/middleware"
+	"github.com/rtstream/rtstream/quota"
 )
 
 // keysFile is API_KEYS_FILE: the keys of a multi-tenant setup, stored as
 // SHA-256 digests (a plaintext "key" is for development, and logged).
 type keysFile struct {
 	Keys []keyEntry `json:"keys"`
+	// Tenants override the QUOTA_* defaults per tenant; a field left out
+	// keeps the default.
+	Tenants map[string]quota.Limits `json:"tenants"`
+}
+
+// parseTenantQuotas reads the quota overrides of a keys file that
+// parseKeysFile accepted.
+func parseTenantQuotas(path string, data []byte) (map[string]quota.Limits, error) {
+	var f keysFile
+	if err := json.Unmarshal(data, &f); err != nil {
+		return nil, fmt.Errorf("API_KEYS_FILE %s: %w", path, err)
+	}
+	for name, l := range f.Tenants {
+		switch {
+		case !tenantPattern.MatchString(name):
+			return nil, fmt.Errorf("API_KEYS_FILE %s: tenants[%q]: the name must match %s", path, name, tenantPattern)
+		case l.Streams < 0 || l.HeldConnections < 0 || l.IngestBytesPerSecond < 0:
+			return nil, fmt.Errorf("API_KEYS_FILE %s: tenants[%q]: a quota is negative", path, name)
+		}
+	}
+	return f.Tenants, nil
 }
 
 type keyEntry struct {
@@ -110,7 +132,9 @@ type keysReloader struct {
 	auth    *middleware.Auth
 	log     *slog.Logger
 	audited func(action, outcome string)
-	last    [sha256.Size]byte // of the content in force
+	// quotas, when set, takes the file's per-tenant quotas at each load.
+	quotas func(map[string]quota.Limits)
+	last   [sha256.Size]byte // of the content in force
 }
 
 // load reads and checks the file as it is at the start, and remembers its
@@ -121,7 +145,20 @@ func (k *keysReloader) load() ([]middleware.KeyPrincipal, error) {
 		return nil, fmt.Errorf("API_KEYS_FILE: %w", err)
 	}
 	k.last = sha256.Sum256(data)
-	return parseKeysFile(k.path, data, k.log)
+	kps, err := parseKeysFile(k.path, data, k.log)
+	if err == nil {
+		err = k.takeQuotas(data)
+	}
+	return kps, err
+}
+
+// takeQuotas hands the file's per-tenant quotas over.
+func (k *keysReloader) takeQuotas(data []byte) error {
+	t, err := parseTenantQuotas(k.path, data)
+	if err == nil && k.quotas != nil {
+		k.quotas(t)
+	}
+	return err
 }
 
 // run reloads until ctx is done.
@@ -154,6 +191,9 @@ func (k *keysReloader) reload(ctx context.Context, trigger string, always bool) 
 	var kps []middleware.KeyPrincipal
 	if err == nil {
 		kps, err = parseKeysFile(k.path, data, k.log)
+	}
+	if err == nil {
+		err = k.takeQuotas(data)
 	}
 	if err != nil {
 		if !always && sum == k.last {

@@ -22,6 +22,7 @@ import (
 	"github.com/rtstream/rtstream/fanout"
 	"github.com/rtstream/rtstream/observability"
 	"github.com/rtstream/rtstream/pubsub"
+	"github.com/rtstream/rtstream/quota"
 )
 
 func main() {
@@ -112,6 +113,7 @@ type app struct {
 	registry       *pubsub.Registry
 	deadLetters    *pubsub.DeadLetters
 	sources        *pubsub.Sources
+	quotas         *quota.Quotas
 	results        *pubsub.Results
 	hub            *fanout.Hub
 	router         *routerRun

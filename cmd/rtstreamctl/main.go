@@ -41,7 +41,12 @@ func main() {
 const usage = `usage: rtstreamctl [--url URL] [--key KEY] <command> [flags] [args]
 
 commands:
-  create [--filter EXPR] [--map EXPR] [--id ID] [-q] [NAME]   create a stream (PUT with --id)
+  create [--filter EXPR] [--map EXPR] [--schema FILE] [--source-topic TOPIC [--source-format F]
+         [--source-key K] [--source-from earliest|latest]] [--id ID] [-q] [NAME]
+                                                              create a stream (PUT with --id); --schema:
+                                                              a JSON Schema every event must match (- : stdin);
+                                                              --source-topic: a read-only stream of that topic
+  usage                                                       your tenant's quotas, their use, and what it sent
   send [--batch N] [--linger D] [--attempts N] STREAM         send NDJSON from stdin; prints accepted event ids
   tail [--from live|earliest|CURSOR] [-n N] STREAM            follow results, one JSON line each
   streams [--after ID] [--limit N]                            list streams, one JSON line each
@@ -103,6 +108,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		"delete":       c.delete,
 		"dead-letters": c.deadLetters,
 		"token":        c.token,
+		"usage":        c.usage,
 	}
 	name, cmdArgs := rest[0], rest[1:]
 	if name == "help" {
@@ -241,6 +247,12 @@ func (c *cli) create(ctx context.Context, args []string) error {
 	fs := c.flagSet("create")
 	filter := fs.String("filter", "", "expression: events for which it is false make no result")
 	mapping := fs.String("map", "", "expression: makes each result's data")
+	schemaFile := fs.String("schema", "", "file holding a JSON Schema (2020-12) every event sent must match; - reads standard input")
+	var src client.Source
+	fs.StringVar(&src.Topic, "source-topic", "", "follow this existing Kafka topic: a read-only stream")
+	fs.StringVar(&src.Format, "source-format", "", "with --source-topic: json (default), text or bytes")
+	fs.StringVar(&src.Key, "source-key", "", "with --source-topic: only the records with this key")
+	fs.StringVar(&src.From, "source-from", "", "with --source-topic: earliest or latest (default), where the stream starts")
 	id := fs.String("id", "", "create with this id (PUT: idempotent; 409 if it exists with another definition)")
 	quiet := fs.Bool("q", false, "print only the stream's id")
 	pos, err := parseFlags(fs, args)
@@ -250,13 +262,21 @@ func (c *cli) create(ctx context.Context, args []string) error {
 	if len(pos) > 1 {
 		return usagef("create takes at most one argument, the name; got %d", len(pos))
 	}
-	name := ""
+	def := client.StreamDefinition{}
 	if len(pos) == 1 {
-		name = pos[0]
+		def.Name = pos[0]
 	}
-	var p *client.Processor
 	if *filter != "" || *mapping != "" {
-		p = &client.Processor{Filter: *filter, Map: *mapping}
+		def.Processor = &client.Processor{Filter: *filter, Map: *mapping}
+	}
+	if def.Schema, err = c.readSchema(*schemaFile); err != nil {
+		return err
+	}
+	switch {
+	case src.Topic != "":
+		def.Source = &src
+	case src != client.Source{}:
+		return usagef("--source-format, --source-key and --source-from go with --source-topic")
 	}
 	cl, err := c.newClient()
 	if err != nil {
@@ -266,9 +286,9 @@ func (c *cli) create(ctx context.Context, args []string) error {
 	defer cancel()
 	var st *client.Stream
 	if *id != "" {
-		st, _, err = cl.PutStream(ctx, *id, name, p)
+		st, _, err = cl.PutStreamFrom(ctx, *id, def)
 	} else {
-		st, err = cl.CreateStream(ctx, name, p)
+		st, err = cl.CreateStreamFrom(ctx, def)
 	}
 	if err != nil {
 		return err
@@ -280,6 +300,29 @@ func (c *cli) create(ctx context.Context, args []string) error {
 	return c.printJSON(st)
 }
 
+// readSchema reads --schema's file ("-": standard input), which must hold
+// one JSON value; "" is no schema. The server checks that it is a schema
+// it can use.
+func (c *cli) readSchema(file string) (json.RawMessage, error) {
+	var data []byte
+	var err error
+	switch file {
+	case "":
+		return nil, nil
+	case "-":
+		data, err = io.ReadAll(c.stdin)
+	default:
+		data, err = os.ReadFile(file)
+	}
+	if err != nil {
+		return nil, usagef("--schema: %v", err)
+	}
+	if !json.Valid(data) {
+		return nil, usagef("--schema: %s does not hold one JSON value", file)
+	}
+	return json.RawMessage(data), nil
+}
+
 func (c *cli) get(ctx context.Context, args []string) error {
 	return c.onStream(ctx, c.flagSet("get"), args, func(ctx context.Context, cl *client.Client, id string) error {
 		st, err := cl.GetStream(ctx, id)
@@ -288,6 +331,28 @@ func (c *cli) get(ctx context.Context, args []string) error {
 		}
 		return c.printJSON(st)
 	})
+}
+
+// usage prints the caller's tenant's quotas and recent sends.
+func (c *cli) usage(ctx context.Context, args []string) error {
+	pos, err := parseFlags(c.flagSet("usage"), args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("usage takes no argument")
+	}
+	cl, err := c.newClient()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := c.bounded(ctx)
+	defer cancel()
+	u, err := cl.Usage(ctx)
+	if err != nil {
+		return err
+	}
+	return c.printJSON(u)
 }
 
 func (c *cli) delete(ctx context.Context, args []string) error {

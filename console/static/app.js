@@ -19,7 +19,9 @@
     sendForm: $('send-form'), events: $('events'), sendOut: $('send-outcome'), sendTarget: $('send-target'),
     feedState: $('feed-state'), stop: $('stop-watching'), clear: $('clear-results'),
     results: $('results'), resultsOut: $('results-outcome'),
-    loadDead: $('load-dead'), moreDead: $('more-dead'), deadOut: $('dead-outcome'), dead: $('dead-letters')
+    loadDead: $('load-dead'), moreDead: $('more-dead'), deadOut: $('dead-outcome'), dead: $('dead-letters'),
+    newSchema: $('new-schema'), newSource: $('new-source'),
+    refreshUsage: $('refresh-usage'), usage: $('usage'), usageRows: $('usage-rows'), usageOut: $('usage-outcome')
   };
 
   var state = { source: null, gen: 0, watching: '', lastCursor: '', streamsNext: '', deadNext: '', deadStream: '' };
@@ -169,6 +171,15 @@
       if (filter) { body.processor.filter = filter; }
       if (map) { body.processor.map = map; }
     }
+    var schema = els.newSchema.value.trim();
+    if (schema) {
+      try { body.schema = JSON.parse(schema); } catch (e) {
+        say(els.streamsOut, 'The schema is not JSON: ' + e.message, 'error');
+        return;
+      }
+    }
+    var topic = els.newSource.value.trim();
+    if (topic) { body.source = { topic: topic, format: 'json', from: 'earliest' }; }
     say(els.streamsOut, 'Creating…');
     api('POST', '/v1/streams', JSON.stringify(body)).then(function (st) {
       var opt = optionFor(st);
@@ -380,6 +391,37 @@
     });
   }
 
+  // ---- usage -------------------------------------------------------------
+
+  // loadUsage shows GET /v1/usage: each quota's use and limit, then what
+  // the tenant sent in the last minute, hour and day.
+  function loadUsage() {
+    say(els.usageOut, 'Loading usage…');
+    api('GET', '/v1/usage').then(function (u) {
+      els.usageRows.textContent = '';
+      var row = function (name, used, limit) {
+        var tr = document.createElement('tr');
+        [name, String(used), limit].forEach(function (text, i) {
+          var cell = document.createElement(i === 0 ? 'th' : 'td');
+          if (i === 0) { cell.scope = 'row'; }
+          cell.textContent = text;
+          tr.appendChild(cell);
+        });
+        els.usageRows.appendChild(tr);
+      };
+      Object.keys(u.quotas || {}).sort().forEach(function (q) {
+        var v = u.quotas[q];
+        row(q, v.used, v.limit ? String(v.limit) : 'none');
+      });
+      ['minute', 'hour', 'day'].forEach(function (w) {
+        var v = (u.sent || {})[w] || { requests: 0, bytes: 0 };
+        row('sent in the last ' + w, v.requests + ' requests, ' + v.bytes + ' bytes', '');
+      });
+      els.usage.hidden = false;
+      say(els.usageOut, 'Usage of tenant ' + u.tenant + '.', 'ok');
+    }).catch(function (err) { sayProblem(els.usageOut, 'Reading usage', err); });
+  }
+
   // ---- wiring ------------------------------------------------------------
 
   els.keyForm.addEventListener('submit', function (ev) {
@@ -401,6 +443,7 @@
     els.key.focus();
   });
   els.createForm.addEventListener('submit', createStream);
+  els.refreshUsage.addEventListener('click', loadUsage);
   els.pickForm.addEventListener('submit', function (ev) {
     ev.preventDefault();
     if (!els.select.value) {

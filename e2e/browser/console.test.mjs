@@ -96,6 +96,13 @@ try {
   await page.locator('#feed-state', { hasText: 'live:' }).waitFor();
   log(`created stream ${streamID}, feed live`);
 
+  step = 'the usage panel shows the tenant and its streams quota';
+  await page.getByRole('button', { name: 'Show usage' }).click();
+  await page.locator('#usage-outcome', { hasText: 'Usage of tenant' }).waitFor();
+  const streamsRow = await page.locator('#usage-rows tr', { hasText: 'streams' }).first().innerText();
+  check(/streams\s+[1-9]\d*\s+\d+/.test(streamsRow), `usage row for streams: ${streamsRow}`);
+  log(`usage: ${streamsRow.replace(/\s+/g, ' ')}`);
+
   step = 'send one event from the textarea';
   await page.getByLabel(/^Events:/).fill(JSON.stringify({ id: nonce, n: 21 }));
   await page.getByRole('button', { name: 'Send', exact: true }).click();

@@ -49,6 +49,8 @@ type options struct {
 	// binary; TracingRounds the tracing phases' rounds.
 	TracingBaseBin string
 	TracingRounds  int
+	// RedisURL is -redis, the Redis of the quota phase's two servers.
+	RedisURL string
 	// Resumers, ResumeBack, ResumeRate, ResumeStreams and ResumeReps shape
 	// the resume phase; ProcRounds is the processors phase's rounds.
 	Resumers      int
@@ -87,7 +89,7 @@ type options struct {
 // swarm phase starts a server per size.
 var (
 	allPhases = []string{"baseline", "single", "batch", "e2e", "latency", "vegeta", "resume", "processors", "middleware", "metrics", "authz",
-		"tracing-off", "tracing-1pct", "tracing-full", "swarm", "crashmarks", "failover"}
+		"tracing-off", "tracing-1pct", "tracing-full", "quota", "swarm", "crashmarks", "failover"}
 	defaultPhases = []string{"baseline", "single", "batch", "e2e", "latency", "vegeta", "middleware", "metrics", "authz"}
 	serverPhases  = []string{"single", "batch", "e2e", "latency", "vegeta"}
 )
@@ -107,6 +109,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.AuthzBaseBin, "authz-base-bin", "", "an rtstream binary for the authz phase's OFF side (a build from before tenants); empty: this build with API_KEYS")
 	fs.StringVar(&o.TracingBaseBin, "tracing-baseline-bin", "", "an rtstream binary built from the commit before tracing, the tracing-off phase's OFF side (required by it; without it -phases all leaves the phase out): "+tracingBaseHowTo)
 	fs.IntVar(&o.TracingRounds, "tracing-rounds", 4, "rounds of each tracing phase, like -mw-rounds")
+	fs.StringVar(&o.RedisURL, "redis", os.Getenv("RTSTREAM_TEST_REDIS_URL"), "Redis for the quota phase's servers (default $RTSTREAM_TEST_REDIS_URL; scripts/redis.sh start runs one)")
 	fs.IntVar(&o.Resumers, "resumers", 1000, "SSE connections that resume at once in the resume phase's burst")
 	fs.IntVar(&o.ResumeBack, "resume-back", 2000, "results back (at least; up to 199 more) each resumer of the burst starts")
 	fs.IntVar(&o.ResumeRate, "resume-rate", 500, "events/s to the live subscriber's stream during the resume phase's burst")
@@ -143,7 +146,7 @@ func parseFlags(args []string) (options, error) {
 	if o.SwarmSizes, err = parseSizes(*sizes); err != nil {
 		return o, err
 	}
-	if o.Phases, err = parsePhases(*phases, o.TracingBaseBin != ""); err != nil {
+	if o.Phases, err = parsePhases(*phases, o.TracingBaseBin != "", o.RedisURL != ""); err != nil {
 		return o, err
 	}
 	return o, o.validate()
@@ -170,6 +173,8 @@ func (o options) validate() error {
 		return errors.New("-phases tracing-off needs -tracing-baseline-bin, a build of the commit before tracing: " + tracingBaseHowTo)
 	case o.Phases["tracing-off"] && !isFile(o.TracingBaseBin):
 		return fmt.Errorf("-tracing-baseline-bin %s: no such file", o.TracingBaseBin)
+	case o.Phases["quota"] && o.RedisURL == "":
+		return errors.New("-phases quota needs -redis (or RTSTREAM_TEST_REDIS_URL): the byte-rate quota is shared through Redis")
 	case o.ProcRounds < 2 || o.ProcRounds%2 != 0:
 		return errors.New("-proc-rounds must be even and at least 2")
 	case o.Resumers < 1 || o.ResumeStreams < 1 || o.ResumeReps < 1 || o.ResumeRate < 10:
@@ -185,8 +190,9 @@ func (o options) validate() error {
 }
 
 // parsePhases reads -phases: names of allPhases, or "all": every phase that
-// can run, so tracing-off only with a baseline build (tracingBase).
-func parsePhases(list string, tracingBase bool) (map[string]bool, error) {
+// can run, so tracing-off only with a baseline build (tracingBase) and quota
+// only with a Redis (redis).
+func parsePhases(list string, tracingBase, redis bool) (map[string]bool, error) {
 	phases := map[string]bool{}
 	for _, p := range strings.Split(list, ",") {
 		if p = strings.TrimSpace(p); p == "" {
@@ -194,7 +200,7 @@ func parsePhases(list string, tracingBase bool) (map[string]bool, error) {
 		}
 		if p == "all" {
 			for _, q := range allPhases {
-				if q != "tracing-off" || tracingBase {
+				if (q != "tracing-off" || tracingBase) && (q != "quota" || redis) {
 					phases[q] = true
 				}
 			}
@@ -316,7 +322,7 @@ func phases(ctx context.Context, o options, rep *Report) error {
 		}
 	}
 	onServer := slices.ContainsFunc(serverPhases, func(p string) bool { return o.Phases[p] })
-	ownServers := []string{"resume", "processors", "middleware", "metrics", "authz", "tracing-off", "tracing-1pct", "tracing-full", "swarm", "failover"}
+	ownServers := []string{"resume", "processors", "middleware", "metrics", "authz", "tracing-off", "tracing-1pct", "tracing-full", "quota", "swarm", "failover"}
 	if !onServer && !slices.ContainsFunc(ownServers, func(p string) bool { return o.Phases[p] }) {
 		return nil
 	}
@@ -369,6 +375,7 @@ func runComparisons(ctx context.Context, o options, bin string, kc *kafkaObserve
 		{"metrics", metricsComparison, &rep.Metrics},
 		{"authz", authzComparison, &rep.Authz},
 		{"tracing-off", tracingOffComparison, &rep.TracingOff},
+		{"quota", quotaComparison, &rep.Quota},
 	} {
 		if !o.Phases[c.phase] {
 			continue

@@ -27,6 +27,8 @@ const (
 	// tracing with 1% of traces sampled and exported costs ≤ 5%, the same
 	// way; at 100% the issue asks for the cost, not a bound
 	targetTracingSampledCost = 0.05
+	// the quota checks cost <= 2% of single-event throughput (issue 20)
+	targetQuotaCost = 0.02
 )
 
 // Report is everything one run measured; it is written as JSON as is.
@@ -44,6 +46,7 @@ type Report struct {
 	Authz          *CompareResult    `json:"authz,omitempty"`
 	TracingOff     *CompareResult    `json:"tracing_off,omitempty"`
 	TracingSampled *CompareResult    `json:"tracing_sampled_1pct,omitempty"`
+	Quota          *CompareResult    `json:"quota,omitempty"`
 	TracingFull    *CompareResult    `json:"tracing_full,omitempty"`
 	Resume         *ResumeResult     `json:"resume,omitempty"`
 	Processors     *ProcessorsResult `json:"processors,omitempty"`
@@ -636,6 +639,9 @@ func (rep *Report) comparisons() []namedComparison {
 	}
 	if rep.TracingFull != nil {
 		cs = append(cs, namedComparison{name: "tracing 100%", res: rep.TracingFull, off: "tracing off", on: "tracing 100%"})
+	}
+	if rep.Quota != nil {
+		cs = append(cs, namedComparison{name: "quota", res: rep.Quota, off: "no byte quota", on: "byte quota in Redis"})
 	}
 	return cs
 }

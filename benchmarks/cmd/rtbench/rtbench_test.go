@@ -297,7 +297,7 @@ func TestParsePhases(t *testing.T) {
 	if err != nil || o.Phases["resume"] || o.Phases["processors"] || !o.Phases["e2e"] {
 		t.Errorf("default phases %v, %v", o.Phases, err)
 	}
-	o, err = parseFlags([]string{"-brokers", "x:9092", "-phases", "all", "-tracing-baseline-bin", os.Args[0]})
+	o, err = parseFlags([]string{"-brokers", "x:9092", "-phases", "all", "-tracing-baseline-bin", os.Args[0], "-redis", "redis://r:6379"})
 	if err != nil || len(o.Phases) != len(allPhases) {
 		t.Errorf("all: %v, %v", o.Phases, err)
 	}

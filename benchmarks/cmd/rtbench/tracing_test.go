@@ -24,8 +24,10 @@ func TestTracingFlags(t *testing.T) {
 		{name: "named with baseline", args: []string{"-phases", "tracing-off", "-tracing-baseline-bin", bin}, has: []string{"tracing-off"}, nPhases: 1},
 		{name: "baseline not a file", args: []string{"-phases", "tracing-off", "-tracing-baseline-bin", t.TempDir()}, err: "no such file"},
 		{name: "sampled need no baseline", args: []string{"-phases", "tracing-1pct,tracing-full"}, has: []string{"tracing-1pct", "tracing-full"}, nPhases: 2},
-		{name: "all without baseline", args: []string{"-phases", "all"}, has: []string{"tracing-1pct", "tracing-full"}, hasNot: []string{"tracing-off"}, nPhases: len(allPhases) - 1},
-		{name: "all with baseline", args: []string{"-phases", "all", "-tracing-baseline-bin", bin}, has: []string{"tracing-off"}, nPhases: len(allPhases)},
+		{name: "all without baseline", args: []string{"-phases", "all", "-redis", "redis://r:6379"}, has: []string{"tracing-1pct", "tracing-full", "quota"}, hasNot: []string{"tracing-off"}, nPhases: len(allPhases) - 1},
+		{name: "all with baseline", args: []string{"-phases", "all", "-redis", "redis://r:6379", "-tracing-baseline-bin", bin}, has: []string{"tracing-off"}, nPhases: len(allPhases)},
+		{name: "quota needs redis", args: []string{"-phases", "quota", "-redis", ""}, err: "-redis"},
+		{name: "all without redis", args: []string{"-phases", "all", "-redis", ""}, hasNot: []string{"tracing-off", "quota"}, nPhases: len(allPhases) - 2},
 		{name: "not by default", args: nil, hasNot: []string{"tracing-off", "tracing-1pct", "tracing-full"}},
 		{name: "odd rounds", args: []string{"-tracing-rounds", "3"}, err: "-tracing-rounds"},
 	} {
