@@ -9,8 +9,7 @@ import (
 	"github.com/rtstream/rtstream/observability"
 )
 
-// audit logs (with the request's logger: its request and trace ids) and
-// counts every request to h, refused ones included: who
+// audit logs and counts every request to h, refused ones included: who
 // (name and tenant, never the key), what, on which stream, and how it ended.
 // The stream writes routes are audited (issue 12): a platform team must be
 // able to tell who created or deleted a stream.
@@ -30,8 +29,10 @@ func (s *server) audit(action string, h http.HandlerFunc) http.HandlerFunc {
 		case rec.status >= 400:
 			outcome = "refused"
 		}
-		observability.Logger(r.Context(), s.log).InfoContext(r.Context(), "audit", "action", action, "outcome", outcome, "status", rec.status,
-			"principal", p.Name, "tenant", p.Tenant, "stream_id", id)
+		// The audit line's fields come first, in a fixed order (log
+		// pipelines match on it); a traced request's ids follow.
+		s.log.InfoContext(r.Context(), "audit", append([]any{"action", action, "outcome", outcome, "status", rec.status,
+			"principal", p.Name, "tenant", p.Tenant, "stream_id", id}, observability.TraceIDs(r.Context())...)...)
 		s.Metrics.Audited(action, outcome)
 	}
 }

@@ -301,6 +301,17 @@ func NameRequest(ctx context.Context, method, route string) {
 	}
 }
 
+// TraceIDs are the trace_id and span_id log attributes of ctx's span, for a
+// log line written with another logger than the request's; none when ctx
+// is not traced.
+func TraceIDs(ctx context.Context) []any {
+	sc := trace.SpanContextFromContext(ctx)
+	if !sc.IsValid() {
+		return nil
+	}
+	return []any{"trace_id", sc.TraceID().String(), "span_id", sc.SpanID().String()}
+}
+
 // SampledTraceID is the hex trace id of ctx's span when it is sampled, for
 // logs and exemplars; "" otherwise.
 func SampledTraceID(ctx context.Context) string {
