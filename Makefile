@@ -48,11 +48,13 @@ redis-start:
 	scripts/redis.sh start
 
 # What the tests beyond Go need, installed when missing (quick when present):
-# Debian's prometheus (promtool), chromium + playwright-core, schemathesis.
+# Debian's prometheus (promtool), chromium + playwright-core, schemathesis,
+# the Redocly CLI.
 tools:
 	scripts/prometheus.sh install </dev/null
 	scripts/browser.sh install </dev/null
 	scripts/schemathesis.sh install </dev/null
+	scripts/redocly.sh install </dev/null
 	scripts/k8s.sh install </dev/null
 	scripts/haproxy.sh install </dev/null
 	scripts/kcat.sh install </dev/null
