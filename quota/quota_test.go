@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 )
 
 func TestLimitsOverrides(t *testing.T) {
@@ -74,5 +75,37 @@ func TestQuotas(t *testing.T) {
 	if u.Quotas[Streams] != (QuotaUsage{Used: 1, Limit: 2}) || u.Quotas[HeldConnections].Limit != 1 ||
 		u.Sent["minute"].Requests != 2 || u.Sent["day"].Bytes != 1000 {
 		t.Errorf("usage %+v", u)
+	}
+}
+
+// countingStore counts the takes that reach the store.
+type countingStore struct {
+	store
+	takes int
+}
+
+func (c *countingStore) take(ctx context.Context, tenant string, n, rate int64) (bool, time.Duration, error) {
+	c.takes++
+	return c.store.take(ctx, tenant, n, rate)
+}
+
+// TestBytesReserve: small sends spend the instance's reserve, so most need
+// no store round trip, and together they still never pass the rate.
+func TestBytesReserve(t *testing.T) {
+	q := New(Config{Defaults: Limits{IngestBytesPerSecond: 100_000}})
+	cs := &countingStore{store: q.store}
+	q.store = cs
+	accepted, takesWhileAccepted := int64(0), 0
+	for range 300 { // 300 sends of 1,000 bytes at once: the bucket holds 100,000
+		if q.TakeBytes(context.Background(), "acme", 1000) == nil {
+			accepted += 1000
+			takesWhileAccepted = cs.takes
+		}
+	}
+	if accepted > 100_000 || accepted < 90_000 {
+		t.Errorf("accepted %d bytes at once, want the burst of 100,000 at most (and nearly all of it)", accepted)
+	}
+	if takesWhileAccepted > 15 {
+		t.Errorf("%d takes reached the store for %d accepted sends; the reserve should spare most", takesWhileAccepted, accepted/1000)
 	}
 }
