@@ -204,7 +204,9 @@ func FuzzDecodeEventBatch(f *testing.F) {
 		batch := EventBatch{StreamID: stream, Events: []rtstream.Event{{ID: id, ReceivedAt: at, Data: data}, {ID: id + "2", ReceivedAt: at}}}
 		rec := batch.AppendJSON(nil)
 		fast := checkDecode(t, rec)
-		if y := at.Year(); !fast && plainID(stream) && plainID(id) && 0 <= y && y <= 9999 {
+		// Data that is not UTF-8 leaves the fast path on purpose (issue 17):
+		// the slow path replaces its bytes.
+		if y := at.Year(); !fast && utf8.Valid(data) && plainID(stream) && plainID(id) && 0 <= y && y <= 9999 {
 			t.Fatalf("the fast path did not read %q", rec)
 		}
 	})
