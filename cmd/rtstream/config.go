@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -183,7 +184,10 @@ type setting struct {
 func names(n ...string) []string { return n }
 
 // settings lists every variable the server reads.
-var settings = []setting{
+var settings = slices.Concat(baseSettings, featureSettings)
+
+// baseSettings are the variables of the server and its Kafka, auth and limits.
+var baseSettings = []setting{
 	{names("KAFKA_BROKERS", "KAFKA_BROKER"), func(c *config, v string) error { c.Brokers = splitList(v); return nil }},
 	{names("DATA_DIR"), text(func(c *config) *string { return &c.DataDir })},
 	{names("HTTP_ADDR"), text(func(c *config) *string { return &c.HTTPAddr })},
@@ -250,9 +254,6 @@ var settings = []setting{
 	{names("READ_TIMEOUT"), duration(func(c *config) *time.Duration { return &c.ReadTimeout })},
 	{names("IDLE_TIMEOUT"), duration(func(c *config) *time.Duration { return &c.IdleTimeout })},
 	{names("MAX_SSE_CONNECTIONS"), count(func(c *config) *int { return &c.MaxStreams }, 1)},
-	{names("QUOTA_HELD_CONNECTIONS", "MAX_SSE_PER_KEY"), count(func(c *config) *int { return &c.Quotas.HeldConnections }, 1)},
-	{names("QUOTA_STREAMS"), count(func(c *config) *int { return &c.Quotas.Streams }, 1)},
-	{names("QUOTA_INGEST_BYTES_PER_SECOND"), count64(func(c *config) *int64 { return &c.Quotas.IngestBytesPerSecond }, 0)},
 	{names("RATE_LIMIT_RPS"), rate(func(c *config) *float64 { return &c.RateLimitRPS })},
 	{names("RATE_LIMIT_BURST"), count(func(c *config) *int { return &c.RateLimitBurst }, 1)},
 	{names("REDIS_URL"), text(func(c *config) *string { return &c.RedisURL })},
@@ -260,6 +261,14 @@ var settings = []setting{
 	{names("TRUSTED_PROXIES"), text(func(c *config) *string { return &c.TrustedProxies })},
 	{names("IDEMPOTENCY_TTL"), duration(func(c *config) *time.Duration { return &c.IdempotencyTTL })},
 	{names("IDEMPOTENCY_MAX_KEYS"), count(func(c *config) *int { return &c.IdempotencyMaxKeys }, 1)},
+}
+
+// featureSettings are the variables of source streams, quotas and tracing
+// (issues 15, 16, 20).
+var featureSettings = []setting{
+	{names("QUOTA_HELD_CONNECTIONS", "MAX_SSE_PER_KEY"), count(func(c *config) *int { return &c.Quotas.HeldConnections }, 1)},
+	{names("QUOTA_STREAMS"), count(func(c *config) *int { return &c.Quotas.Streams }, 1)},
+	{names("QUOTA_INGEST_BYTES_PER_SECOND"), count64(func(c *config) *int64 { return &c.Quotas.IngestBytesPerSecond }, 0)},
 	{names("SOURCE_TOPICS"), func(c *config, v string) error {
 		c.SourceTopics = splitList(v)
 		for _, p := range c.SourceTopics {
